@@ -1,0 +1,2 @@
+# Copyright (c) finers_mm contributors. All rights reserved.
+"""Training-loop components: hooks, loops, optimiser constructors."""

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Create (if missing) and fill the project's virtual environment `.venv` with the tested stack.
+#
+# This is the ONE place that knows how to install finers_mm (see ../shared/DEPENDENCIES.md):
+#   1. torch/torchvision first (mmcv's build reads the installed torch; without it mmcv silently builds
+#      without its compiled ops);
+#   2. mmcv 2.1.0 from source: setuptools<82 (its setup.py imports pkg_resources), no build isolation,
+#      ninja, MAX_JOBS, and a compiler wrapper that appends -std=c++20 (torch 2.14 headers need C++20,
+#      mmcv forces -std=c++17; gcc keeps the last -std);
+#   3. finers_mm itself, editable, with the `dev` extra.
+# Idempotent: a stamp keyed on the requirement files makes a second run return in well under a second.
+#
+# Usage: bash tools/setup_env.sh            (VENV=path to use another environment)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${VENV:-$ROOT/.venv}"
+PY_BOOT="${PYTHON:-python3}"
+TORCH_SPEC="torch==2.14.1 torchvision==0.29.1"
+MMCV_SPEC="mmcv==2.1.0"
+
+stamp_key() {
+  cat "$ROOT/setup.py" "$ROOT/tools/setup_env.sh" | sha256sum | cut -d' ' -f1
+}
+STAMP="$VENV/.finers_mm_installed"
+if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$(stamp_key)" ]]; then
+  exit 0
+fi
+
+log() { printf '[setup_env] %s\n' "$*" >&2; }
+start=$(date +%s)
+
+if [[ ! -x "$VENV/bin/python" ]]; then
+  log "creating $VENV"
+  "$PY_BOOT" -m venv "$VENV"
+fi
+PY="$VENV/bin/python"
+PIP=("$PY" -m pip --disable-pip-version-check)
+
+log "step 1/3: torch, torchvision and build tools"
+"${PIP[@]}" install -q $TORCH_SPEC "setuptools<82" wheel ninja
+
+if ! "$PY" -c "import mmcv, mmcv.ops; from mmcv.ops import nms" 2>/dev/null \
+    || [[ "$("$PY" -c 'import mmcv; print(mmcv.__version__)' 2>/dev/null)" != "${MMCV_SPEC#mmcv==}" ]]; then
+  log "step 2/3: $MMCV_SPEC with compiled ops (about 7 min on 2 cores the first time; pip caches the wheel)"
+  wrapper_dir="$(mktemp -d)"
+  trap 'rm -rf "$wrapper_dir"' EXIT
+  cat > "$wrapper_dir/cxx20" <<'WRAP'
+#!/usr/bin/env bash
+exec "${FINERS_REAL_CXX:-g++}" "$@" -std=c++20
+WRAP
+  chmod +x "$wrapper_dir/cxx20"
+  FINERS_REAL_CXX="${CXX:-g++}" CXX="$wrapper_dir/cxx20" MMCV_WITH_OPS=1 MAX_JOBS="${MAX_JOBS:-$(nproc)}" \
+    PATH="$VENV/bin:$PATH" "${PIP[@]}" install -q --no-build-isolation "$MMCV_SPEC"
+  "$PY" -c "from mmcv.ops import nms" || { log "mmcv was built without its ops"; exit 1; }
+else
+  log "step 2/3: $MMCV_SPEC with ops already installed"
+fi
+
+log "step 3/3: finers_mm (editable) and its dependencies"
+"${PIP[@]}" install -q -e "$ROOT[dev]"
+
+stamp_key > "$STAMP"
+log "environment ready in $VENV ($(( $(date +%s) - start )) s)"
