@@ -1,0 +1,92 @@
+# FineRS-4k dataset settings (one sample per (image, question) record of the authors' JSON).
+#
+# The frames and sizes of the coarse-to-fine chain, the ONE place they are set (METHOD.md):
+# explorer_size: the whole image is resized to this (w, h) frame for GSE; region_size: side of the
+# GSE region in that frame; refiner_size: the LPR frame (w, h) the crop is resized to; crop_min_side:
+# smallest side of the square crop in original pixels. The pipelines below read them from here; a
+# config inheriting this file that changes `frames` must also rebuild the pipelines (mmengine
+# evaluates them when this file is read).
+frames = dict(explorer_size=(1920, 1080), region_size=256, refiner_size=(512, 512), crop_min_side=512)
+
+dataset_type = 'FineRS4kDataset'
+# Assumed layout (the release's layout is not documented): <data_root>/annotations/{train,val,test}.json
+# in the authors' format, every record's image_path relative to <data_root>/images/. Another layout is a
+# one-line change of `data_root`, `data_prefix` or `ann_files`.
+data_root = 'data/FineRS-4k/'
+data_prefix = dict(img='images/')
+ann_files = dict(
+    train='annotations/train.json', val='annotations/val.json', test='annotations/test.json')
+
+# Files on another backend, e.g. petrel:
+# backend_args = dict(backend='petrel', path_mapping=dict({'data/': 's3://bucket/data/'}))
+backend_args = None
+
+# Training samples carry both views: the explorer view (GSE, regressed to best_region) and a random
+# refiner crop around the GT (LPR); GT points are the centres of the two largest inscribed circles.
+train_pipeline = [
+    dict(type='LoadFineRSImage', backend_args=backend_args),
+    dict(type='LoadFineRSMask'),
+    dict(type='SampleGTPoints', method='inscribed_circles'),
+    dict(type='ExplorerView', frame_size=frames['explorer_size'], region_size=frames['region_size']),
+    dict(
+        type='RefinerCrop',
+        frame_size=frames['refiner_size'],
+        min_side=frames['crop_min_side'],
+        mode='random'),
+    dict(type='PackFineRSInputs'),
+]
+# At test time the refiner crop comes from the explorer's predicted region (inside the model); the
+# GT mask is loaded for the metrics only.
+test_pipeline = [
+    dict(type='LoadFineRSImage', backend_args=backend_args),
+    dict(type='LoadFineRSMask'),
+    dict(type='ExplorerView', frame_size=frames['explorer_size'], region_size=frames['region_size']),
+    dict(type='PackFineRSInputs'),
+]
+
+# GRPO: a batch is a batch of prompts (the authors: GSE 8 prompts per step over 2 GPUs, LPR 16 over 4);
+# model configs set the batch size. Restrict the tasks with
+# filter_cfg=dict(question_types=('segmentation', 'multiple_choice', 'open')).
+train_dataloader = dict(
+    batch_size=4,
+    num_workers=2,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        ann_file=ann_files['train'],
+        data_prefix=data_prefix,
+        pipeline=train_pipeline,
+        backend_args=backend_args))
+val_dataloader = dict(
+    batch_size=1,
+    num_workers=2,
+    persistent_workers=True,
+    drop_last=False,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        ann_file=ann_files['val'],
+        data_prefix=data_prefix,
+        test_mode=True,
+        pipeline=test_pipeline,
+        backend_args=backend_args))
+test_dataloader = dict(
+    batch_size=1,
+    num_workers=2,
+    persistent_workers=True,
+    drop_last=False,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        ann_file=ann_files['test'],
+        data_prefix=data_prefix,
+        test_mode=True,
+        pipeline=test_pipeline,
+        backend_args=backend_args))
+
+# val_evaluator / test_evaluator: FineRSMetric (gIoU / cIoU per size bucket, MVQA / OVQA accuracy),
+# set by the metric issue.

@@ -1,0 +1,29 @@
+# Runtime shared by every finers_mm config (mmdet's default_runtime, in the finers_mm scope).
+# finers_mm registries are children of mmdet's, so stock mmdet types (RetinaNet, CocoMetric, ...)
+# build by name from here as well.
+default_scope = 'finers_mm'
+custom_imports = dict(imports=['finers_mm'], allow_failed_imports=False)
+
+default_hooks = dict(
+    timer=dict(type='IterTimerHook'),
+    logger=dict(type='LoggerHook', interval=10),
+    param_scheduler=dict(type='ParamSchedulerHook'),
+    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=50, max_keep_ckpts=3),
+    sampler_seed=dict(type='DistSamplerSeedHook'),
+    visualization=dict(type='DetVisualizationHook'))
+
+env_cfg = dict(
+    cudnn_benchmark=False,
+    mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
+    # nccl on GPUs; CPU runs (tests, the tiny demo) override with gloo
+    dist_cfg=dict(backend='nccl'))
+
+vis_backends = [dict(type='LocalVisBackend')]
+visualizer = dict(type='DetLocalVisualizer', vis_backends=vis_backends, name='visualizer')
+# FineRS trains for a number of GRPO steps, not epochs
+log_processor = dict(type='LogProcessor', window_size=10, by_epoch=False)
+
+log_level = 'INFO'
+load_from = None
+resume = False
+randomness = dict(seed=0, deterministic=False)
