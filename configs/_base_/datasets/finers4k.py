@@ -1,17 +1,19 @@
 # FineRS-4k dataset settings (one sample per (image, question) record of the authors' JSON).
 #
 # The frames and sizes of the coarse-to-fine chain, the ONE place they are set (METHOD.md):
-# explorer_size: the whole image is resized to this (w, h) frame for GSE; region_size: side of the
-# GSE region in that frame; refiner_size: the LPR frame (w, h) the crop is resized to; crop_min_side:
-# smallest side of the square crop in original pixels. The pipelines below read them from here; a
-# config inheriting this file that changes `frames` must also rebuild the pipelines (mmengine
-# evaluates them when this file is read).
-frames = dict(explorer_size=(1920, 1080), region_size=256, refiner_size=(512, 512), crop_min_side=512)
+# explorer_size: the whole image is resized to this (w, h) frame for GSE; region_size: side of
+# the GSE region in that frame; refiner_size: the LPR frame (w, h) the crop is resized to;
+# crop_min_side: smallest side of the square crop in original pixels. The pipelines below read
+# them from here; a config inheriting this file that changes `frames` must also rebuild the
+# pipelines (mmengine evaluates them when this file is read).
+frames = dict(
+    explorer_size=(1920, 1080), region_size=256, refiner_size=(512, 512), crop_min_side=512)
 
 dataset_type = 'FineRS4kDataset'
-# Assumed layout (the release's layout is not documented): <data_root>/annotations/{train,val,test}.json
-# in the authors' format, every record's image_path relative to <data_root>/images/. Another layout is a
-# one-line change of `data_root`, `data_prefix` or `ann_files`.
+# Assumed layout (the release's layout is not documented):
+# <data_root>/annotations/{train,val,test}.json in the authors' format, every record's image_path
+# relative to <data_root>/images/. Another layout is a one-line change of `data_root`,
+# `data_prefix` or `ann_files`.
 data_root = 'data/FineRS-4k/'
 data_prefix = dict(img='images/')
 ann_files = dict(
@@ -27,7 +29,10 @@ train_pipeline = [
     dict(type='LoadFineRSImage', backend_args=backend_args),
     dict(type='LoadFineRSMask'),
     dict(type='SampleGTPoints', method='inscribed_circles'),
-    dict(type='ExplorerView', frame_size=frames['explorer_size'], region_size=frames['region_size']),
+    dict(
+        type='ExplorerView',
+        frame_size=frames['explorer_size'],
+        region_size=frames['region_size']),
     dict(
         type='RefinerCrop',
         frame_size=frames['refiner_size'],
@@ -35,17 +40,21 @@ train_pipeline = [
         mode='random'),
     dict(type='PackFineRSInputs'),
 ]
-# At test time the refiner crop comes from the explorer's predicted region (inside the model); the
-# GT mask is loaded for the metrics only.
+# At test time the refiner crop comes from the explorer's predicted region (inside the model, from
+# the packed original image); the GT mask is loaded for the metrics only.
 test_pipeline = [
     dict(type='LoadFineRSImage', backend_args=backend_args),
     dict(type='LoadFineRSMask'),
-    dict(type='ExplorerView', frame_size=frames['explorer_size'], region_size=frames['region_size']),
-    dict(type='PackFineRSInputs'),
+    dict(
+        type='ExplorerView',
+        frame_size=frames['explorer_size'],
+        region_size=frames['region_size']),
+    # 'original': the full-resolution image the model crops for the refiner
+    dict(type='PackFineRSInputs', views=('explorer', 'original')),
 ]
 
-# GRPO: a batch is a batch of prompts (the authors: GSE 8 prompts per step over 2 GPUs, LPR 16 over 4);
-# model configs set the batch size. Restrict the tasks with
+# GRPO: a batch is a batch of prompts (the authors: GSE 8 prompts per step over 2 GPUs, LPR 16
+# over 4); model configs set the batch size. Restrict the tasks with
 # filter_cfg=dict(question_types=('segmentation', 'multiple_choice', 'open')).
 train_dataloader = dict(
     batch_size=4,

@@ -1,0 +1,515 @@
+# Copyright (c) finers_mm contributors. All rights reserved.
+"""FineRS-4k: one sample per (image, question) record of the authors' annotation JSON.
+
+The annotation file is read unchanged::
+
+    {"annotations": [
+        {"image_path": "0001.jpg",             # relative to data_prefix['img']
+         "Q": "What color is the car next to the tree?",
+         "A": "B",
+         "Q-type": "option",                    # "referring" | "option" | "reasoning"
+         "options": ["red", "white", ...],      # multiple choice only: list, dict or one string
+         "points": [[x, y], [x, y], ...],       # ONE polygon, original image pixels
+         "attribute": "colors",
+         "area_percent": 0.0123,                # mask area / image area * 100
+         "best_region": [x1, y1, x2, y2]},      # optional (retrospective region search)
+        ...]}
+
+Loading is cheap: the image size comes from the image header (no decode) and the mask is NOT
+rasterised; ``LoadFineRSMask`` does that in the pipeline with :mod:`finers_mm.structures.masks`.
+
+Bad input fails early with one :class:`FineRSAnnotationError` naming the annotation file, the record
+index and the fix, or, with ``on_bad_record='skip'``, the bad records are dropped and counted in one
+warning. The record rules:
+
+- required keys (:attr:`FineRS4kDataset.REQUIRED_KEYS`) present and not null; ``Q`` a non-empty
+  string; ``A`` a string or a number; ``attribute`` a string; ``Q-type`` one of
+  ``QTYPE_FROM_ANNOTATION``; a multiple-choice record has non-empty ``options``; ``area_percent`` a
+  finite number >= 0; ``best_region``, when present and not null, four finite numbers with
+  ``x2 > x1`` and ``y2 > y1``;
+- the image exists and its header is readable;
+- ``points`` is ONE polygon ``[[x, y], ...]`` of finite numbers with at least 3 vertices;
+- degenerate polygon: every vertex lies on one line (within ``1e-6`` px of the line through the
+  first vertex and the vertex farthest from it; coincident vertices included). The authors' raster
+  of such a polygon is only its outline, a line or a point, which is not an object. A thin polygon
+  whose *truncated* vertices happen to be collinear still encloses area and is kept: its 1-px raster
+  is the GT the authors evaluate against;
+- polygon outside the image: a vertex lies more than ``out_of_image_tol`` pixels outside the
+  continuous image extent ``[0, W] x [0, H]`` (usually the wrong image, or points in a resized
+  frame), or the polygon's raster has no pixel inside the image. Within the tolerance the raster is
+  clipped to the image, as ``cv2.fillPoly`` does.
+"""
+import json
+import logging
+import math
+import os.path as osp
+from collections import defaultdict
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+from mmdet.datasets import BaseDetDataset
+from mmengine.fileio import exists, get_local_path
+from mmengine.logging import print_log
+from PIL import Image
+
+from finers_mm.registry import DATASETS
+from finers_mm.structures.masks import polygon_bbox
+from .question_types import (MULTIPLE_CHOICE, QTYPE_FROM_ANNOTATION, QUESTION_TYPES,
+                             SIZE_THRESHOLDS, normalize_options, size_bucket)
+
+#: a polygon whose vertices all lie within this distance (px) of one line is degenerate
+_COLLINEAR_TOL = 1e-6
+_SKIP_HINT = "or pass on_bad_record='skip' to drop such records"
+_POLYGON_HINT = 'give ONE polygon as [[x, y], [x, y], [x, y], ...] in original image pixels'
+
+
+class FineRSAnnotationError(ValueError):
+    """A FineRS-4k annotation file or record that cannot be used.
+
+    Args:
+        ann_file (str): the annotation file.
+        reason (str): short name of the problem (the key of the skip-mode counts).
+        detail (str): what is wrong, with the offending values.
+        fix (str): what to change.
+        index (int, optional): the record's index in ``annotations``; None for a file-level problem.
+    """
+
+    def __init__(self, ann_file: str, reason: str, detail: str, fix: str,
+                 index: Optional[int] = None) -> None:
+        self.ann_file = ann_file
+        self.reason = reason
+        self.index = index
+        where = ann_file if index is None else f'{ann_file}, record {index}'
+        super().__init__(f'{where}: {reason}: {detail}. Fix: {fix}')
+
+
+class _RecordProblem(Exception):
+    """Raised by the record checks; the dataset turns it into a :class:`FineRSAnnotationError`."""
+
+    def __init__(self, reason: str, detail: str, fix: str) -> None:
+        super().__init__(reason, detail, fix)
+        self.reason, self.detail, self.fix = reason, detail, fix
+
+
+@DATASETS.register_module()
+class FineRS4kDataset(BaseDetDataset):
+    """FineRS-4k reasoning-segmentation dataset: one sample per (image, question) record.
+
+    Each data info holds: ``img_path``, ``img_id`` (the record's ``image_path``), ``ann_index``
+    (the record's index in the JSON), ``height``, ``width``, ``question``, ``question_type``
+    (``'segmentation'`` | ``'multiple_choice'`` | ``'open'``), ``options`` (``{letter: text}``,
+    ``{}`` if none), ``answer``, ``attribute``, ``area_percent``, ``size_bucket`` (``'S'`` |
+    ``'XS'`` | ``'XXS'``), ``gt_polygon`` ((N, 2) float32, original pixels), ``gt_bbox`` ((4,)
+    float32, the exact extent of the authors' raster, mmdet's ``[x1, y1, x2 + 1, y2 + 1]``) and
+    ``best_region`` ((4,) float32 or None). Validation rules: see the module docstring.
+
+    Question-type filter, mmdet-style in ``filter_cfg``:
+    ``filter_cfg=dict(question_types=('segmentation', ))`` keeps only those types. Unlike mmdet's
+    ``filter_empty_gt`` it also applies in test mode: it selects the task, it does not clean data.
+
+    Args:
+        size_thresholds (dict, optional): ``s_min`` / ``xxs_max`` of
+            :func:`~finers_mm.datasets.question_types.size_bucket` on ``area_percent``. Defaults to
+            ``dict(s_min=0.055, xxs_max=0.017)`` (the paper's).
+        on_bad_record (str): ``'raise'`` (default): the first bad record raises
+            :class:`FineRSAnnotationError`; ``'skip'``: bad records are dropped and counted per
+            reason in one warning (and in :attr:`skipped_records`). File-level problems always
+            raise.
+        out_of_image_tol (float): how far (px) a polygon vertex may lie outside the image extent
+            ``[0, W] x [0, H]``. Defaults to 2.0.
+        **kwargs: :class:`mmdet.datasets.BaseDetDataset` arguments (``ann_file``, ``data_root``,
+            ``data_prefix=dict(img=...)``, ``filter_cfg``, ``pipeline``, ``backend_args``, ...).
+    """
+
+    METAINFO = dict(classes=('object', ), palette=[(220, 20, 60)])
+    #: keys every record must have (not null); ``options`` is checked per question type
+    REQUIRED_KEYS = ('image_path', 'Q', 'A', 'Q-type', 'points', 'attribute', 'area_percent')
+    BAD_RECORD_MODES = ('raise', 'skip')
+
+    def __init__(self,
+                 *args,
+                 size_thresholds: Optional[Dict[str, float]] = None,
+                 on_bad_record: str = 'raise',
+                 out_of_image_tol: float = 2.0,
+                 **kwargs) -> None:
+        if on_bad_record not in self.BAD_RECORD_MODES:
+            raise ValueError(f'on_bad_record must be one of {self.BAD_RECORD_MODES}, '
+                             f'got {on_bad_record!r}')
+        self.size_thresholds = _check_size_thresholds(size_thresholds)
+        self.on_bad_record = on_bad_record
+        self.out_of_image_tol = float(out_of_image_tol)
+        self.skipped_records: Dict[str, List[int]] = {}
+        kwargs.setdefault('data_prefix', dict(img=''))
+        if 'img' not in kwargs['data_prefix']:
+            raise ValueError("FineRS4kDataset needs data_prefix=dict(img='<images folder>'), got "
+                             f"{kwargs['data_prefix']!r}")
+        kwargs['filter_cfg'] = _check_filter_cfg(kwargs.get('filter_cfg'))
+        super().__init__(*args, **kwargs)
+
+    def load_data_list(self) -> List[dict]:
+        """Read the annotation file and parse every record into a data info.
+
+        Returns:
+            list[dict]: one data info per valid record, in file order.
+
+        Raises:
+            FineRSAnnotationError: a file-level problem, or a bad record when
+                ``on_bad_record='raise'``.
+        """
+        records = self._load_records()
+        self._image_sizes: Dict[str, Union[Tuple[int, int], _RecordProblem]] = {}
+        data_list, skipped = [], defaultdict(list)
+        try:
+            for index, record in enumerate(records):
+                try:
+                    data_list.append(
+                        self.parse_data_info(dict(raw_record=record, ann_index=index)))
+                except FineRSAnnotationError as error:
+                    if self.on_bad_record == 'raise':
+                        raise
+                    skipped[error.reason].append(index)
+        finally:
+            del self._image_sizes
+        self.skipped_records = dict(skipped)
+        if skipped:
+            self._warn_skipped(len(records))
+        return data_list
+
+    def parse_data_info(self, raw_data_info: dict) -> dict:
+        """Validate one record and turn it into a data info.
+
+        Args:
+            raw_data_info (dict): ``raw_record`` (the record as in the JSON) and ``ann_index`` (its
+                index there).
+
+        Returns:
+            dict: the data info (keys: see the class docstring).
+
+        Raises:
+            FineRSAnnotationError: the record breaks a rule of the module docstring.
+        """
+        record, index = raw_data_info['raw_record'], raw_data_info['ann_index']
+        try:
+            return self._parse_record(record, index)
+        except _RecordProblem as problem:
+            raise FineRSAnnotationError(
+                self.ann_file, problem.reason, f'{_describe(record)}{problem.detail}',
+                f'{problem.fix}, {_SKIP_HINT}', index=index) from None
+
+    def filter_data(self) -> List[dict]:
+        """Keep the samples whose question type is in ``filter_cfg['question_types']``.
+
+        Returns:
+            list[dict]: the kept data infos (all of them without that filter).
+        """
+        if not self.filter_cfg:
+            return self.data_list
+        keep = set(self.filter_cfg['question_types'])
+        return [info for info in self.data_list if info['question_type'] in keep]
+
+    def get_cat_ids(self, idx: int) -> List[int]:
+        """Category ids of a sample: every sample is one object of the single class ``'object'``.
+
+        Args:
+            idx (int): sample index.
+
+        Returns:
+            list[int]: ``[0]``.
+        """
+        return [0]
+
+    def _load_records(self) -> list:
+        """Load the JSON and return its ``annotations`` list (file-level checks)."""
+        try:
+            with get_local_path(self.ann_file, backend_args=self.backend_args) as local_path:
+                with open(local_path, encoding='utf-8') as f:
+                    content = json.load(f)
+        except FileNotFoundError as error:
+            raise FineRSAnnotationError(
+                self.ann_file, 'missing annotation file', str(error),
+                'check data_root and ann_file in the dataset config') from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise FineRSAnnotationError(
+                self.ann_file, 'malformed JSON', str(error),
+                'repair the file (it must be UTF-8 JSON), e.g. re-export it') from None
+        if not isinstance(content, dict) or not isinstance(content.get('annotations'), list):
+            if not isinstance(content, dict):
+                found = f'the top level is a {type(content).__name__}'
+            elif 'annotations' in content:
+                found = f'"annotations" is a {type(content["annotations"]).__name__}, not a list'
+            else:
+                found = f'the top level has the keys {sorted(content)[:5]}, no "annotations"'
+            raise FineRSAnnotationError(
+                self.ann_file, 'not a FineRS-4k annotation file', found,
+                'give the authors\' format {"annotations": [{...}, ...]}')
+        return content['annotations']
+
+    def _parse_record(self, record, index: int) -> dict:
+        """The checks and fields of one record, in the order cheap -> image header -> bounds."""
+        if not isinstance(record, dict):
+            raise _RecordProblem('not a record', f'got a {type(record).__name__}',
+                                 'each entry of "annotations" must be a JSON object')
+        _check_required_keys(record, self.REQUIRED_KEYS)
+        image_path = _parse_image_path(record['image_path'])
+        question_type = _parse_question_type(record['Q-type'])
+        polygon = _parse_polygon(record['points'])
+        info = dict(
+            img_id=image_path,
+            ann_index=index,
+            question=_parse_question(record['Q']),
+            question_type=question_type,
+            options=_parse_options(record.get('options'), question_type),
+            answer=_parse_answer(record['A']),
+            attribute=_parse_attribute(record['attribute']),
+            area_percent=_parse_area_percent(record['area_percent']),
+            best_region=_parse_best_region(record.get('best_region')))
+        info['size_bucket'] = size_bucket(info['area_percent'], **self.size_thresholds)
+        info['img_path'] = osp.join(self.data_prefix['img'], image_path)
+        info['height'], info['width'] = self._image_size(info['img_path'])
+        info['gt_bbox'] = _check_inside_image(
+            polygon, info['height'], info['width'], self.out_of_image_tol)
+        info['gt_polygon'] = _float32_keeping_raster(polygon)
+        return info
+
+    def _image_size(self, img_path: str) -> Tuple[int, int]:
+        """(height, width) of an image from its header, read once per image and load."""
+        if img_path not in self._image_sizes:
+            try:
+                self._image_sizes[img_path] = _read_image_size(img_path, self.backend_args)
+            except _RecordProblem as problem:
+                self._image_sizes[img_path] = problem
+        size = self._image_sizes[img_path]
+        if isinstance(size, _RecordProblem):
+            raise _RecordProblem(size.reason, size.detail, size.fix)
+        return size
+
+    def _warn_skipped(self, num_records: int) -> None:
+        """One warning summarising the skipped records per reason."""
+        num_skipped = sum(len(v) for v in self.skipped_records.values())
+        reasons = '; '.join(
+            f'{len(indices)} x {reason} (records {_first_few(indices)})'
+            for reason, indices in sorted(self.skipped_records.items()))
+        print_log(
+            f'{type(self).__name__}: skipped {num_skipped} of {num_records} records of '
+            f'{self.ann_file} (on_bad_record=\'skip\'): {reasons}. Set on_bad_record=\'raise\' to '
+            'see each problem and its fix.',
+            logger='current', level=logging.WARNING)
+
+
+def _check_size_thresholds(size_thresholds: Optional[Dict[str, float]]) -> Dict[str, float]:
+    """Merge user thresholds over the defaults; reject unknown keys."""
+    size_thresholds = dict(size_thresholds or {})
+    unknown = set(size_thresholds) - set(SIZE_THRESHOLDS)
+    if unknown:
+        raise ValueError(f'size_thresholds accepts the keys {sorted(SIZE_THRESHOLDS)}, '
+                         f'got unknown {sorted(unknown)}')
+    return {key: float(value) for key, value in dict(SIZE_THRESHOLDS, **size_thresholds).items()}
+
+
+def _check_filter_cfg(filter_cfg: Optional[dict]) -> Optional[dict]:
+    """Validate ``filter_cfg=dict(question_types=...)``; a single type may be given as a string."""
+    if not filter_cfg:
+        return None
+    unknown = set(filter_cfg) - {'question_types'}
+    if unknown:
+        raise ValueError('FineRS4kDataset filter_cfg accepts only question_types, got '
+                         f'{sorted(unknown)}')
+    types = filter_cfg['question_types']
+    types = (types, ) if isinstance(types, str) else tuple(types)
+    bad = [t for t in types if t not in QUESTION_TYPES]
+    if bad:
+        raise ValueError(f'filter_cfg question_types must be among {QUESTION_TYPES}, got {bad}')
+    return dict(question_types=types)
+
+
+def _describe(record: dict) -> str:
+    """``"image_path='x.jpg': "`` for a message, empty when unknown."""
+    image_path = record.get('image_path') if isinstance(record, dict) else None
+    return f'image_path={image_path!r}: ' if image_path is not None else ''
+
+
+def _first_few(indices: Sequence[int], limit: int = 5) -> str:
+    """``'3, 8, 11, ...'``."""
+    shown = ', '.join(str(i) for i in indices[:limit])
+    return shown + (', ...' if len(indices) > limit else '')
+
+
+def _check_required_keys(record: dict, keys: Sequence[str]) -> None:
+    """Every required key present and not null."""
+    missing = [key for key in keys if record.get(key) is None]
+    if 'points' in missing:
+        raise _RecordProblem('missing polygon', 'the record has no "points"', _POLYGON_HINT)
+    if missing:
+        raise _RecordProblem('missing key', f'keys {missing} are missing or null (the record has '
+                             f'{sorted(record)})', f'add them; every record needs {list(keys)}')
+
+
+def _parse_image_path(image_path) -> str:
+    """A non-empty string."""
+    if not isinstance(image_path, str) or not image_path.strip():
+        raise _RecordProblem('malformed image_path', f'image_path is {image_path!r}',
+                             'give the image file name relative to the images folder')
+    return image_path
+
+
+def _parse_question(question) -> str:
+    """``Q``: a non-empty string."""
+    if not isinstance(question, str) or not question.strip():
+        raise _RecordProblem('empty question', f'Q is {question!r}',
+                             'give the question text in "Q"')
+    return question
+
+
+def _parse_answer(answer) -> str:
+    """``A``: a string, or a number written as text (open questions may count things)."""
+    if isinstance(answer, bool) or not isinstance(answer, (str, int, float)):
+        raise _RecordProblem('malformed answer', f'A is a {type(answer).__name__}: {answer!r}',
+                             'give the answer in "A" as a string')
+    return str(answer)
+
+
+def _parse_attribute(attribute) -> str:
+    """``attribute``: a string (colors / shape / position / others in the released data)."""
+    if not isinstance(attribute, str):
+        raise _RecordProblem('malformed attribute', f'attribute is {attribute!r}',
+                             'give the attribute as one string, e.g. "colors"')
+    return attribute
+
+
+def _parse_question_type(qtype) -> str:
+    """``Q-type`` -> finers_mm's question type."""
+    if not isinstance(qtype, str) or qtype not in QTYPE_FROM_ANNOTATION:
+        raise _RecordProblem('unknown Q-type', f'Q-type is {qtype!r}',
+                             f'use one of {sorted(QTYPE_FROM_ANNOTATION)}')
+    return QTYPE_FROM_ANNOTATION[qtype]
+
+
+def _parse_options(options, question_type: str) -> Dict[str, str]:
+    """``options`` -> ``{letter: text}``; a multiple-choice record must have some."""
+    fix = ("give the choices as a list ['red', 'white'], a dict {'A': 'red', 'B': 'white'} or one "
+           "string 'A. red B. white'")
+    try:
+        normalized = normalize_options(options)
+    except ValueError as error:
+        raise _RecordProblem('malformed options', str(error), fix) from None
+    if question_type == MULTIPLE_CHOICE and not normalized:
+        raise _RecordProblem('missing options', f'a multiple-choice record has options={options!r}',
+                             fix)
+    return normalized
+
+
+def _parse_area_percent(value) -> float:
+    """``area_percent``: a finite number >= 0."""
+    try:
+        area = float(value)
+    except (TypeError, ValueError):
+        area = float('nan')
+    if isinstance(value, bool) or not math.isfinite(area) or area < 0:
+        raise _RecordProblem('malformed area_percent', f'area_percent is {value!r}',
+                             'give the mask area in percent of the image as a number >= 0')
+    return area
+
+
+def _parse_best_region(region) -> Optional[np.ndarray]:
+    """``best_region``: None when absent, else a (4,) float32 box with positive size."""
+    if region is None:
+        return None
+    try:
+        box = np.asarray(region, dtype=np.float64)
+    except (TypeError, ValueError):
+        box = np.empty(0)
+    if box.shape != (4, ) or not np.isfinite(box).all() or box[2] <= box[0] or box[3] <= box[1]:
+        raise _RecordProblem('malformed best_region', f'best_region is {region!r}',
+                             'give [x1, y1, x2, y2] in original pixels with x2 > x1 and y2 > y1, '
+                             'or drop the key')
+    return box.astype(np.float32)
+
+
+def _parse_polygon(points) -> np.ndarray:
+    """``points`` -> (N, 2) float64 polygon with N >= 3 and non-collinear vertices."""
+    if isinstance(points, (list, tuple)) and len(points) == 0:
+        raise _RecordProblem('missing polygon', f'points is {points!r}', _POLYGON_HINT)
+    try:
+        polygon = np.asarray(points, dtype=np.float64)
+    except (TypeError, ValueError):
+        polygon = np.empty((0, 0))
+    if polygon.ndim != 2 or polygon.shape[1] != 2 or not np.isfinite(polygon).all():
+        raise _RecordProblem('malformed polygon', f'points is {_shorten(points)}', _POLYGON_HINT)
+    if len(polygon) < 3:
+        raise _RecordProblem('too few points', f'the polygon has {len(polygon)} vertices',
+                             'give at least 3 vertices')
+    if _collinear_width(polygon) < _COLLINEAR_TOL:
+        raise _RecordProblem('degenerate polygon',
+                             f'all vertices lie on one line ({_shorten(points)}): zero area',
+                             'redraw the object outline')
+    return polygon
+
+
+def _collinear_width(polygon: np.ndarray) -> float:
+    """Largest distance of a vertex from the line through vertex 0 and the vertex farthest from it.
+
+    Zero exactly when all vertices lie on one line (or coincide); robust to self-intersecting
+    polygons, whose shoelace area can cancel to zero while they still cover pixels.
+    """
+    offsets = polygon - polygon[0]
+    base = offsets[np.argmax((offsets**2).sum(axis=1))]
+    length = math.hypot(base[0], base[1])
+    if length == 0:
+        return 0.0
+    return float(np.abs(base[0] * offsets[:, 1] - base[1] * offsets[:, 0]).max() / length)
+
+
+def _check_inside_image(polygon: np.ndarray, height: int, width: int, tol: float) -> np.ndarray:
+    """The box of the polygon's raster; raise when the polygon lies outside (see module doc)."""
+    x, y = polygon[:, 0], polygon[:, 1]
+    if x.min() < -tol or y.min() < -tol or x.max() > width + tol or y.max() > height + tol:
+        raise _RecordProblem(
+            'polygon outside image',
+            f'vertices span x [{x.min():.1f}, {x.max():.1f}], y [{y.min():.1f}, {y.max():.1f}] '
+            f'but the image is {width}x{height} (tolerance {tol:g} px)',
+            'check that image_path names the annotated image and that points are in its original '
+            'pixels (not a resized frame)')
+    bbox = polygon_bbox(polygon, height, width)
+    if not bbox[2] > bbox[0]:
+        raise _RecordProblem(
+            'polygon outside image', f'no pixel of the polygon\'s raster lies inside the {width}x'
+            f'{height} image', 'check the points against the image')
+    return bbox
+
+
+def _float32_keeping_raster(polygon: np.ndarray) -> np.ndarray:
+    """float64 polygon -> float32 that truncates to the same integer vertices.
+
+    Rounding to float32 can carry a coordinate just below an integer (e.g. 2047.99999) up to that
+    integer, which moves the truncated raster vertex by 1 px; those coordinates are stepped back to
+    the float32 just below, so ``rasterize_polygon(gt_polygon)`` is the authors' raster.
+    """
+    converted = polygon.astype(np.float32)
+    crossed = np.trunc(converted) != np.trunc(polygon)
+    converted[crossed] = np.nextafter(converted[crossed], np.float32(0))
+    return converted
+
+
+def _read_image_size(img_path: str, backend_args: Optional[dict]) -> Tuple[int, int]:
+    """(height, width) from the image header; PIL does not decode the pixels."""
+    if not exists(img_path, backend_args=backend_args):
+        raise _RecordProblem('missing image file', f'{img_path} does not exist',
+                             "check data_root, data_prefix['img'] and the record's image_path")
+    try:
+        with get_local_path(img_path, backend_args=backend_args) as local_path:
+            with Image.open(local_path) as image:
+                width, height = image.size
+    except (OSError, ValueError) as error:
+        detail = str(error) if img_path in str(error) else f'{img_path}: {error}'
+        raise _RecordProblem('unreadable image', detail,
+                             're-export the image (JPEG/PNG)') from None
+    if width <= 0 or height <= 0:
+        raise _RecordProblem('unreadable image', f'{img_path} has size {width}x{height}',
+                             're-export the image')
+    return int(height), int(width)
+
+
+def _shorten(value, limit: int = 80) -> str:
+    """repr cut to ``limit`` characters for messages."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + '...'

@@ -1,0 +1,96 @@
+# Copyright (c) finers_mm contributors. All rights reserved.
+"""Pack a FineRS sample into model inputs and an mmdet ``DetDataSample``."""
+from typing import Dict, Sequence
+
+import numpy as np
+import torch
+from mmcv.transforms import BaseTransform, to_tensor
+from mmdet.structures import DetDataSample
+from mmdet.structures.mask import BitmapMasks
+from mmengine.structures import InstanceData
+
+from finers_mm.registry import TRANSFORMS
+
+#: view name in ``inputs`` -> key of its (H, W, 3) RGB image in ``results``
+VIEW_KEYS: Dict[str, str] = {
+    'original': 'img',
+    'explorer': 'explorer_img',
+    'refiner': 'refiner_img',
+}
+
+DEFAULT_META_KEYS = (
+    'img_path', 'img_id', 'ann_index', 'sample_idx', 'ori_shape', 'img_shape', 'question',
+    'question_type', 'options', 'answer', 'attribute', 'area_percent', 'size_bucket', 'best_region',
+    'region', 'explorer_frame', 'region_size', 'refiner_frame', 'crop_window', 'gt_bbox_explorer',
+    'gt_region_explorer', 'best_region_explorer', 'gt_bbox_refiner', 'gt_points_refiner')
+
+
+def _image_tensor(img: np.ndarray) -> torch.Tensor:
+    """(H, W, 3) uint8 array -> contiguous (3, H, W) uint8 tensor."""
+    return to_tensor(np.ascontiguousarray(img.transpose(2, 0, 1)))
+
+
+@TRANSFORMS.register_module()
+class PackFineRSInputs(BaseTransform):
+    """Pack the views into ``inputs`` and the GT and metainfo into a ``DetDataSample``.
+
+    ``gt_instances`` holds the one target in ORIGINAL pixels: ``bboxes`` (1, 4) float32, ``labels``
+    (1,) zeros, ``masks`` (``BitmapMasks`` (1, H, W), if gt_mask) and ``points`` (1, 2, 2) float32
+    (if gt_points). The per-frame GT (explorer / refiner pixels) travels in the metainfo.
+
+    Required Keys:
+
+    - the image of each view in ``views`` that is present: img / explorer_img / refiner_img
+    - gt_bbox, gt_mask, gt_points (each optional)
+    - the ``meta_keys`` (each optional: absent keys are skipped, since the keys depend on which
+      views the pipeline builds)
+
+    Added Keys:
+
+    - inputs (dict: view name -> torch.uint8 (3, h, w) RGB tensor)
+    - data_samples (DetDataSample)
+
+    Args:
+        views (Sequence[str]): views to pack, from ``'explorer'``, ``'refiner'`` and ``'original'``
+            (the full-resolution image, needed by a two-stage model that crops at inference).
+        meta_keys (Sequence[str]): keys copied into the data sample's metainfo when present.
+    """
+
+    def __init__(self, views: Sequence[str] = ('explorer', 'refiner'),
+                 meta_keys: Sequence[str] = DEFAULT_META_KEYS) -> None:
+        unknown = set(views) - set(VIEW_KEYS)
+        if unknown:
+            raise ValueError(f'unknown views {sorted(unknown)}; choose from {list(VIEW_KEYS)}')
+        self.views = tuple(views)
+        self.meta_keys = tuple(meta_keys)
+
+    def transform(self, results: dict) -> dict:
+        """Pack one sample.
+
+        Args:
+            results (dict): the sample at the end of the pipeline.
+
+        Returns:
+            dict: ``{'inputs': {view: tensor}, 'data_samples': DetDataSample}``.
+        """
+        inputs = {view: _image_tensor(results[VIEW_KEYS[view]])
+                  for view in self.views if VIEW_KEYS[view] in results}
+
+        instances = InstanceData()
+        if 'gt_bbox' in results:
+            instances.bboxes = to_tensor(np.asarray(results['gt_bbox'], np.float32).reshape(1, 4))
+            instances.labels = torch.zeros(1, dtype=torch.long)
+        if 'gt_mask' in results:
+            mask = results['gt_mask']
+            instances.masks = BitmapMasks(mask[None].astype(np.uint8), *mask.shape)
+        if 'gt_points' in results:
+            instances.points = to_tensor(
+                np.asarray(results['gt_points'], np.float32).reshape(1, -1, 2))
+
+        data_sample = DetDataSample()
+        data_sample.gt_instances = instances
+        data_sample.set_metainfo({key: results[key] for key in self.meta_keys if key in results})
+        return dict(inputs=inputs, data_samples=data_sample)
+
+    def __repr__(self) -> str:
+        return f'{self.__class__.__name__}(views={self.views}, meta_keys={self.meta_keys})'

@@ -1,0 +1,95 @@
+# Copyright (c) finers_mm contributors. All rights reserved.
+"""Ground-truth points for the refiner (LPR): ``points_1`` and ``points_2`` of its answer.
+
+Two rules (METHOD.md, "Rewards"):
+
+- ``inscribed_circle_points`` (default, what the paper's prompt asks for): the centres of the two
+  largest inscribed circles of the mask.
+- ``box_center_jitter_points`` (what the authors' released data holds): the box centre plus a
+  random jitter.
+
+Frames: everything here is in ORIGINAL pixels with the continuous convention of
+:mod:`finers_mm.structures.frames` (pixel ``(i, j)``'s centre is ``(i + 0.5, j + 0.5)``), so the
+points map to the explorer and refiner frames with the same functions as boxes.
+"""
+import cv2
+import numpy as np
+
+from .masks import mask_bbox
+
+
+def _distance_maximum(mask: np.ndarray):
+    """Row-major first maximum of the Euclidean distance transform of a (h, w) uint8 mask.
+
+    Pixels outside ``mask``'s array count as background (the mask is padded with zeros first).
+
+    Returns:
+        tuple: ``(row, col, distance)``; distance is 0 when the mask is empty.
+    """
+    padded = cv2.copyMakeBorder(mask, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
+    distance = cv2.distanceTransform(padded, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)[1:-1, 1:-1]
+    row, col = np.unravel_index(int(np.argmax(distance)), distance.shape)
+    return int(row), int(col), float(distance[row, col])
+
+
+def inscribed_circle_points(mask: np.ndarray) -> np.ndarray:
+    """Centres of the two largest inscribed circles of a mask.
+
+    Rule (``cv2.distanceTransform``, exact Euclidean, outside the image counts as background):
+
+    1. the first centre is the pixel of largest distance to the background (the first such pixel in
+       row-major order on ties); that distance ``r`` is the circle's radius;
+    2. the pixels closer than ``r`` to the first centre (the first circle's disk) are removed from
+       the mask, and the second centre is the largest-distance pixel of what remains, by the same
+       rule;
+    3. when nothing remains (the mask is no bigger than one disk, e.g. a pixel or two), the second
+       point repeats the first, so two points inside the mask always come back.
+
+    On a mask of two disjoint disks the points are the two disks' centres, larger disk first.
+
+    Args:
+        mask (np.ndarray): (H, W) bool or 0/1 mask in ORIGINAL pixels, not empty.
+
+    Returns:
+        np.ndarray: (2, 2) float32 ``[[x1, y1], [x2, y2]]``, pixel centres in ORIGINAL pixels (each
+        point's pixel ``(floor(x), floor(y))`` is in the mask).
+
+    Raises:
+        ValueError: the mask is empty.
+    """
+    x1, y1, x2, y2 = (int(v) for v in mask_bbox(mask))
+    if x2 == 0:
+        raise ValueError('inscribed_circle_points needs a non-empty mask')
+    crop = np.ascontiguousarray(mask[y1:y2, x1:x2], dtype=np.uint8)
+    row, col, radius = _distance_maximum(crop)
+    centres = [(col, row)]
+    rows, cols = np.ogrid[:crop.shape[0], :crop.shape[1]]
+    crop[(rows - row) ** 2 + (cols - col) ** 2 < radius ** 2] = 0
+    if crop.any():
+        row, col, _ = _distance_maximum(crop)
+    centres.append((col, row))
+    return np.array(centres, dtype=np.float32) + np.array([x1 + 0.5, y1 + 0.5], dtype=np.float32)
+
+
+def box_center_jitter_points(box, jitter: float, rng: np.random.Generator) -> np.ndarray:
+    """Two points at the box centre, each moved by an independent uniform jitter (authors' data).
+
+    Each point is ``centre + u * jitter * (w / 2, h / 2)`` with ``u`` uniform in ``[-1, 1]`` per
+    axis, so the jitter is a fraction of the box's half-size (tiny objects keep their points on the
+    object) and the points stay inside the box for ``jitter <= 1``.
+
+    Args:
+        box: (4,) ``[x1, y1, x2, y2]`` in ORIGINAL pixels (continuous, ``x2 = xmax + 1``).
+        jitter (float): largest offset as a fraction of the box's half-size, >= 0.
+        rng (np.random.Generator): the only source of randomness.
+
+    Returns:
+        np.ndarray: (2, 2) float32 ``[[x1, y1], [x2, y2]]`` in ORIGINAL pixels.
+    """
+    if jitter < 0:
+        raise ValueError(f'jitter must be >= 0, got {jitter}')
+    x1, y1, x2, y2 = (float(v) for v in box)
+    centre = np.array([(x1 + x2) / 2, (y1 + y2) / 2])
+    half = np.array([(x2 - x1) / 2, (y2 - y1) / 2])
+    offsets = rng.uniform(-1.0, 1.0, size=(2, 2)) * jitter * half
+    return (centre + offsets).astype(np.float32)

@@ -1,0 +1,98 @@
+# Copyright (c) finers_mm contributors. All rights reserved.
+"""GT points of the refiner (finers_mm.structures.points)."""
+import cv2
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from finers_mm.structures import (box_center_jitter_points, inscribed_circle_points,
+                                  rasterize_polygon)
+
+
+def _disk(mask, centre, radius):
+    rows, cols = np.ogrid[:mask.shape[0], :mask.shape[1]]
+    mask[(cols - centre[0]) ** 2 + (rows - centre[1]) ** 2 <= radius ** 2] = True
+
+
+def _inside(mask, points):
+    return all(mask[int(np.floor(y)), int(np.floor(x))] for x, y in points)
+
+
+def test_two_disjoint_disks_give_their_centres():
+    mask = np.zeros((200, 300), dtype=bool)
+    _disk(mask, (60, 80), 30)
+    _disk(mask, (220, 120), 20)
+    points = inscribed_circle_points(mask)
+    assert points.shape == (2, 2) and points.dtype == np.float32
+    # pixel (i, j)'s centre is (i + 0.5, j + 0.5); larger disk first
+    np.testing.assert_allclose(points, [[60.5, 80.5], [220.5, 120.5]])
+
+
+def test_second_circle_of_one_elongated_object():
+    mask = np.zeros((100, 200), dtype=bool)
+    mask[40:60, 20:180] = True  # a 160x20 bar: two circles side by side
+    first, second = inscribed_circle_points(mask)
+    assert _inside(mask, [first, second])
+    assert np.hypot(*(first - second)) >= 10  # the second centre lies outside the first disk
+
+
+@pytest.mark.parametrize('pixels', [[(5, 7)], [(5, 7), (6, 7)], [(0, 0)], [(9, 9), (8, 9)]])
+def test_tiny_masks_still_give_two_points_inside(pixels):
+    mask = np.zeros((10, 10), dtype=bool)
+    for x, y in pixels:
+        mask[y, x] = True
+    points = inscribed_circle_points(mask)
+    assert points.shape == (2, 2)
+    assert _inside(mask, points)
+
+
+def test_mask_touching_the_image_border():
+    mask = np.zeros((50, 50), dtype=bool)
+    mask[:, :10] = True  # a strip along the left edge: the edge counts as background
+    points = inscribed_circle_points(mask)
+    assert _inside(mask, points)
+    assert 4 <= points[0, 0] <= 6
+
+
+def test_empty_mask_is_an_error():
+    with pytest.raises(ValueError, match='non-empty'):
+        inscribed_circle_points(np.zeros((5, 5), dtype=bool))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.floats(0, 63), st.floats(0, 47)), min_size=3, max_size=8))
+def test_points_inside_random_polygon_masks(vertices):
+    mask = rasterize_polygon(vertices, 48, 64)
+    points = inscribed_circle_points(mask)
+    assert _inside(mask, points)
+
+
+def test_inscribed_circles_on_a_large_mask_is_fast_and_local():
+    mask = np.zeros((2160, 3840), dtype=bool)
+    cv2.circle(mask.view(np.uint8), (3000, 1500), 6, 1, -1)
+    points = inscribed_circle_points(mask)
+    np.testing.assert_allclose(points[0], [3000.5, 1500.5])
+    assert _inside(mask, points)
+
+
+@given(st.floats(0, 1), st.integers(0, 2**32 - 1))
+def test_box_center_jitter_stays_in_box(jitter, seed):
+    box = np.array([100.0, 200.0, 110.0, 204.0])
+    points = box_center_jitter_points(box, jitter, np.random.default_rng(seed))
+    assert points.shape == (2, 2) and points.dtype == np.float32
+    centre = np.array([105.0, 202.0])
+    assert np.all(np.abs(points - centre) <= jitter * np.array([5.0, 2.0]) + 1e-4)
+
+
+def test_box_center_jitter_seeded():
+    box = [10, 10, 50, 30]
+    a = box_center_jitter_points(box, 0.5, np.random.default_rng((0, 7)))
+    b = box_center_jitter_points(box, 0.5, np.random.default_rng((0, 7)))
+    c = box_center_jitter_points(box, 0.5, np.random.default_rng((1, 7)))
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+    np.testing.assert_allclose(box_center_jitter_points(box, 0.0, np.random.default_rng(0)),
+                               [[30, 20], [30, 20]])
+    with pytest.raises(ValueError):
+        box_center_jitter_points(box, -1.0, np.random.default_rng(0))
