@@ -1,0 +1,279 @@
+# Copyright (c) finers_mm contributors. All rights reserved.
+"""Prompt templates of the two FineRS stages, one per stage x question type.
+
+Stages: ``'explorer'`` is GSE (global semantic exploration: the resized full image, answers a
+fixed-size region) and ``'refiner'`` is LPR (localized perceptual refinement: a crop, answers a box
+and two points). Question types are those of :mod:`finers_mm.datasets.question_types`.
+
+The defaults follow the authors' wording (METHOD.md, "Answer formats") and spell out, for every
+combination, the task, the question, the ``<think>``/``<answer>`` tags, the JSON keys with an
+example answer and what ``response`` must hold. Any template can be replaced from config::
+
+    prompt = dict(region_size=256, templates=dict(explorer=dict(open='... {question} ...')))
+
+Templates are ``str.format`` strings (literal braces doubled: ``{{`` and ``}}``). Placeholders:
+
+- ``{question}``: the question or instruction (every template);
+- ``{region_size}``: side of the explorer's region in explorer-frame pixels (every explorer
+  template; not allowed in refiner templates);
+- ``{options}``: the options, one per line as ``A. text`` (every multiple-choice template; only
+  there);
+- ``{option_letters}``: ``'A, B, C or D'`` (optional, multiple-choice templates only);
+- ``{max_answer_words}``: most words of an open answer (optional, open templates only).
+"""
+import string
+from typing import Dict, Mapping, Optional, Union
+
+from finers_mm.datasets.question_types import (MULTIPLE_CHOICE, OPEN, QUESTION_TYPES,
+                                               SEGMENTATION, normalize_options)
+
+EXPLORER = 'explorer'
+REFINER = 'refiner'
+STAGES = (EXPLORER, REFINER)
+
+#: side of the explorer's region in its frame (METHOD.md: 256 in a 1920x1080 frame)
+DEFAULT_REGION_SIZE = 256
+#: most words of an open answer asked for in the open templates (the authors' LPR reward rule)
+DEFAULT_MAX_ANSWER_WORDS = 3
+
+_TAGS = ('Output the thinking process in <think> </think> tags and the final answer in '
+         '<answer> </answer> tags.\n')
+
+_EXPLORER_TASK = (
+    "Based on '{question}', identify a {region_size}*{region_size} bounding box that best "
+    'localizes the region most relevant to the query. The relevant object may be extremely small '
+    'in this high-resolution image; the box must contain all of it.\n')
+_EXPLORER_KEYS = (
+    'The final answer is one JSON object with the keys "bbox" and "response". "bbox" is '
+    '[x1, y1, x2, y2] in pixels of this image with x2 - x1 = y2 - y1 = {region_size}.\n')
+
+_REFINER_KEYS = (
+    'Output the one bbox and points of two largest inscribed circles inside the interested object '
+    'in JSON format, with the keys "bbox" ([x1, y1, x2, y2]), "points_1" ([x, y]), "points_2" '
+    '([x, y]) and "response", all in pixels of this image.\n')
+_REFINER_ABSENT = ('If the object is not in the image, "bbox" must be [0, 0, 0, 0] and both points '
+                   '[0, 0]')
+
+_OPTIONS = 'Options:\n{options}\n'
+_LETTER_RESPONSE = ('"response" must be exactly one option letter ({option_letters}) and '
+                    'nothing else.\n')
+_OPEN_RESPONSE = ('"response" must be the answer to the question as a single word or a short '
+                  'phrase of at most {max_answer_words} words.\n')
+
+_EXPLORER_EXAMPLE = ('i.e., <think> thinking process here </think>'
+                     '<answer>{{"bbox": [x1, y1, x2, y2], "response": "{response}"}}</answer>')
+_REFINER_EXAMPLE = ('i.e., <think> thinking process here </think>'
+                    '<answer>{{"bbox": [x1, y1, x2, y2], "points_1": [x, y], "points_2": [x, y], '
+                    '"response": "{response}"}}</answer>')
+
+
+def _example(example: str, response: str) -> str:
+    """The example answer line with ``response`` written in (braces kept doubled)."""
+    return example.replace('{response}', response)
+
+
+#: the default template of every (stage, question type)
+DEFAULT_TEMPLATES: Dict[str, Dict[str, str]] = {
+    EXPLORER: {
+        SEGMENTATION: (_EXPLORER_TASK + _TAGS + _EXPLORER_KEYS
+                       + '"response" must be "The object is found."\n'
+                       + _example(_EXPLORER_EXAMPLE, 'The object is found.')),
+        MULTIPLE_CHOICE: (_EXPLORER_TASK + _OPTIONS
+                          + 'Also answer the question with one of the options.\n' + _TAGS
+                          + _EXPLORER_KEYS + _LETTER_RESPONSE
+                          + _example(_EXPLORER_EXAMPLE, 'B')),
+        OPEN: (_EXPLORER_TASK + 'Also answer the question.\n' + _TAGS + _EXPLORER_KEYS
+               + _OPEN_RESPONSE + _example(_EXPLORER_EXAMPLE, 'red')),
+    },
+    REFINER: {
+        SEGMENTATION: ("Please find '{question}' with bbox and points. Compare the difference "
+                       'between objects and find the most closely matched one.\n' + _TAGS
+                       + _REFINER_KEYS + '"response" must be "The object is found." '
+                       + _REFINER_ABSENT + ', and "response" "No object found".\n'
+                       + _example(_REFINER_EXAMPLE, 'The object is found.')),
+        MULTIPLE_CHOICE: ("Please find the object that the question '{question}' is about with "
+                          'bbox and points, and answer the question with one of the options. '
+                          'Compare the difference between objects and find the most closely '
+                          'matched one.\n' + _OPTIONS + _TAGS + _REFINER_KEYS + _REFINER_ABSENT
+                          + '; still answer the question.\n' + _LETTER_RESPONSE
+                          + _example(_REFINER_EXAMPLE, 'B')),
+        OPEN: ("Please find the object that the question '{question}' is about with bbox and "
+               'points, and answer the question. Compare the difference between objects and find '
+               'the most closely matched one.\n' + _TAGS + _REFINER_KEYS + _REFINER_ABSENT
+               + '; still answer the question.\n' + _OPEN_RESPONSE
+               + _example(_REFINER_EXAMPLE, 'red')),
+    },
+}
+
+#: placeholders each template must use / may use (see the module docstring)
+_ALWAYS_REQUIRED = {EXPLORER: {'question', 'region_size'}, REFINER: {'question'}}
+_REQUIRED_BY_TYPE = {SEGMENTATION: set(), MULTIPLE_CHOICE: {'options'}, OPEN: set()}
+_OPTIONAL_BY_TYPE = {SEGMENTATION: set(), MULTIPLE_CHOICE: {'option_letters'},
+                     OPEN: {'max_answer_words'}}
+
+
+def check_stage(stage: str) -> str:
+    """Return ``stage`` if it names a FineRS stage.
+
+    Args:
+        stage (str): ``'explorer'`` (GSE) or ``'refiner'`` (LPR).
+
+    Returns:
+        str: ``stage``.
+
+    Raises:
+        ValueError: any other value.
+    """
+    if stage not in STAGES:
+        raise ValueError(f'unknown stage {stage!r}; expected one of {STAGES}')
+    return stage
+
+
+def check_question_type(question_type: str) -> str:
+    """Return ``question_type`` if it is one of finers_mm's question types.
+
+    Args:
+        question_type (str): ``'segmentation'``, ``'multiple_choice'`` or ``'open'``.
+
+    Returns:
+        str: ``question_type``.
+
+    Raises:
+        ValueError: any other value (the annotation's names ``'referring'``, ``'option'``,
+            ``'reasoning'`` map through ``question_types.QTYPE_FROM_ANNOTATION`` first).
+    """
+    if question_type not in QUESTION_TYPES:
+        raise ValueError(f'unknown question type {question_type!r}; expected one of '
+                         f'{QUESTION_TYPES} (map annotation names with QTYPE_FROM_ANNOTATION)')
+    return question_type
+
+
+def render_options(options: Mapping[str, str]) -> str:
+    """Options one per line as ``'A. text'``.
+
+    Args:
+        options (Mapping[str, str]): ``{letter: text}`` as from ``normalize_options``.
+
+    Returns:
+        str: the lines joined with ``'\\n'``.
+    """
+    return '\n'.join(f'{letter}. {text}' for letter, text in options.items())
+
+
+def _letters_phrase(letters) -> str:
+    """``['A', 'B', 'C']`` -> ``'A, B or C'``."""
+    letters = list(letters)
+    if len(letters) == 1:
+        return letters[0]
+    return ', '.join(letters[:-1]) + ' or ' + letters[-1]
+
+
+def _placeholders(template: str, name: str) -> set:
+    """Field names of a ``str.format`` template; ValueError naming the template when malformed."""
+    try:
+        fields = {field for _, field, _, _ in string.Formatter().parse(template)
+                  if field is not None}
+    except ValueError as error:
+        raise ValueError(f'prompt template {name} is not a valid str.format string ({error}); '
+                         'write literal braces as {{ and }}') from error
+    return fields
+
+
+def _validate_template(template, stage: str, question_type: str) -> str:
+    """Check one template's type and placeholders; return it."""
+    name = f'templates[{stage!r}][{question_type!r}]'
+    if not isinstance(template, str):
+        raise ValueError(f'prompt template {name} must be a str, got {type(template).__name__}')
+    required = _ALWAYS_REQUIRED[stage] | _REQUIRED_BY_TYPE[question_type]
+    allowed = required | _OPTIONAL_BY_TYPE[question_type]
+    fields = _placeholders(template, name)
+    missing = sorted(required - fields)
+    if missing:
+        raise ValueError(f'prompt template {name} lacks the placeholder(s) '
+                         + ', '.join('{' + field + '}' for field in missing))
+    unknown = sorted(fields - allowed)
+    if unknown:
+        raise ValueError(f'prompt template {name} uses unknown placeholder(s) {unknown}; '
+                         f'allowed here: {sorted(allowed)} (write literal braces as {{{{ and }}}})')
+    try:
+        template.format(question='q', region_size=1, options='A. a', option_letters='A',
+                        max_answer_words=1)
+    except (ValueError, IndexError, KeyError) as error:
+        raise ValueError(f'prompt template {name} cannot be formatted: {error}') from error
+    return template
+
+
+class PromptBuilder:
+    """Builds the user prompt of a stage for one question.
+
+    Args:
+        templates (dict, optional): overrides ``{stage: {question_type: template}}`` merged onto
+            :data:`DEFAULT_TEMPLATES`; each is validated here (see the module docstring).
+        region_size (int): side of the explorer's region in explorer-frame pixels, written into
+            the explorer templates. Defaults to :data:`DEFAULT_REGION_SIZE`.
+        max_answer_words (int): most words of an open answer, written into the open templates.
+            Defaults to :data:`DEFAULT_MAX_ANSWER_WORDS`.
+
+    Raises:
+        ValueError: an unknown stage or question type in ``templates``, a template that is not a
+            string, lacks a required placeholder or uses an unknown one, or a size that is not a
+            positive integer.
+    """
+
+    def __init__(self,
+                 templates: Optional[Mapping[str, Mapping[str, str]]] = None,
+                 region_size: int = DEFAULT_REGION_SIZE,
+                 max_answer_words: int = DEFAULT_MAX_ANSWER_WORDS) -> None:
+        for name, value in (('region_size', region_size), ('max_answer_words', max_answer_words)):
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f'{name} must be a positive int, got {value!r}')
+        self.region_size = region_size
+        self.max_answer_words = max_answer_words
+        merged = {stage: dict(by_type) for stage, by_type in DEFAULT_TEMPLATES.items()}
+        for stage, by_type in (templates or {}).items():
+            check_stage(stage)
+            if not isinstance(by_type, Mapping):
+                raise ValueError(f'templates[{stage!r}] must be a dict question type -> template, '
+                                 f'got {type(by_type).__name__}')
+            for question_type, template in by_type.items():
+                check_question_type(question_type)
+                merged[stage][question_type] = template
+        self.templates: Dict[str, Dict[str, str]] = {
+            stage: {qtype: _validate_template(template, stage, qtype)
+                    for qtype, template in by_type.items()}
+            for stage, by_type in merged.items()
+        }
+
+    def build(self,
+              stage: str,
+              question: str,
+              question_type: str,
+              options: Union[list, dict, str, None] = None) -> str:
+        """Prompt text of ``stage`` for one question.
+
+        Args:
+            stage (str): ``'explorer'`` or ``'refiner'``.
+            question (str): the question or instruction (surrounding whitespace is stripped).
+            question_type (str): ``'segmentation'``, ``'multiple_choice'`` or ``'open'``.
+            options (list | dict | str, optional): the options of a multiple-choice question, in
+                any form ``normalize_options`` accepts; ignored for the other types.
+
+        Returns:
+            str: the prompt.
+
+        Raises:
+            ValueError: unknown stage or question type, an empty question, or a multiple-choice
+                question without options.
+        """
+        template = self.templates[check_stage(stage)][check_question_type(question_type)]
+        if not isinstance(question, str) or not question.strip():
+            raise ValueError(f'question must be a non-empty str, got {question!r}')
+        values = dict(question=question.strip(), region_size=self.region_size,
+                      max_answer_words=self.max_answer_words)
+        if question_type == MULTIPLE_CHOICE:
+            normalized = normalize_options(options)
+            if not normalized:
+                raise ValueError(f'multiple-choice question {question!r} has no options')
+            values.update(options=render_options(normalized),
+                          option_letters=_letters_phrase(normalized))
+        return template.format(**values)
