@@ -3,12 +3,12 @@
 resized crop, each with its GT mapped into its frame (:mod:`finers_mm.structures.frames`)."""
 from typing import Tuple
 
-import mmcv
 import numpy as np
 from mmcv.transforms import BaseTransform
 
 from finers_mm.registry import TRANSFORMS
-from finers_mm.structures import (clip_boxes, crop_window_from_region, original_to_explorer,
+from finers_mm.structures import (clip_boxes, crop_to_frame, crop_window_from_region,
+                                  original_to_explorer, resize_to_frame,
                                   random_window_containing, region_around_box, window_to_frame)
 from .loading import record_name
 from .randomness import sample_rng
@@ -64,8 +64,7 @@ class ExplorerView(BaseTransform):
         """
         img = results['img']
         image_size = _image_size(img)
-        results['explorer_img'] = mmcv.imresize(
-            img, self.frame_size, interpolation=self.interpolation, backend='cv2')
+        results['explorer_img'] = resize_to_frame(img, self.frame_size, self.interpolation)
         results['explorer_frame'] = self.frame_size
         results['region_size'] = self.region_size
         if 'gt_bbox' in results:
@@ -152,10 +151,8 @@ class RefinerCrop(BaseTransform):
         """
         img = results['img']
         window = self._window(results, _image_size(img))
-        x1, y1, x2, y2 = (int(v) for v in window)
         results['crop_window'] = window
-        results['refiner_img'] = mmcv.imresize(
-            img[y1:y2, x1:x2], self.frame_size, interpolation=self.interpolation, backend='cv2')
+        results['refiner_img'] = crop_to_frame(img, window, self.frame_size, self.interpolation)
         results['refiner_frame'] = self.frame_size
         if 'gt_bbox' in results:
             results['gt_bbox_refiner'] = clip_boxes(
