@@ -35,7 +35,6 @@ Everything is a function of ``(seed, image index)``: the same seed gives byte-id
 identical images.
 """
 import json
-import os
 import os.path as osp
 from dataclasses import dataclass
 from typing import Dict, FrozenSet, List, Optional, Sequence, Tuple
@@ -45,6 +44,7 @@ import numpy as np
 from mmengine.utils import ProgressBar, mkdir_or_exist
 
 from finers_mm.structures.masks import area_percent, polygon_bbox, rasterize_polygon
+from finers_mm.utils.fileio import write_atomic
 from .question_types import (OPEN, QTYPE_FROM_ANNOTATION, QUESTION_TYPES, SEGMENTATION,
                              SIZE_BUCKETS, SIZE_THRESHOLDS, size_bucket)
 
@@ -629,14 +629,6 @@ def synthesize_scene(rng: np.random.Generator,
     return SyntheticScene(image, records, targets, taken, objects)
 
 
-def _write_atomic(path: str, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, then move it into place."""
-    tmp = f'{path}.tmp'
-    with open(tmp, 'wb') as f:
-        f.write(data)
-    os.replace(tmp, path)
-
-
 def encode_image(image: np.ndarray, image_format: str = 'jpg', jpeg_quality: int = 90) -> bytes:
     """Encode an RGB image as JPEG or (lossless) PNG.
 
@@ -701,7 +693,7 @@ def generate_synthetic_finers(out_dir: str,
             index * questions_per_image, num_distractors, options_format)
         name = f'{split}_{index:06d}.{image_format}'
         data = encode_image(scene.image, image_format, jpeg_quality)
-        _write_atomic(osp.join(image_dir, name), data)
+        write_atomic(osp.join(image_dir, name), data)
         for record in scene.records:
             record['image_path'] = name
             records.append(record)
@@ -709,5 +701,5 @@ def generate_synthetic_finers(out_dir: str,
             progress.update()
     ann_file = osp.join(ann_dir, f'{split}.json')
     text = json.dumps({'annotations': records}, indent=2, ensure_ascii=False) + '\n'
-    _write_atomic(ann_file, text.encode('utf-8'))
+    write_atomic(ann_file, text.encode('utf-8'))
     return ann_file

@@ -19,11 +19,12 @@ import os
 import os.path as osp
 import random
 import shutil
-import tempfile
 from functools import partial
 from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
 import torch
+
+from .fileio import write_atomic
 
 if TYPE_CHECKING:
     from segment_anything.modeling import Sam
@@ -465,26 +466,6 @@ def _is_complete(out_dir: str, manifest: Optional[Dict[str, Any]],
             and all(isinstance(f, str) and osp.isfile(osp.join(out_dir, f)) for f in files))
 
 
-def _write_json_atomic(path: str, data: Any) -> None:
-    """Write json to a temporary file in the same directory, then rename it over ``path``.
-
-    Args:
-        path (str): Destination file.
-        data: JSON-serialisable content.
-    """
-    fd, tmp = tempfile.mkstemp(dir=osp.dirname(path), prefix=f'.{osp.basename(path)}.',
-                               suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'w', encoding='utf-8') as f:
-            json.dump(data, f, indent=2)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def build_tiny_models(out_dir: str, seed: int = 0) -> Dict[str, str]:
     """Build (or reuse) the tiny Qwen2.5-VL, Qwen2-VL and SAM models in ``out_dir``.
 
@@ -529,6 +510,6 @@ def build_tiny_models(out_dir: str, seed: int = 0) -> Dict[str, str]:
         finally:
             if progress_bar:
                 hf_logging.enable_progress_bar()
-        _write_json_atomic(osp.join(out_dir, MANIFEST_NAME),
-                           dict(expected, files=_product_files(out_dir)))
+        write_atomic(osp.join(out_dir, MANIFEST_NAME),
+                     json.dumps(dict(expected, files=_product_files(out_dir)), indent=2))
     return paths
