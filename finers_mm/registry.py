@@ -34,6 +34,7 @@ from mmdet.registry import TRANSFORMS as MMDET_TRANSFORMS
 from mmdet.registry import VISBACKENDS as MMDET_VISBACKENDS
 from mmdet.registry import VISUALIZERS as MMDET_VISUALIZERS
 from mmdet.registry import WEIGHT_INITIALIZERS as MMDET_WEIGHT_INITIALIZERS
+from mmengine.registry import FUNCTIONS as MMENGINE_FUNCTIONS
 from mmengine.registry import Registry
 
 RUNNERS = Registry('runner', parent=MMDET_RUNNERS, locations=['finers_mm.engine'])
@@ -77,6 +78,9 @@ VISUALIZERS = Registry(
     locations=['finers_mm.visualization', 'mmdet.visualization'])
 VISBACKENDS = Registry('vis_backend', parent=MMDET_VISBACKENDS, locations=['finers_mm.visualization'])
 LOG_PROCESSORS = Registry('log_processor', parent=MMDET_LOG_PROCESSORS, locations=['finers_mm.engine'])
+
+# mmdet has no function registry (collate functions live in mmengine's)
+FUNCTIONS = Registry('function', parent=MMENGINE_FUNCTIONS, locations=['finers_mm.datasets'])
 
 # GRPO reward terms: pure functions of (completion, sample, frame), built from config by type name.
 REWARDS = Registry('reward', scope='finers_mm', locations=['finers_mm.rl'])

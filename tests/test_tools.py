@@ -95,6 +95,9 @@ def test_test_tool_checkpoint_out_and_show_dir(test_tool, config_file, tmp_path)
     assert cfg.default_hooks.visualization.draw is True
     assert cfg.default_hooks.visualization.test_out_dir == 'vis'
 
+    for no_checkpoint in ([config_file], [config_file, 'none']):
+        assert test_tool.build_test_config(test_tool.parse_args(no_checkpoint)).load_from is None
+
     args = test_tool.parse_args([config_file, 'model.pth', '--out', 'preds.pkl'])
     assert args.out == 'preds.pkl'
     with pytest.raises(SystemExit):

@@ -208,10 +208,10 @@ def test_pack(image_file):
     packed = pipeline(make_record(image_file, best_region=np.array([1400, 200, 1912, 712.0])))
     inputs = packed['inputs']
     assert set(inputs) == {'explorer', 'refiner', 'original'}
-    assert inputs['explorer'].shape == (3, 270, 480) and inputs['explorer'].dtype == torch.uint8
-    assert inputs['refiner'].shape == (3, 96, 96)
-    assert inputs['original'].shape == (3, 1080, 1920)
-    assert inputs['original'][:, 320, 1530].tolist() == list(RED)
+    assert inputs['explorer'].shape == (270, 480, 3) and inputs['explorer'].dtype == torch.uint8
+    assert inputs['refiner'].shape == (96, 96, 3)
+    assert inputs['original'].shape == (1080, 1920, 3)
+    assert inputs['original'][320, 1530].tolist() == list(RED)
 
     sample = packed['data_samples']
     assert isinstance(sample, DetDataSample)

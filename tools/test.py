@@ -3,8 +3,9 @@
 
 Examples::
 
-    python tools/test.py configs/finers/finers_qwen7b_test.py CHECKPOINT
-    bash tools/dist_test.sh CONFIG CHECKPOINT 8 --out results.pkl
+    python tools/test.py configs/finers/finers_qwen7b_test.py        # weights named in the config
+    python tools/test.py CONFIG CHECKPOINT                           # an mmengine checkpoint
+    bash tools/dist_test.sh CONFIG CHECKPOINT_OR_none 8 --out results.pkl
     python tools/test.py CONFIG CHECKPOINT --show-dir vis   # drawn predictions under work_dir/.../vis
 """
 import argparse
@@ -22,7 +23,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     """Parse the command line (mmdet's ``tools/test.py`` flags)."""
     parser = argparse.ArgumentParser(description='Test (and evaluate) a finers_mm or mmdet model')
     parser.add_argument('config', help='test config file path')
-    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument(
+        'checkpoint', nargs='?', default=None,
+        help='checkpoint file; omit it (or pass "none") to test the weights the config loads, e.g. '
+        "a FineRS config's local Hugging Face model directories")
     parser.add_argument('--work-dir', help='the dir to save the evaluation metrics')
     parser.add_argument('--out', help='dump the predictions to a pickle file (.pkl / .pickle)')
     parser.add_argument('--show', action='store_true', help='show the predictions in a window')
@@ -51,7 +55,7 @@ def build_test_config(args: argparse.Namespace) -> Config:
         Config: the merged config.
     """
     cfg = load_run_config(args.config, args.cfg_options, args.launcher, args.work_dir)
-    cfg.load_from = args.checkpoint
+    cfg.load_from = None if args.checkpoint in (None, 'none') else args.checkpoint
     if args.show or args.show_dir:
         from mmdet.engine.hooks.utils import trigger_visualization_hook
         cfg = trigger_visualization_hook(cfg, args)

@@ -1,2 +1,5 @@
 # Copyright (c) finers_mm contributors. All rights reserved.
 """Training-loop components: hooks, loops, optimiser constructors."""
+from .hooks import FineRSVisualizationHook
+
+__all__ = ['FineRSVisualizationHook']

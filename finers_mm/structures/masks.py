@@ -79,3 +79,41 @@ def area_percent(mask: np.ndarray) -> float:
     """Mask area as a percentage of the image, as the annotation field ``area_percent``."""
     return float(mask.sum()) * 100.0 / float(mask.size)
 
+
+
+def paste_crop_mask(crop_mask: np.ndarray, window, image_size) -> np.ndarray:
+    """Paste a crop's mask back into a full-size (original image) mask.
+
+    Args:
+        crop_mask (np.ndarray): (h, w) mask of the crop, any dtype (non-zero is foreground), with
+            ``h = y2 - y1`` and ``w = x2 - x1``.
+        window: (4,) integer ``[x1, y1, x2, y2]`` in ORIGINAL pixels, the part of the original the
+            crop was cut from (e.g. from
+            :func:`~finers_mm.structures.frames.crop_window_from_region`); it must lie inside the
+            image.
+        image_size (tuple[int, int]): ``(W, H)`` of the original image.
+
+    Returns:
+        np.ndarray: (H, W) bool mask, ``crop_mask`` inside the window and False elsewhere.
+
+    Raises:
+        ValueError: if the window is not integer, has no area, leaves the image, or its size differs
+            from the crop mask's.
+    """
+    crop_mask = np.asarray(crop_mask)
+    coords = np.asarray(window, dtype=np.float64).reshape(-1)
+    width, height = int(image_size[0]), int(image_size[1])
+    if coords.size != 4 or not np.all(np.isfinite(coords)) or np.any(coords != np.round(coords)):
+        raise ValueError(f'paste_crop_mask: window {list(np.asarray(window).reshape(-1))} must be '
+                         f'4 integers [x1, y1, x2, y2] in original pixels.')
+    x1, y1, x2, y2 = (int(v) for v in coords)
+    if not (0 <= x1 < x2 <= width and 0 <= y1 < y2 <= height):
+        raise ValueError(f'paste_crop_mask: window [{x1}, {y1}, {x2}, {y2}] must have area and lie '
+                         f'inside the image [0, 0, {width}, {height}] (W, H = {width}, {height}).')
+    if crop_mask.shape != (y2 - y1, x2 - x1):
+        raise ValueError(f'paste_crop_mask: crop mask of shape {crop_mask.shape} does not match '
+                         f'the window [{x1}, {y1}, {x2}, {y2}], whose (h, w) is '
+                         f'{(y2 - y1, x2 - x1)}.')
+    full = np.zeros((height, width), dtype=bool)
+    full[y1:y2, x1:x2] = crop_mask.astype(bool)
+    return full

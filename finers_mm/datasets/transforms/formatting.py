@@ -26,8 +26,12 @@ DEFAULT_META_KEYS = (
 
 
 def _image_tensor(img: np.ndarray) -> torch.Tensor:
-    """(H, W, 3) uint8 array -> contiguous (3, H, W) uint8 tensor."""
-    return to_tensor(np.ascontiguousarray(img.transpose(2, 0, 1)))
+    """(H, W, 3) uint8 array -> (H, W, 3) uint8 tensor sharing its memory when contiguous.
+
+    Channels stay last: the views feed a VLM processor and SAM, which take (H, W, 3) RGB, not a
+    CNN; a (3, H, W) layout would be transposed here and back in the model (a 4K copy each way).
+    """
+    return to_tensor(np.ascontiguousarray(img))
 
 
 @TRANSFORMS.register_module()
@@ -47,7 +51,7 @@ class PackFineRSInputs(BaseTransform):
 
     Added Keys:
 
-    - inputs (dict: view name -> torch.uint8 (3, h, w) RGB tensor)
+    - inputs (dict: view name -> torch.uint8 (h, w, 3) RGB tensor, channels LAST)
     - data_samples (DetDataSample)
 
     Args:

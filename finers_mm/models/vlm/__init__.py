@@ -1,2 +1,9 @@
 # Copyright (c) finers_mm contributors. All rights reserved.
 """VLM adapters: Hugging Face image-text-to-text models loaded from local directories."""
+from .base import BaseVLMAdapter, GenerationResult, completion_mask_after_eos
+from .qwen_vl import Qwen2VLAdapter, Qwen3VLAdapter, Qwen25VLAdapter, QwenVLAdapter
+
+__all__ = [
+    'BaseVLMAdapter', 'GenerationResult', 'completion_mask_after_eos', 'QwenVLAdapter',
+    'Qwen2VLAdapter', 'Qwen25VLAdapter', 'Qwen3VLAdapter'
+]

@@ -1,0 +1,288 @@
+# Copyright (c) finers_mm contributors. All rights reserved.
+"""A frozen segment-anything (SAM) mask head: box + points on a crop in, best-scoring mask out.
+
+Coordinate conventions (verified against ``segment_anything`` 1.0):
+
+- finers_mm is continuous (:mod:`finers_mm.structures.frames`): pixel ``i`` covers ``[i, i + 1)``
+  and its centre is ``i + 0.5``; a box is ``[x1, y1, x2, y2]`` with ``x2 = xmax + 1``.
+- SAM takes pixel INDICES: ``PromptEncoder._embed_points`` and ``PromptEncoder._embed_boxes`` both
+  add 0.5 ("Shift to center of pixel") before the positional encoding, and SAM's boxes are
+  inclusive index boxes ``[xmin, ymin, xmax, ymax]`` (``utils.amg.batched_mask_to_box`` returns the
+  max index as the right edge).
+
+So a point ``p`` becomes ``p - 0.5`` (SAM adds the 0.5 back) and a box becomes
+``[x1, y1, x2 - 1, y2 - 1]`` (the box of pixels ``xmin..xmax`` becomes ``[xmin, .., xmax, ..]``,
+whose corner pixels' centres SAM encodes). Both are converted in CROP pixels, the frame in which
+``SamPredictor.predict`` takes its prompts, and then resized with SAM's own
+``ResizeLongestSide.apply_coords`` / ``apply_boxes``, exactly as ``SamPredictor`` does (SAM's own
+0.5 shift then happens in the resized frame: a sub-pixel approximation of SAM's, kept as is).
+"""
+import json
+import os.path as osp
+from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Union
+
+import numpy as np
+import torch
+from mmengine.logging import print_log
+from mmengine.model import BaseModule
+from segment_anything import sam_model_registry
+from segment_anything.modeling import Sam
+from segment_anything.utils.transforms import ResizeLongestSide
+
+from finers_mm.registry import MODELS
+from finers_mm.structures.frames import clip_boxes
+from finers_mm.utils.tiny_models import build_sam_from_config
+
+ArrayLike = Union[np.ndarray, torch.Tensor, Sequence]
+
+#: ``model_type`` values built through ``segment_anything.sam_model_registry``.
+SAM_REGISTRY_TYPES = ('vit_b', 'vit_l', 'vit_h')
+
+
+class MaskPrediction(NamedTuple):
+    """What a mask head returns for N crops (one prompt per crop).
+
+    Attributes:
+        masks (list[np.ndarray]): N masks, the i-th of shape (h_i, w_i), bool, in CROP pixels of
+            crop i (all False where no object was prompted or found).
+        scores (np.ndarray): (N,) float32 mask quality of the kept mask (SAM's predicted IoU); 0 for
+            an empty mask returned without running the model.
+    """
+    masks: List[np.ndarray]
+    scores: np.ndarray
+
+
+def boxes_to_sam(boxes: ArrayLike) -> np.ndarray:
+    """Continuous finers_mm boxes -> SAM's inclusive pixel-index boxes (same frame).
+
+    Args:
+        boxes: (..., 4) ``[x1, y1, x2, y2]``, continuous (``x2 = xmax + 1``).
+
+    Returns:
+        np.ndarray: (..., 4) float64 ``[x1, y1, x2 - 1, y2 - 1]``.
+    """
+    boxes = np.asarray(boxes, dtype=np.float64)
+    if boxes.ndim == 0 or boxes.shape[-1] != 4:
+        raise ValueError(f'expected boxes of shape (..., 4), got {boxes.shape}')
+    return boxes - np.array([0.0, 0.0, 1.0, 1.0])
+
+
+def points_to_sam(points: ArrayLike) -> np.ndarray:
+    """Continuous finers_mm points -> SAM's pixel-index points (same frame).
+
+    Args:
+        points: (..., 2) ``[x, y]``, continuous (pixel ``i``'s centre is ``i + 0.5``).
+
+    Returns:
+        np.ndarray: (..., 2) float64 ``[x - 0.5, y - 0.5]``.
+    """
+    points = np.asarray(points, dtype=np.float64)
+    if points.ndim == 0 or points.shape[-1] != 2:
+        raise ValueError(f'expected points of shape (..., 2), got {points.shape}')
+    return points - 0.5
+
+
+def _to_numpy(array: ArrayLike) -> np.ndarray:
+    """A tensor, array or nested sequence as a float64 numpy array."""
+    if isinstance(array, torch.Tensor):
+        array = array.detach().cpu().numpy()
+    return np.asarray(array, dtype=np.float64)
+
+
+def _load_build_config(config: Union[str, Mapping[str, Any]]) -> Dict[str, Any]:
+    """The SAM build config: a mapping as is, or a json file read (key ``config`` of the head)."""
+    if isinstance(config, Mapping):
+        return dict(config)
+    if not osp.isfile(config):
+        raise FileNotFoundError(f"SAMMaskHead: SAM build config file not found: '{config}' (config "
+                                f"key 'config'). Point it to a json written by "
+                                f"finers_mm.utils.tiny_models.build_tiny_models (sam_config).")
+    with open(config, encoding='utf-8') as f:
+        return json.load(f)
+
+
+@MODELS.register_module()
+class SAMMaskHead(BaseModule):
+    """Frozen segment-anything mask head (FineRS step 3, "Mask").
+
+    THE mask-head interface: the detector calls only :meth:`predict` (crops + one box and optional
+    points per crop, in CROP pixels, in; one crop-sized mask and a score per crop out, as a
+    :class:`MaskPrediction`). Any component with the same ``predict`` plugs in.
+
+    Each crop is prompted with its box and points (positive by default); SAM predicts
+    ``multimask`` candidates and the highest-scoring one is kept. All crops of a call go through the
+    image encoder together, ``batch_size`` at a time, each crop exactly once. An all-zero box (the
+    refiner's "No object found"), a box with no area inside its crop or a non-finite coordinate
+    gives an empty mask with score 0 and the crop never reaches SAM.
+
+    The model is frozen: no parameter requires grad and the head stays in eval mode even when its
+    parent calls ``.train()``. It runs in SAM's own float32 on the device the head is moved to.
+
+    Args:
+        model_type (str, optional): ``'vit_b'``, ``'vit_l'`` or ``'vit_h'`` (Meta's released
+            architectures, built with ``segment_anything.sam_model_registry``) or ``'tiny'`` (built
+            from ``config`` with :func:`~finers_mm.utils.tiny_models.build_sam_from_config`).
+            Defaults to None, which requires ``config``.
+        checkpoint (str, optional): LOCAL path of the model's ``state_dict`` (e.g.
+            ``sam_vit_h_4b8939.pth``). None builds random weights, only meaningful in tests.
+        config (str | dict, optional): Build config (a json path or a dict) for ``'tiny'`` (None:
+            :data:`~finers_mm.utils.tiny_models.TINY_SAM_CONFIG`). Giving it implies ``'tiny'``.
+        multimask (bool): Predict SAM's 3 candidate masks and keep the highest-scoring one (SAM's
+            advice for ambiguous prompts; the authors' setting). False: SAM's single-mask output.
+            Defaults to True.
+        batch_size (int): Most crops per image-encoder pass. Defaults to 8.
+        init_cfg (dict, optional): mmengine init config. Defaults to None.
+    """
+
+    def __init__(self,
+                 model_type: Optional[str] = None,
+                 checkpoint: Optional[str] = None,
+                 config: Optional[Union[str, Mapping[str, Any]]] = None,
+                 multimask: bool = True,
+                 batch_size: int = 8,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        if int(batch_size) < 1:
+            raise ValueError(f'SAMMaskHead: batch_size must be >= 1, got {batch_size}.')
+        if checkpoint is not None and not osp.isfile(checkpoint):
+            raise FileNotFoundError(f"SAMMaskHead: SAM checkpoint not found: '{checkpoint}' "
+                                    f"(config key 'checkpoint'). Give the local path of the "
+                                    f"state_dict file; nothing is downloaded.")
+        if config is not None or model_type == 'tiny':
+            if model_type not in (None, 'tiny'):
+                raise ValueError(f"SAMMaskHead: 'config' builds a 'tiny' SAM; it cannot be "
+                                 f"combined with model_type='{model_type}'.")
+            self.sam: Sam = build_sam_from_config(
+                _load_build_config(config) if config is not None else {}, checkpoint)
+        elif model_type in SAM_REGISTRY_TYPES:
+            self.sam = sam_model_registry[model_type](checkpoint=checkpoint)
+        else:
+            raise ValueError(f"SAMMaskHead: model_type must be one of "
+                             f"{list(SAM_REGISTRY_TYPES) + ['tiny']} (or give 'config'), got "
+                             f"{model_type!r}.")
+        if checkpoint is None:
+            print_log(f'SAMMaskHead: no checkpoint given, SAM ({model_type or "tiny"}) has random '
+                      f'weights.', logger='current')
+        self.multimask = bool(multimask)
+        self.batch_size = int(batch_size)
+        self.transform = ResizeLongestSide(self.sam.image_encoder.img_size)
+        self.sam.requires_grad_(False)
+        self.sam.eval()
+
+    def train(self, mode: bool = True) -> 'SAMMaskHead':
+        """Keep the frozen head in eval mode whatever ``mode`` the parent sets."""
+        return super().train(False)
+
+    @torch.no_grad()
+    def predict(self,
+                crops: List[np.ndarray],
+                boxes: ArrayLike,
+                points: Optional[ArrayLike] = None,
+                point_labels: Optional[ArrayLike] = None) -> MaskPrediction:
+        """Segment one prompted object in each crop.
+
+        Args:
+            crops (list[np.ndarray]): N crops, the i-th of shape (h_i, w_i, 3), uint8, RGB (a crop
+                of the ORIGINAL image, not resized).
+            boxes (np.ndarray | torch.Tensor): (N, 4) ``[x1, y1, x2, y2]`` in CROP pixels of crop i,
+                continuous (``x2 = xmax + 1``). Clipped to the crop; all zeros means "absent".
+            points (np.ndarray | torch.Tensor, optional): (N, P, 2) ``[x, y]`` in CROP pixels,
+                continuous (pixel centre ``i + 0.5``); the refiner gives P = 2. Defaults to None
+                (box only).
+            point_labels (np.ndarray | torch.Tensor, optional): (N, P), 1 positive, 0 negative.
+                Defaults to None (all positive).
+
+        Returns:
+            MaskPrediction: ``masks`` N (h_i, w_i) bool arrays in CROP pixels, ``scores`` (N,)
+            float32.
+        """
+        num = len(crops)
+        boxes, points, point_labels = self._check_prompts(crops, boxes, points, point_labels)
+        masks = [np.zeros(crop.shape[:2], dtype=bool) for crop in crops]
+        scores = np.zeros(num, dtype=np.float32)
+        valid = [i for i in range(num) if boxes[i].any()]
+        for start in range(0, len(valid), self.batch_size):
+            chunk = valid[start:start + self.batch_size]
+            records = [
+                self._sam_input(crops[i], boxes[i], None if points is None else points[i],
+                                None if point_labels is None else point_labels[i]) for i in chunk
+            ]
+            for i, output in zip(chunk, self.sam(records, multimask_output=self.multimask)):
+                best = int(output['iou_predictions'][0].argmax())
+                masks[i] = output['masks'][0, best].cpu().numpy()
+                scores[i] = float(output['iou_predictions'][0, best])
+        return MaskPrediction(masks=masks, scores=scores)
+
+    @staticmethod
+    def _check_prompts(crops: List[np.ndarray], boxes: ArrayLike, points: Optional[ArrayLike],
+                       point_labels: Optional[ArrayLike]):
+        """Validate shapes and return ``(boxes, points, point_labels)`` as numpy arrays.
+
+        Returns:
+            tuple: ``boxes`` (N, 4) float32 continuous CROP pixels, clipped to each crop, all zeros
+            where the prompt is unusable (no area in the crop, or a non-finite box or point);
+            ``points`` (N, P, 2) float64 continuous CROP pixels or None; ``point_labels`` (N, P)
+            int64 or None (None when ``points`` is).
+        """
+        num = len(crops)
+        for i, crop in enumerate(crops):
+            if crop.ndim != 3 or crop.shape[2] != 3 or crop.dtype != np.uint8 or not crop.size:
+                raise ValueError(f'SAMMaskHead.predict: crop {i} must be a non-empty (h, w, 3) '
+                                 f'uint8 RGB array, got shape {crop.shape} dtype {crop.dtype}.')
+        boxes = _to_numpy(boxes)
+        if boxes.size == 0:
+            boxes = boxes.reshape(0, 4)
+        if boxes.shape != (num, 4):
+            raise ValueError(f'SAMMaskHead.predict: boxes must be (N={num}, 4), one per crop, got '
+                             f'{boxes.shape}.')
+        usable = np.isfinite(boxes).all(axis=1)
+        if points is not None:
+            points = _to_numpy(points)
+            if points.ndim != 3 or points.shape[0] != num or points.shape[2] != 2:
+                raise ValueError(f'SAMMaskHead.predict: points must be (N={num}, P, 2), got '
+                                 f'{points.shape}.')
+            usable &= np.isfinite(points).all(axis=(1, 2))
+            if point_labels is None:
+                point_labels = np.ones(points.shape[:2], dtype=np.int64)
+            else:
+                point_labels = _to_numpy(point_labels).astype(np.int64)
+                if point_labels.shape != points.shape[:2]:
+                    raise ValueError(f'SAMMaskHead.predict: point_labels must be '
+                                     f'{points.shape[:2]}, got {point_labels.shape}.')
+        elif point_labels is not None:
+            raise ValueError('SAMMaskHead.predict: point_labels given without points.')
+        clipped = np.zeros((num, 4), dtype=np.float32)
+        for i in np.flatnonzero(usable):
+            clipped[i] = clip_boxes(boxes[i], (crops[i].shape[1], crops[i].shape[0]))
+        return clipped, points, point_labels
+
+    def _sam_input(self, crop: np.ndarray, box: np.ndarray, points: Optional[np.ndarray],
+                   labels: Optional[np.ndarray]) -> Dict[str, Any]:
+        """One record of ``Sam.forward``'s ``batched_input``, prepared as ``SamPredictor`` does.
+
+        Args:
+            crop (np.ndarray): (h, w, 3) uint8 RGB.
+            box (np.ndarray): (4,) continuous CROP pixels.
+            points (np.ndarray, optional): (P, 2) continuous CROP pixels.
+            labels (np.ndarray, optional): (P,) point labels.
+
+        Returns:
+            dict: ``image`` (3, h', w') uint8 tensor, the crop resized to long side ``img_size``;
+            ``original_size`` ``(h, w)``; ``boxes`` (1, 4) and, with points, ``point_coords``
+            (1, P, 2) and ``point_labels`` (1, P), in SAM's pixel-index convention of the RESIZED
+            crop.
+        """
+        device = self.sam.device
+        size = crop.shape[:2]
+        image = torch.as_tensor(self.transform.apply_image(crop), device=device)
+        record = dict(
+            image=image.permute(2, 0, 1).contiguous(),
+            original_size=size,
+            boxes=torch.as_tensor(self.transform.apply_boxes(boxes_to_sam(box[None]), size),
+                                  dtype=torch.float, device=device))
+        if points is not None:
+            record['point_coords'] = torch.as_tensor(
+                self.transform.apply_coords(points_to_sam(points), size)[None], dtype=torch.float,
+                device=device)
+            record['point_labels'] = torch.as_tensor(labels[None], dtype=torch.int, device=device)
+        return record
