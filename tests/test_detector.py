@@ -275,3 +275,38 @@ def test_tools_test_runs_the_tiny_chain_with_finers_metric(tiny_models, tmp_path
     assert len(predictions) == 12
     drawn = [name for _, _, names in os.walk(tmp_path) for name in names if name.endswith('.jpg')]
     assert len(drawn) == 12
+
+
+def test_mmdet_coco_metric_scores_detector_output(scripted_detector, dataset, tmp_path):
+    """The COCO GT of the same data (tools/misc/finers_to_coco.py) + FineRSCocoMetric on the
+    detector's predictions: oracle boxes give bbox mAP 1.0."""
+    import importlib.util
+
+    from mmengine.evaluator import Evaluator
+    spec = importlib.util.spec_from_file_location(
+        '_to_coco', osp.join(REPO_ROOT, 'tools', 'misc', 'finers_to_coco.py'))
+    to_coco = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(to_coco)
+    bundled = osp.join(REPO_ROOT, 'finers_mm', 'data', 'synthetic')
+    gt_file = to_coco.main([osp.join(bundled, 'annotations', 'train.json'),
+                            osp.join(bundled, 'images'), str(tmp_path / 'coco_gt.json')])
+
+    oracle = OracleScripts(scripted_detector, dataset)
+    centres = {}
+    for i in range(len(dataset)):
+        x1, y1, x2, y2 = dataset.get_data_info(i)['gt_bbox']
+        centres[dataset.get_data_info(i)['ann_index']] = np.array([[(x1 + x2) / 2,
+                                                                    (y1 + y2) / 2]] * 2)
+    evaluator = Evaluator([dict(type='FineRSCocoMetric', ann_file=gt_file,
+                                metric=['bbox', 'segm']),
+                           dict(type='FineRSMetric')])
+    evaluator.dataset_meta = dataset.metainfo
+    indices = list(range(len(dataset)))
+    results = _run_scripts(scripted_detector, dataset, oracle.explorer,
+                           lambda im, p: oracle.refiner(im, p, centres), indices)
+    evaluator.process(data_samples=results)
+    metrics = evaluator.evaluate(len(indices))
+    assert metrics['coco/bbox_mAP'] == pytest.approx(1.0)
+    assert 0.0 <= metrics['coco/segm_mAP'] <= 1.0
+    assert metrics['finers/num_samples'] == len(indices)
+    assert metrics['finers/invalid_rate'] == 0.0
