@@ -1,0 +1,48 @@
+# Copyright (c) finers_mm contributors. All rights reserved.
+"""Format terms: the ``<think>``/``<answer>`` layout and the answer's JSON (both stages).
+
+Both read the one parser's verdicts (:mod:`finers_mm.models.parsing`), so a format rule lives
+there only.
+"""
+from finers_mm.models.parsing import ParsedCompletion
+from finers_mm.registry import REWARDS
+from .base import BaseReward
+from .sample import RewardSample
+
+
+@REWARDS.register_module()
+class ThinkFormatReward(BaseReward):
+    """1 when the whole completion is ``<think>...</think><answer>...</answer>`` (authors' term).
+
+    The value is ``parsed.think_format_ok``: only whitespace may surround the two blocks.
+
+    Args:
+        weight (float): weight in the total. Defaults to 1.0.
+        name (str, optional): log key. Defaults to ``'think_format'``.
+    """
+
+    default_name = 'think_format'
+
+    def __call__(self, parsed: ParsedCompletion, sample: RewardSample) -> float:
+        """Score one completion (see :meth:`BaseReward.__call__`)."""
+        return float(parsed.think_format_ok)
+
+
+@REWARDS.register_module()
+class JsonFormatReward(BaseReward):
+    """1 when the answer's JSON has every key of the stage well-formed (authors' term).
+
+    The value is ``parsed.json_format_ok`` for the stage the completion was parsed for: explorer
+    ``bbox`` (4 numbers, a box with area) and a non-empty ``response``; refiner also ``points_1``
+    and ``points_2`` (2 numbers each), and the all-zero "absent" box is well-formed.
+
+    Args:
+        weight (float): weight in the total. Defaults to 1.0.
+        name (str, optional): log key. Defaults to ``'json_format'``.
+    """
+
+    default_name = 'json_format'
+
+    def __call__(self, parsed: ParsedCompletion, sample: RewardSample) -> float:
+        """Score one completion (see :meth:`BaseReward.__call__`)."""
+        return float(parsed.json_format_ok)

@@ -1,0 +1,370 @@
+# Copyright (c) finers_mm contributors. All rights reserved.
+"""Localisation terms: the predicted box (refiner) or region (explorer) against the ground truth.
+
+Every term maps the completion's MODEL coordinates to frame pixels first (:func:`to_frame`), so
+all thresholds are in pixels of the frame the model was fed (the authors' values: 10 px box L1 and
+100 px point distance in the 512x512 refiner frame, 20 px region L1 in the 1920x1080 explorer
+frame). Boxes are continuous (``x2 = xmax + 1``): IoU, L1 and sides use no ``+1``.
+
+Absent targets (an all-zero box: the refiner's answer for a crop without the object):
+
+- the GT box (or target) is absent: 1 when the predicted box is absent too, else 0;
+- the GT is present: an absent predicted box scores 0 (its L1 to a GT box near the origin, or
+  points at ``(0, 0)`` "inside" it, would otherwise score).
+
+A completion without a valid ``bbox`` (or, for the points term, without both points) scores 0; the
+other fields need not be valid (each term scores what it reads, as the authors' terms do).
+"""
+import math
+from abc import abstractmethod
+from typing import List, Optional, Sequence
+
+from finers_mm.models.parsing import ParsedCompletion
+from finers_mm.registry import REWARDS
+from finers_mm.structures.frames import box_contains
+from .base import BaseReward
+from .sample import RewardSample, is_absent, required, to_frame
+
+#: the sample fields a box term may compare the prediction with
+BOX_TARGETS = ('gt_box', 'target_region')
+
+
+def box_iou(box1: Sequence[float], box2: Sequence[float]) -> float:
+    """IoU of two continuous boxes (areas ``(x2 - x1) * (y2 - y1)``, no ``+1``).
+
+    Args:
+        box1 (Sequence[float]): ``[x1, y1, x2, y2]``.
+        box2 (Sequence[float]): ``[x1, y1, x2, y2]``, same frame.
+
+    Returns:
+        float: IoU in ``[0, 1]``; 0 when the union has no area.
+    """
+    inter_w = min(box1[2], box2[2]) - max(box1[0], box2[0])
+    inter_h = min(box1[3], box2[3]) - max(box1[1], box2[1])
+    inter = inter_w * inter_h if inter_w > 0 and inter_h > 0 else 0.0
+    union = ((box1[2] - box1[0]) * (box1[3] - box1[1]) + (box2[2] - box2[0]) * (box2[3] - box2[1])
+             - inter)
+    return min(inter / union, 1.0) if union > 0 else 0.0  # min: rounding of nested boxes
+
+
+def box_l1(box1: Sequence[float], box2: Sequence[float]) -> float:
+    """Mean absolute difference of the four coordinates of two boxes.
+
+    Args:
+        box1 (Sequence[float]): ``[x1, y1, x2, y2]``.
+        box2 (Sequence[float]): ``[x1, y1, x2, y2]``, same frame.
+
+    Returns:
+        float: the mean L1 distance in pixels.
+    """
+    return sum(abs(a - b) for a, b in zip(box1, box2)) / 4
+
+
+def points_distance(points: Sequence[Sequence[float]],
+                    gt_points: Sequence[Sequence[float]]) -> float:
+    """Mean Euclidean distance of two points to two GT points, the better of the two pairings.
+
+    Args:
+        points (Sequence): ``[[x, y], [x, y]]`` predicted.
+        gt_points (Sequence): ``[[x, y], [x, y]]`` ground truth, same frame.
+
+    Returns:
+        float: ``min(d(p1, g1) + d(p2, g2), d(p1, g2) + d(p2, g1)) / 2``.
+    """
+    (p1, p2), (g1, g2) = points, gt_points
+    straight = math.dist(p1, g1) + math.dist(p2, g2)
+    crossed = math.dist(p1, g2) + math.dist(p2, g1)
+    return min(straight, crossed) / 2
+
+
+def point_in_box(point: Sequence[float], box: Sequence[float]) -> bool:
+    """Whether a point lies in a box, edges included (as in the authors' points term)."""
+    return box[0] <= point[0] <= box[2] and box[1] <= point[1] <= box[3]
+
+
+def predicted_box(parsed: ParsedCompletion, sample: RewardSample) -> Optional[List[float]]:
+    """The completion's box in frame pixels; None without a valid box or when not finite.
+
+    Args:
+        parsed (ParsedCompletion): the parsed completion.
+        sample (RewardSample): gives the model -> frame map.
+
+    Returns:
+        list[float], optional: ``[x1, y1, x2, y2]`` in frame pixels.
+    """
+    if parsed.bbox is None:
+        return None
+    box = to_frame(parsed.bbox, sample).tolist()
+    return box if all(map(math.isfinite, box)) else None
+
+
+class BoxTargetReward(BaseReward):
+    """Base of the terms comparing the predicted box with a box field of the sample.
+
+    Applies the absent rules of the module docstring, then :meth:`score`.
+
+    Args:
+        target (str): the sample field compared with: ``'gt_box'`` or ``'target_region'``.
+        weight (float): weight in the total. Defaults to 1.0.
+        name (str, optional): log key. Defaults to the class's ``default_name``.
+    """
+
+    def __init__(self, target: str, weight: float = 1.0, name: Optional[str] = None) -> None:
+        super().__init__(weight=weight, name=name)
+        if target not in BOX_TARGETS:
+            raise ValueError(f'{type(self).__name__}: target must be one of {BOX_TARGETS}, got '
+                             f'{target!r}')
+        self.target = target
+        self.requires = (target, )
+
+    def __call__(self, parsed: ParsedCompletion, sample: RewardSample) -> float:
+        """Score one completion (see :meth:`BaseReward.__call__`)."""
+        target = required(sample, self.target, self.name)
+        box = predicted_box(parsed, sample)
+        if box is None:
+            return 0.0
+        if is_absent(target):
+            return float(is_absent(box))
+        if is_absent(box):
+            return 0.0
+        return self.score(box, target.tolist())
+
+    @abstractmethod
+    def score(self, box: List[float], target: List[float]) -> float:
+        """The term's value for a present box and a present target, both in frame pixels.
+
+        Args:
+            box (list[float]): the predicted ``[x1, y1, x2, y2]``.
+            target (list[float]): the target ``[x1, y1, x2, y2]``.
+
+        Returns:
+            float: the value in ``[0, 1]``.
+        """
+
+
+@REWARDS.register_module()
+class BoxIoUReward(BoxTargetReward):
+    """1 when the box IoU with the target is above ``iou_thr`` (authors' LPR term, IoU > 0.5).
+
+    Args:
+        iou_thr (float): the IoU must be strictly greater. Defaults to 0.5.
+        target (str): ``'gt_box'`` or ``'target_region'``. Defaults to ``'gt_box'``.
+        weight (float): weight in the total. Defaults to 1.0.
+        name (str, optional): log key. Defaults to ``'box_iou'``.
+    """
+
+    default_name = 'box_iou'
+
+    def __init__(self,
+                 iou_thr: float = 0.5,
+                 target: str = 'gt_box',
+                 weight: float = 1.0,
+                 name: Optional[str] = None) -> None:
+        super().__init__(target=target, weight=weight, name=name)
+        if not 0 <= iou_thr < 1:
+            raise ValueError(f'{type(self).__name__}: iou_thr must be in [0, 1), got {iou_thr!r}')
+        self.iou_thr = float(iou_thr)
+
+    def score(self, box: List[float], target: List[float]) -> float:
+        """1 when ``IoU > iou_thr``."""
+        return float(box_iou(box, target) > self.iou_thr)
+
+
+@REWARDS.register_module()
+class RegionIoUReward(BoxIoUReward):
+    """:class:`BoxIoUReward` with the authors' GSE defaults: IoU with ``target_region`` > 0.9.
+
+    Args:
+        iou_thr (float): Defaults to 0.9.
+        target (str): Defaults to ``'target_region'`` (the searched ``best_region``).
+        weight (float): weight in the total. Defaults to 1.0.
+        name (str, optional): log key. Defaults to ``'region_iou'``.
+    """
+
+    default_name = 'region_iou'
+
+    def __init__(self,
+                 iou_thr: float = 0.9,
+                 target: str = 'target_region',
+                 weight: float = 1.0,
+                 name: Optional[str] = None) -> None:
+        super().__init__(iou_thr=iou_thr, target=target, weight=weight, name=name)
+
+
+@REWARDS.register_module()
+class BoxL1Reward(BoxTargetReward):
+    """1 when the mean L1 distance to the target is below ``max_l1`` pixels (authors' LPR term).
+
+    Args:
+        max_l1 (float): frame pixels; the mean L1 must be strictly smaller. Defaults to 10.0 (the
+            authors' value in the 512x512 refiner frame).
+        target (str): ``'gt_box'`` or ``'target_region'``. Defaults to ``'gt_box'``.
+        weight (float): weight in the total. Defaults to 1.0.
+        name (str, optional): log key. Defaults to ``'box_l1'``.
+    """
+
+    default_name = 'box_l1'
+
+    def __init__(self,
+                 max_l1: float = 10.0,
+                 target: str = 'gt_box',
+                 weight: float = 1.0,
+                 name: Optional[str] = None) -> None:
+        super().__init__(target=target, weight=weight, name=name)
+        if not max_l1 > 0:
+            raise ValueError(f'{type(self).__name__}: max_l1 must be > 0, got {max_l1!r}')
+        self.max_l1 = float(max_l1)
+
+    def score(self, box: List[float], target: List[float]) -> float:
+        """1 when ``mean L1 < max_l1``."""
+        return float(box_l1(box, target) < self.max_l1)
+
+
+@REWARDS.register_module()
+class RegionL1Reward(BoxL1Reward):
+    """:class:`BoxL1Reward` with the authors' GSE defaults: mean L1 to ``target_region`` < 20 px.
+
+    Args:
+        max_l1 (float): explorer-frame pixels. Defaults to 20.0.
+        target (str): Defaults to ``'target_region'``.
+        weight (float): weight in the total. Defaults to 1.0.
+        name (str, optional): log key. Defaults to ``'region_l1'``.
+    """
+
+    default_name = 'region_l1'
+
+    def __init__(self,
+                 max_l1: float = 20.0,
+                 target: str = 'target_region',
+                 weight: float = 1.0,
+                 name: Optional[str] = None) -> None:
+        super().__init__(max_l1=max_l1, target=target, weight=weight, name=name)
+
+
+@REWARDS.register_module()
+class RegionContainsReward(BoxTargetReward):
+    """1 when the predicted region contains the whole target box, edges included (authors' GSE).
+
+    Args:
+        target (str): Defaults to ``'gt_box'``.
+        weight (float): weight in the total. Defaults to 1.0.
+        name (str, optional): log key. Defaults to ``'region_contains'``.
+    """
+
+    default_name = 'region_contains'
+
+    def __init__(self,
+                 target: str = 'gt_box',
+                 weight: float = 1.0,
+                 name: Optional[str] = None) -> None:
+        super().__init__(target=target, weight=weight, name=name)
+
+    def score(self, box: List[float], target: List[float]) -> float:
+        """1 when ``box`` contains ``target``."""
+        return float(box_contains(box, target))
+
+
+@REWARDS.register_module()
+class IoUReward(BoxTargetReward):
+    """The IoU with the target itself, a continuous value in ``[0, 1]`` (not in the authors' set).
+
+    Args:
+        target (str): ``'gt_box'`` or ``'target_region'``. Defaults to ``'gt_box'``.
+        weight (float): weight in the total. Defaults to 1.0.
+        name (str, optional): log key. Defaults to ``'iou'``.
+    """
+
+    default_name = 'iou'
+
+    def __init__(self,
+                 target: str = 'gt_box',
+                 weight: float = 1.0,
+                 name: Optional[str] = None) -> None:
+        super().__init__(target=target, weight=weight, name=name)
+
+    def score(self, box: List[float], target: List[float]) -> float:
+        """The IoU."""
+        return box_iou(box, target)
+
+
+@REWARDS.register_module()
+class PointsReward(BaseReward):
+    """1 when both points lie in the predicted box and are close to the GT points (authors' LPR).
+
+    Close: the mean Euclidean distance to ``gt_points``, for the better of the two pairings, is
+    below ``max_distance`` frame pixels. For an absent target (``gt_box`` all zeros) the term is 1
+    when the box is absent and both points are ``(0, 0)`` (what the refiner prompt asks for), else
+    0; an absent box for a present target scores 0.
+
+    Args:
+        max_distance (float): frame pixels; the mean distance must be strictly smaller. Defaults
+            to 100.0 (the authors' value in the 512x512 refiner frame).
+        weight (float): weight in the total. Defaults to 1.0.
+        name (str, optional): log key. Defaults to ``'points'``.
+    """
+
+    default_name = 'points'
+    requires = ('gt_points', )
+
+    def __init__(self,
+                 max_distance: float = 100.0,
+                 weight: float = 1.0,
+                 name: Optional[str] = None) -> None:
+        super().__init__(weight=weight, name=name)
+        if not max_distance > 0:
+            raise ValueError(f'PointsReward: max_distance must be > 0, got {max_distance!r}')
+        self.max_distance = float(max_distance)
+
+    def __call__(self, parsed: ParsedCompletion, sample: RewardSample) -> float:
+        """Score one completion (see :meth:`BaseReward.__call__`)."""
+        gt_points = required(sample, 'gt_points', self.name)
+        box = predicted_box(parsed, sample)
+        if box is None or parsed.points is None:
+            return 0.0
+        points = to_frame(parsed.points, sample).tolist()
+        if is_absent(sample.gt_box):
+            return float(is_absent(box) and is_absent(points[0] + points[1]))
+        if is_absent(box) or not all(point_in_box(point, box) for point in points):
+            return 0.0
+        return float(points_distance(points, gt_points.tolist()) < self.max_distance)
+
+
+@REWARDS.register_module()
+class RegionSizeReward(BaseReward):
+    """The explorer's region size (authors' GSE term): 1 when both sides are within
+    ``region_size +- tolerance`` frame pixels, 0.5 when one is, else 0.
+
+    Sides are ``x2 - x1`` and ``y2 - y1`` in frame pixels (continuous boxes). The authors
+    measured inclusive sides ``x2 - x1 + 1`` against ``[241, 271]`` for a 256 region, so for the
+    same numbers in the answer their band is ``x2 - x1`` in ``[240, 270]``; ours (with the default
+    tolerance 15) is ``[241, 271]``: the band is shifted by 1 px, centred on a side of exactly
+    ``region_size`` in our convention.
+
+    Args:
+        tolerance (float): frame pixels either side of ``sample.region_size``, inclusive.
+            Defaults to 15.0.
+        weight (float): weight in the total. Defaults to 1.0.
+        name (str, optional): log key. Defaults to ``'region_size'``.
+    """
+
+    default_name = 'region_size'
+    requires = ('region_size', )
+
+    def __init__(self,
+                 tolerance: float = 15.0,
+                 weight: float = 1.0,
+                 name: Optional[str] = None) -> None:
+        super().__init__(weight=weight, name=name)
+        if not tolerance >= 0:
+            raise ValueError(f'RegionSizeReward: tolerance must be >= 0, got {tolerance!r}')
+        self.tolerance = float(tolerance)
+
+    def __call__(self, parsed: ParsedCompletion, sample: RewardSample) -> float:
+        """Score one completion (see :meth:`BaseReward.__call__`)."""
+        size = required(sample, 'region_size', self.name)
+        box = predicted_box(parsed, sample)
+        if box is None or is_absent(box):
+            return 0.0
+        low, high = size - self.tolerance, size + self.tolerance
+        sides_ok = (low <= box[2] - box[0] <= high) + (low <= box[3] - box[1] <= high)
+        return sides_ok / 2
