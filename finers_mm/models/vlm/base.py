@@ -24,7 +24,7 @@ import copy
 import os.path as osp
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Dict, Iterator, List, Optional, Sequence
+from typing import TYPE_CHECKING, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -43,6 +43,9 @@ DTYPES = {'float32': torch.float32, 'bfloat16': torch.bfloat16, 'float16': torch
 #: generation settings of a config; every other ``GenerationConfig`` field may be added too
 DEFAULT_GENERATION = dict(max_new_tokens=1024, do_sample=False, temperature=1.0, top_p=1.0,
                           top_k=0, num_return_sequences=1)
+#: model-config keys of the vision placeholder tokens, which generation must never emit
+VISION_TOKEN_ID_KEYS = ('image_token_id', 'video_token_id', 'vision_start_token_id',
+                        'vision_end_token_id')
 #: settings that only apply when sampling (dropped for greedy decoding)
 SAMPLING_KEYS = ('temperature', 'top_p', 'top_k')
 
@@ -242,8 +245,13 @@ class BaseVLMAdapter(BaseModule):
         saved = model.generation_config
         pad = saved.pad_token_id if saved.pad_token_id is not None else tokenizer.pad_token_id
         eos = saved.eos_token_id if saved.eos_token_id is not None else tokenizer.eos_token_id
+        # never sample a vision placeholder: a completion holding one no longer matches the
+        # image features when it is scored again (and means nothing as text)
+        vision_tokens = [getattr(model.config, name) for name in VISION_TOKEN_ID_KEYS
+                         if getattr(model.config, name, None) is not None]
         model.generation_config = GenerationConfig(
-            bos_token_id=saved.bos_token_id, eos_token_id=eos, pad_token_id=pad)
+            bos_token_id=saved.bos_token_id, eos_token_id=eos, pad_token_id=pad,
+            suppress_tokens=vision_tokens or None)
         return model
 
     @staticmethod
@@ -463,10 +471,13 @@ class BaseVLMAdapter(BaseModule):
     def completion_logprobs(self, prompt_inputs: 'BatchFeature',
                             completion_ids: torch.Tensor,
                             completion_mask: torch.Tensor,
-                            temperature: float = 1.0) -> torch.Tensor:
+                            temperature: float = 1.0,
+                            return_entropy: bool = False
+                            ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
         """Per-token log-probs of completions under the current model, in one forward pass.
 
-        Gradients flow (wrap in ``torch.no_grad()`` for old-policy or reference log-probs).
+        Gradients flow (wrap in ``torch.no_grad()`` for old-policy or reference log-probs), through
+        the entropies too (for an entropy bonus).
 
         Args:
             prompt_inputs (transformers.BatchFeature): The B prompts (``GenerationResult
@@ -474,11 +485,18 @@ class BaseVLMAdapter(BaseModule):
             completion_ids (torch.Tensor): (B*n, T) completions, n per prompt, prompt-major.
             completion_mask (torch.Tensor): (B*n, T) 1 on the completions' tokens.
             temperature (float): Divides the logits (the sampling temperature). Defaults to 1.0.
+            return_entropy (bool): Also return the entropy of each step's next-token distribution
+                (of the tempered logits, the distribution the tokens were sampled from), computed
+                from the same float32 logits by trl's ``selective_log_softmax_and_entropy``
+                (``entropy_from_logits``; one fused pass with the log-probs on GPU). Defaults to
+                False.
 
         Returns:
-            torch.Tensor: (B*n, T) float32 log-probs; 0 where ``completion_mask`` is 0.
+            torch.Tensor | tuple[torch.Tensor, torch.Tensor]: (B*n, T) float32 log-probs; 0 where
+            ``completion_mask`` is 0. With ``return_entropy``: ``(logprobs, entropies)``, the
+            entropies (B*n, T) float32 in nats, 0 where ``completion_mask`` is 0.
         """
-        from trl.trainer.utils import selective_log_softmax
+        from trl.trainer.utils import selective_log_softmax, selective_log_softmax_and_entropy
 
         num_prompts = prompt_inputs['input_ids'].shape[0]
         if completion_ids.shape[0] % num_prompts or completion_ids.shape != completion_mask.shape:
@@ -497,8 +515,14 @@ class BaseVLMAdapter(BaseModule):
             inputs['mm_token_type_ids'] = torch.cat([types, types.new_zeros(completion_ids.shape)],
                                                     dim=1)
         logits = self.model(**inputs, use_cache=False, logits_to_keep=length + 1).logits
-        logprobs = selective_log_softmax(logits[:, :-1].float(), completion_ids, temperature)
-        return logprobs * completion_mask.to(logprobs.dtype)
+        logits = logits[:, :-1].float()
+        if not return_entropy:
+            logprobs = selective_log_softmax(logits, completion_ids, temperature)
+            return logprobs * completion_mask.to(logprobs.dtype)
+        logprobs, entropies = selective_log_softmax_and_entropy(logits, completion_ids,
+                                                                temperature=temperature)
+        mask = completion_mask.to(logprobs.dtype)
+        return logprobs * mask, entropies * mask
 
     @contextmanager
     def reference_policy(self) -> Iterator[None]:
