@@ -42,7 +42,7 @@ RUNNER_CONSTRUCTORS = Registry(
     'runner constructor', parent=MMDET_RUNNER_CONSTRUCTORS, locations=['finers_mm.engine'])
 LOOPS = Registry('loop', parent=MMDET_LOOPS, locations=['finers_mm.engine'])
 HOOKS = Registry(
-    'hook', parent=MMDET_HOOKS, locations=['finers_mm.engine', 'mmdet.engine.hooks'])
+    'hook', parent=MMDET_HOOKS, locations=['finers_mm.engine', 'finers_mm.rl', 'mmdet.engine.hooks'])
 
 DATASETS = Registry(
     'dataset', parent=MMDET_DATASETS, locations=['finers_mm.datasets', 'mmdet.datasets'])

@@ -15,7 +15,8 @@ class FineRSDataPreprocessor(BaseDataPreprocessor):
 
     The Hugging Face processor (VLMs) and SAM's resize both work on CPU images, so the views are not
     moved to the device (the models move the processed tensors), and no pixel is copied: the
-    arrays share the packed tensors' memory. Data samples pass through unchanged.
+    arrays share the packed tensors' memory. Data samples, and any other key of the batch (the GRPO
+    ``rollout`` put there by ``GRPOHook``), pass through unchanged.
 
     Input: ``data['inputs']`` is ``{view: [ (H, W, 3) uint8 tensor, ... ]}`` as collated by
     ``pseudo_collate`` from :class:`~finers_mm.datasets.transforms.PackFineRSInputs`.
@@ -36,7 +37,8 @@ class FineRSDataPreprocessor(BaseDataPreprocessor):
             view: [_to_hwc_array(image) for image in images]
             for view, images in data['inputs'].items()
         }
-        return dict(inputs=views, data_samples=data.get('data_samples'))
+        extra = {key: value for key, value in data.items() if key not in ('inputs', 'data_samples')}
+        return dict(inputs=views, data_samples=data.get('data_samples'), **extra)
 
 
 def _to_hwc_array(image) -> np.ndarray:

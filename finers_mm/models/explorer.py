@@ -4,40 +4,71 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 from mmdet.structures import DetDataSample
-from mmengine.model import BaseModel
 
 from finers_mm.registry import MODELS
 from finers_mm.structures import explorer_to_original
 from .parsing import parse_completion
-from .prompts import EXPLORER, PromptBuilder
+from .prompts import EXPLORER
 from .stages import ExplorerOutput, Query, make_pred_instances
+from .vlm_stage import VLMStageModel
+
+
+def _frame_size(view: np.ndarray) -> Tuple[int, int]:
+    """``(w, h)`` of an (h, w, 3) view."""
+    return int(view.shape[1]), int(view.shape[0])
 
 
 @MODELS.register_module()
-class GlobalExplorer(BaseModel):
+class GlobalExplorer(VLMStageModel):
     """GSE: a VLM that reads the whole image, resized to the explorer frame, and answers a region.
 
     The region's frame is the explorer view's own size (set once, by ``ExplorerView`` in the data
     pipeline); the VLM adapter turns the model's coordinates into that frame's pixels and
-    :func:`~finers_mm.structures.explorer_to_original` into ORIGINAL pixels.
+    :func:`~finers_mm.structures.explorer_to_original` into ORIGINAL pixels. In training the region
+    target is the record's searched ``best_region`` (the locate-informed retrospective target), or,
+    without one, the ``region_size`` region centred on the GT box.
 
     Args:
         vlm (dict): config of a VLM adapter (:mod:`finers_mm.models.vlm`).
-        prompt (dict, optional): :class:`~finers_mm.models.prompts.PromptBuilder` arguments
-            (``templates`` overrides); ``region_size`` is taken from this model's argument.
         region_size (int): side of the region in explorer-frame pixels, told to the model in the
-            prompt (256 in the paper).
-        data_preprocessor (dict): defaults to ``FineRSDataPreprocessor``.
-        init_cfg (dict, optional): mmengine init config.
+            prompt (256 in the paper; the dataset config's ``frames['region_size']``).
+        prompt (dict, optional): :class:`~finers_mm.models.prompts.PromptBuilder` arguments other
+            than ``region_size``.
+        **kwargs: :class:`~finers_mm.models.vlm_stage.VLMStageModel` arguments (``train_mode``,
+            ``grpo_loss``, ``data_preprocessor``, ...).
     """
 
-    def __init__(self, vlm: dict, prompt: Optional[dict] = None, region_size: int = 256,
-                 data_preprocessor: Optional[dict] = None,
-                 init_cfg: Optional[dict] = None) -> None:
-        super().__init__(data_preprocessor=data_preprocessor or dict(type='FineRSDataPreprocessor'),
-                         init_cfg=init_cfg)
-        self.vlm = MODELS.build(vlm)
-        self.prompts = PromptBuilder(region_size=region_size, **(prompt or {}))
+    stage = EXPLORER
+
+    def __init__(self, vlm: dict, region_size: int = 256, prompt: Optional[dict] = None,
+                 **kwargs) -> None:
+        super().__init__(vlm, prompt=dict(prompt or {}, region_size=region_size), **kwargs)
+
+    def views(self, inputs: dict, data_samples: Sequence[DetDataSample]) -> List[np.ndarray]:
+        """The explorer views (``ExplorerView``)."""
+        return list(inputs['explorer'])
+
+    def reward_sample(self, data_sample: DetDataSample, view: np.ndarray,
+                      with_mask: bool = False):
+        """GT in the explorer frame: the GT box and the retrospective target region, if searched."""
+        from finers_mm.rl.rewards import RewardSample
+        frame = _frame_size(view)
+        region = data_sample.get('best_region_explorer', None)
+        return RewardSample(
+            stage=self.stage, frame_size=frame, model_coord_size=self.vlm.model_coord_size(frame),
+            question_type=data_sample.question_type, answer=data_sample.answer,
+            options=dict(data_sample.get('options', None) or {}),
+            gt_box=np.asarray(data_sample.gt_bbox_explorer, np.float32),
+            target_region=None if region is None else np.asarray(region, np.float32),
+            region_size=self.prompts.region_size)
+
+    def target_answer(self, data_sample: DetDataSample, view: np.ndarray) -> dict:
+        """``{"bbox": region, "response": ...}``: the searched region, else the one around the GT."""
+        region = data_sample.get('best_region_explorer', None)
+        if region is None:
+            region = data_sample.gt_region_explorer
+        box = self.vlm.frame_to_model(np.asarray(region, np.float32), _frame_size(view))
+        return dict(bbox=[int(round(v)) for v in box], response=self.target_response(data_sample))
 
     def explore(self, views: Sequence[np.ndarray], image_sizes: Sequence[Tuple[int, int]],
                 queries: Sequence[Query]) -> List[ExplorerOutput]:
@@ -59,7 +90,7 @@ class GlobalExplorer(BaseModel):
             parsed = parse_completion(text, EXPLORER)
             region = None
             if parsed.bbox is not None:
-                frame_size = (view.shape[1], view.shape[0])
+                frame_size = _frame_size(view)
                 frame_box = self.vlm.model_to_frame(np.asarray(parsed.bbox), frame_size)
                 region = explorer_to_original(frame_box, image_size, frame_size)
             outputs.append(ExplorerOutput(region=region, answer=parsed.response, completion=text,
@@ -88,11 +119,3 @@ class GlobalExplorer(BaseModel):
                 pred_answer=output.answer or '', explorer_completion=output.completion,
                 invalid_reason=None if output.invalid is None else f'explorer:{output.invalid}'))
         return data_samples
-
-    def forward(self, inputs: dict, data_samples: Optional[list] = None, mode: str = 'predict'):
-        """mmengine's entry point; ``mode='predict'`` only until GRPO training lands."""
-        if mode == 'predict':
-            return self.predict(inputs, data_samples)
-        raise NotImplementedError(
-            f"GlobalExplorer.forward(mode={mode!r}): only 'predict' is implemented so far")
-

@@ -31,6 +31,10 @@ EXPLORER = 'explorer'
 REFINER = 'refiner'
 STAGES = (EXPLORER, REFINER)
 
+#: the refiner's ``response`` when the object is not in its crop (with an all-zero box)
+ABSENT_RESPONSE = 'No object found'
+#: the ``response`` to a segmentation instruction when the object is there
+FOUND_RESPONSE = 'The object is found.'
 #: side of the explorer's region in its frame (METHOD.md: 256 in a 1920x1080 frame)
 DEFAULT_REGION_SIZE = 256
 #: most words of an open answer asked for in the open templates (the authors' LPR reward rule)
@@ -89,7 +93,7 @@ DEFAULT_TEMPLATES: Dict[str, Dict[str, str]] = {
         SEGMENTATION: ("Please find '{question}' with bbox and points. Compare the difference "
                        'between objects and find the most closely matched one.\n' + _TAGS
                        + _REFINER_KEYS + '"response" must be "The object is found." '
-                       + _REFINER_ABSENT + ', and "response" "No object found".\n'
+                       + _REFINER_ABSENT + f', and "response" "{ABSENT_RESPONSE}".\n'
                        + _example(_REFINER_EXAMPLE, 'The object is found.')),
         MULTIPLE_CHOICE: ("Please find the object that the question '{question}' is about with "
                           'bbox and points, and answer the question with one of the options. '

@@ -1,20 +1,20 @@
 # Copyright (c) finers_mm contributors. All rights reserved.
 """LocalRefiner: FineRS's localized perceptual refinement (LPR) stage."""
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Sequence, Tuple
 
 import numpy as np
 from mmdet.structures import DetDataSample
-from mmengine.model import BaseModel
 
 from finers_mm.registry import MODELS
 from finers_mm.structures import crop_to_frame, frame_to_window
 from .parsing import parse_completion
-from .prompts import REFINER, PromptBuilder
+from .prompts import ABSENT_RESPONSE, REFINER
 from .stages import Query, RefinerOutput, make_pred_instances
+from .vlm_stage import VLMStageModel
 
 
 @MODELS.register_module()
-class LocalRefiner(BaseModel):
+class LocalRefiner(VLMStageModel):
     """LPR: a VLM that reads a crop of the ORIGINAL image, resized to the refiner frame, and
     answers a box, two points inside the object and the answer.
 
@@ -23,22 +23,59 @@ class LocalRefiner(BaseModel):
         frame_size (tuple[int, int]): ``(rw, rh)`` the crop is resized to when this model cuts it
             (:meth:`refine`); training crops are cut by ``RefinerCrop`` with the same value from
             the dataset config's ``frames``.
-        prompt (dict, optional): :class:`~finers_mm.models.prompts.PromptBuilder` arguments.
         interpolation (str): mmcv interpolation name of the crop resize.
-        data_preprocessor (dict): defaults to ``FineRSDataPreprocessor``.
-        init_cfg (dict, optional): mmengine init config.
+        **kwargs: :class:`~finers_mm.models.vlm_stage.VLMStageModel` arguments (``prompt``,
+            ``train_mode``, ``grpo_loss``, ``data_preprocessor``, ...).
     """
 
+    stage = REFINER
+
     def __init__(self, vlm: dict, frame_size: Tuple[int, int] = (512, 512),
-                 prompt: Optional[dict] = None, interpolation: str = 'bilinear',
-                 data_preprocessor: Optional[dict] = None,
-                 init_cfg: Optional[dict] = None) -> None:
-        super().__init__(data_preprocessor=data_preprocessor or dict(type='FineRSDataPreprocessor'),
-                         init_cfg=init_cfg)
-        self.vlm = MODELS.build(vlm)
+                 interpolation: str = 'bilinear', **kwargs) -> None:
+        super().__init__(vlm, **kwargs)
         self.frame_size = (int(frame_size[0]), int(frame_size[1]))
-        self.prompts = PromptBuilder(**(prompt or {}))
         self.interpolation = interpolation
+
+    def views(self, inputs: dict, data_samples: Sequence[DetDataSample]) -> List[np.ndarray]:
+        """The refiner crops (``RefinerCrop``)."""
+        return list(inputs['refiner'])
+
+    def reward_sample(self, data_sample: DetDataSample, view: np.ndarray,
+                      with_mask: bool = False):
+        """GT in the refiner frame: box (all zeros when outside the crop), points, and optionally
+        the view and the GT mask cut and resized like the view."""
+        from finers_mm.rl.rewards import RewardSample
+        frame = (int(view.shape[1]), int(view.shape[0]))
+        image = gt_mask = None
+        if with_mask:
+            full_mask = data_sample.gt_instances.masks.to_ndarray()[0].astype(np.uint8)
+            gt_mask = crop_to_frame(full_mask, data_sample.crop_window, frame,
+                                    interpolation='nearest').astype(bool)
+            image = view
+        points = data_sample.get('gt_points_refiner', None)
+        return RewardSample(
+            stage=self.stage, frame_size=frame, model_coord_size=self.vlm.model_coord_size(frame),
+            question_type=data_sample.question_type, answer=data_sample.answer,
+            options=dict(data_sample.get('options', None) or {}),
+            gt_box=np.asarray(data_sample.gt_bbox_refiner, np.float32),
+            gt_points=None if points is None else np.asarray(points, np.float32),
+            image=image, gt_mask=gt_mask)
+
+    def target_answer(self, data_sample: DetDataSample, view: np.ndarray) -> dict:
+        """``{"bbox", "points_1", "points_2", "response"}`` in model coordinates; the all-zero
+        "No object found" answer when the target is outside the crop."""
+        frame = (int(view.shape[1]), int(view.shape[0]))
+        box = np.asarray(data_sample.gt_bbox_refiner, np.float32)
+        if not np.any(box):
+            return dict(bbox=[0, 0, 0, 0], points_1=[0, 0], points_2=[0, 0],
+                        response=ABSENT_RESPONSE)
+        box = self.vlm.frame_to_model(box, frame)
+        points = self.vlm.frame_to_model(np.asarray(data_sample.gt_points_refiner, np.float32),
+                                         frame)
+        return dict(bbox=[int(round(v)) for v in box],
+                    points_1=[int(round(v)) for v in points[0]],
+                    points_2=[int(round(v)) for v in points[1]],
+                    response=self.target_response(data_sample))
 
     def refine(self, images: Sequence[np.ndarray], windows: Sequence[np.ndarray],
                queries: Sequence[Query]) -> List[RefinerOutput]:
@@ -114,10 +151,3 @@ class LocalRefiner(BaseModel):
                 pred_answer=output.answer or '', refiner_completion=output.completion,
                 invalid_reason=None if output.invalid is None else f'refiner:{output.invalid}'))
         return data_samples
-
-    def forward(self, inputs: dict, data_samples: Optional[list] = None, mode: str = 'predict'):
-        """mmengine's entry point; ``mode='predict'`` only until GRPO training lands."""
-        if mode == 'predict':
-            return self.predict(inputs, data_samples)
-        raise NotImplementedError(
-            f"LocalRefiner.forward(mode={mode!r}): only 'predict' is implemented so far")

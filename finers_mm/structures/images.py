@@ -32,7 +32,7 @@ def crop_to_frame(img: np.ndarray, window, frame_size: Tuple[int, int],
     """Cut ``window`` out of an image and resize it to a frame.
 
     Args:
-        img (np.ndarray): (H, W, 3) uint8 RGB, ORIGINAL pixels.
+        img (np.ndarray): (H, W, 3) uint8 RGB (or an (H, W) mask), ORIGINAL pixels.
         window: (4,) integer ``[x1, y1, x2, y2]`` inside the image, ORIGINAL pixels.
         frame_size (tuple[int, int]): ``(fw, fh)`` of the frame.
         interpolation (str): mmcv interpolation name (cv2 backend).

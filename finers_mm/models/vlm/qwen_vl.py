@@ -90,6 +90,28 @@ class QwenVLAdapter(BaseVLMAdapter):
         repeated['pixel_values'] = torch.cat([p for p in patches for _ in range(n)])
         return repeated
 
+    def select_prompts(self, prompt_inputs, first: int, last: int) -> Dict[str, torch.Tensor]:
+        """Prompts ``first`` to ``last - 1`` of a batch (e.g. to score a batch in chunks).
+
+        Per-prompt tensors are sliced by row; ``pixel_values`` by each image's
+        ``image_grid_thw[i].prod()`` patch rows.
+
+        Args:
+            prompt_inputs (transformers.BatchFeature): B prompts of one image each.
+            first (int): first prompt kept.
+            last (int): one past the last prompt kept.
+
+        Returns:
+            transformers.BatchFeature: the inputs of prompts ``first:last``.
+        """
+        from transformers import BatchFeature
+        patches = prompt_inputs['image_grid_thw'].prod(dim=-1)
+        start, stop = int(patches[:first].sum()), int(patches[:last].sum())
+        selected = {key: value[first:last] for key, value in prompt_inputs.items()
+                    if key != 'pixel_values'}
+        selected['pixel_values'] = prompt_inputs['pixel_values'][start:stop]
+        return BatchFeature(selected)
+
 
 @MODELS.register_module()
 class Qwen2VLAdapter(QwenVLAdapter):

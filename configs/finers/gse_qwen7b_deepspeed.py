@@ -1,0 +1,17 @@
+# GSE full fine-tune sharded with DeepSpeed ZeRO-2 through mmengine's FlexibleRunner: optimiser
+# states and gradients are sharded, the weights stay whole on every GPU, so the rollout's generate
+# runs as usual. (FSDP shards the weights too and would have to gather them for every generate: use
+# `strategy=dict(type='FSDPStrategy', ...)` only if ZeRO-2 does not fit.) Needs `pip install
+# deepspeed`; not measured here (no GPU in this project's CI).
+#   bash tools/dist_train.sh configs/finers/gse_qwen7b_deepspeed.py 8
+_base_ = ['./gse_qwen7b.py']
+
+runner_type = 'FlexibleRunner'
+strategy = dict(
+    type='DeepSpeedStrategy',
+    fp16=dict(enabled=False),
+    bf16=dict(enabled=True),
+    zero_optimization=dict(stage=2, overlap_comm=True, contiguous_gradients=True),
+    gradient_clipping=1.0)
+optim_wrapper = dict(_delete_=True, type='DeepSpeedOptimWrapper',
+                     optimizer=dict(type='AdamW', lr=1e-6, weight_decay=1e-2))

@@ -1,0 +1,217 @@
+# Copyright (c) finers_mm contributors. All rights reserved.
+"""VLMStageModel: what GlobalExplorer (GSE) and LocalRefiner (LPR) share.
+
+A stage is one VLM, one prompt per (stage, question type), and two ways to train:
+
+- ``train_mode='sft'``: supervised warm-up (cold start). The loss is the cross-entropy of a
+  GT-formatted answer (:meth:`target_answer`, written in the model's own coordinates) after the
+  prompt.
+- ``train_mode='grpo'``: :class:`~finers_mm.rl.GRPOHook` samples completions before each iteration,
+  scores them and puts a :class:`~finers_mm.rl.Rollout` in the batch; the loss is the GRPO loss
+  (:func:`finers_mm.rl.grpo.grpo_loss`) of those completions under the current policy.
+
+mmengine's OptimWrapper (AMP, gradient accumulation, clipping), schedulers, checkpointing and DDP do
+the rest; one mmengine iteration is one optimiser step (or one accumulation step).
+
+Subclasses set ``stage`` and implement the stage's frames: :meth:`views` (the images the model reads
+in training), :meth:`reward_sample` (the GT of a view in its frame) and :meth:`target_answer`.
+"""
+import copy
+import json
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+from mmdet.structures import DetDataSample
+from mmengine.model import BaseModel
+
+from finers_mm.datasets.question_types import MULTIPLE_CHOICE, SEGMENTATION
+from finers_mm.registry import MODELS
+from .answers import extract_option_letter
+from .prompts import FOUND_RESPONSE, PromptBuilder
+from .stages import Query
+
+TRAIN_MODES = ('sft', 'grpo')
+#: the authors' GRPO loss settings (METHOD.md, "GRPO")
+DEFAULT_GRPO_LOSS = dict(clip_eps=0.2, kl_coef=5e-3, kl_clamp=10.0, entropy_coef=1e-3,
+                         loss_type='dapo')
+
+
+class VLMStageModel(BaseModel):
+    """Base of the two FineRS stages; see the module docstring.
+
+    Args:
+        vlm (dict): config of a VLM adapter (:mod:`finers_mm.models.vlm`).
+        prompt (dict, optional): :class:`~finers_mm.models.prompts.PromptBuilder` arguments.
+        train_mode (str): ``'grpo'`` (default) or ``'sft'``.
+        grpo_loss (dict, optional): overrides of :data:`DEFAULT_GRPO_LOSS` (``clip_eps``,
+            ``clip_eps_high``, ``kl_coef``, ``kl_clamp``, ``entropy_coef``, ``loss_type``).
+        think_template (str): the ``<think>`` text of SFT targets; ``{question}`` is filled in.
+        data_preprocessor (dict): defaults to ``FineRSDataPreprocessor``.
+        init_cfg (dict, optional): mmengine init config.
+    """
+
+    stage: str
+
+    def __init__(self, vlm: dict, prompt: Optional[dict] = None, train_mode: str = 'grpo',
+                 grpo_loss: Optional[dict] = None,
+                 think_template: str = 'The question is: {question} I compare the candidate '
+                 'objects and locate the one it refers to.',
+                 data_preprocessor: Optional[dict] = None,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(data_preprocessor=data_preprocessor or dict(type='FineRSDataPreprocessor'),
+                         init_cfg=init_cfg)
+        if train_mode not in TRAIN_MODES:
+            raise ValueError(f'train_mode must be one of {TRAIN_MODES}, got {train_mode!r}')
+        unknown = set(grpo_loss or {}) - set(DEFAULT_GRPO_LOSS) - {'clip_eps_high'}
+        if unknown:
+            raise ValueError(f'unknown grpo_loss settings {sorted(unknown)}; expected '
+                             f'{sorted(DEFAULT_GRPO_LOSS)} or clip_eps_high')
+        self.vlm_cfg = copy.deepcopy(vlm)
+        self.vlm = MODELS.build(vlm)
+        self.prompts = PromptBuilder(**(prompt or {}))
+        self.train_mode = train_mode
+        self.grpo_loss_cfg = dict(DEFAULT_GRPO_LOSS, **(grpo_loss or {}))
+        self.think_template = think_template
+
+    # --- the stage's frames (subclasses) ------------------------------------------------------
+
+    def views(self, inputs: dict, data_samples: Sequence[DetDataSample]) -> List[np.ndarray]:
+        """The (h, w, 3) uint8 RGB images this stage reads in training, one per sample."""
+        raise NotImplementedError
+
+    def reward_sample(self, data_sample: DetDataSample, view: np.ndarray,
+                      with_mask: bool = False):
+        """The :class:`~finers_mm.rl.rewards.RewardSample` of a view: its GT in the view's frame.
+
+        Args:
+            data_sample (DetDataSample): a packed training sample.
+            view (np.ndarray): the (h, w, 3) image this stage read for it.
+            with_mask (bool): also fill ``image`` and ``gt_mask`` (for mask-based rewards).
+        """
+        raise NotImplementedError
+
+    def target_answer(self, data_sample: DetDataSample, view: np.ndarray) -> dict:
+        """The GT answer as the stage's JSON object, coordinates in the model's convention."""
+        raise NotImplementedError
+
+    # --- shared ---------------------------------------------------------------------------------
+
+    def build_prompts(self, data_samples: Sequence[DetDataSample]) -> List[str]:
+        """This stage's prompt for each sample's query."""
+        queries = [Query.from_data_sample(sample) for sample in data_samples]
+        return [self.prompts.build(self.stage, q.question, q.question_type, q.options)
+                for q in queries]
+
+    def target_text(self, data_sample: DetDataSample, view: np.ndarray) -> str:
+        """The full SFT target: ``<think>…</think><answer>{JSON}</answer>``."""
+        think = self.think_template.format(question=data_sample.question)
+        answer = json.dumps(self.target_answer(data_sample, view))
+        return f'<think>{think}</think><answer>{answer}</answer>'
+
+    @staticmethod
+    def target_response(data_sample: DetDataSample) -> str:
+        """The ``response`` an SFT target gives: the found-sentence, the option letter or the answer.
+
+        Raises:
+            ValueError: a multiple-choice GT answer that names no single option.
+        """
+        if data_sample.question_type == SEGMENTATION:
+            return FOUND_RESPONSE
+        if data_sample.question_type == MULTIPLE_CHOICE:
+            letter = extract_option_letter(data_sample.answer, data_sample.get('options', None))
+            if letter is None:
+                raise ValueError(f'record {data_sample.get("ann_index")}: the multiple-choice '
+                                 f'answer {data_sample.answer!r} names no single option')
+            return letter
+        return str(data_sample.answer)
+
+    def build_reference(self):
+        """A frozen copy of the initial policy (the adapter config with ``freeze=True``), for the
+        KL term of a full fine-tune; with LoRA the reference is free (the adapter disabled)."""
+        cfg = copy.deepcopy(self.vlm_cfg)
+        cfg.pop('lora', None)
+        cfg.update(freeze=True, gradient_checkpointing=False)
+        return MODELS.build(cfg).to(self.vlm.device)
+
+    def sft_loss(self, inputs: dict, data_samples: Sequence[DetDataSample]) -> Dict[str, torch.Tensor]:
+        """Token-mean cross-entropy of the GT-formatted answers after the prompts.
+
+        Returns:
+            dict: ``loss`` and ``target_tokens`` (mean target length, logged).
+        """
+        views = self.views(inputs, data_samples)
+        prompt_inputs = self.vlm.build_inputs(views, self.build_prompts(data_samples))
+        tokenizer = self.vlm.processor.tokenizer
+        targets = [tokenizer(self.target_text(s, v), add_special_tokens=False)['input_ids']
+                   + [tokenizer.eos_token_id] for s, v in zip(data_samples, views)]
+        length = max(len(t) for t in targets)
+        ids = torch.full((len(targets), length), tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for row, target in enumerate(targets):
+            ids[row, :len(target)] = torch.as_tensor(target)
+            mask[row, :len(target)] = 1
+        logps = self.vlm.completion_logprobs(prompt_inputs, ids, mask)
+        mask = mask.to(logps.device)
+        loss = -(logps * mask).sum() / mask.sum()
+        return dict(loss=loss, target_tokens=mask.sum(1).float().mean().detach())
+
+    def grpo_loss(self, rollout) -> Dict[str, torch.Tensor]:
+        """The GRPO loss of a rollout's completions under the current policy.
+
+        Args:
+            rollout (finers_mm.rl.Rollout): completions, advantages and reference log-probs.
+
+        Returns:
+            dict: ``loss`` and the logged ``kl``, ``clip_fraction``, ``entropy``.
+        """
+        from finers_mm.rl.grpo import grpo_loss
+        cfg = self.grpo_loss_cfg
+        logps, entropies = self.vlm.completion_logprobs(
+            rollout.prompt_inputs, rollout.completion_ids, rollout.completion_mask,
+            temperature=rollout.temperature, return_entropy=True)
+        device = logps.device
+        old_logps = logps.detach() if rollout.old_logps is None else rollout.old_logps.to(device)
+        use_kl = cfg['kl_coef'] > 0
+        out = grpo_loss(
+            logps, old_logps, rollout.advantages.to(device), rollout.completion_mask.to(device),
+            clip_eps=cfg['clip_eps'], clip_eps_high=cfg.get('clip_eps_high'),
+            ref_logps=rollout.ref_logps.to(device) if use_kl else None,
+            kl_coef=cfg['kl_coef'], kl_clamp=cfg['kl_clamp'], entropies=entropies,
+            entropy_coef=cfg['entropy_coef'], loss_type=cfg['loss_type'],
+            max_completion_length=rollout.max_completion_length)
+        logged = dict(loss=out.loss, clip_fraction=out.clip_fraction.detach(),
+                      entropy=out.entropy.detach())
+        if out.kl is not None:
+            logged['kl'] = out.kl.detach()
+        return logged
+
+    def loss(self, inputs: dict, data_samples: Sequence[DetDataSample],
+             rollout=None) -> Dict[str, torch.Tensor]:
+        """The training loss of ``train_mode``.
+
+        Raises:
+            RuntimeError: GRPO training without a rollout (``GRPOHook`` missing from
+                ``custom_hooks``).
+        """
+        if self.train_mode == 'sft':
+            return self.sft_loss(inputs, data_samples)
+        if rollout is None:
+            raise RuntimeError(
+                f"{type(self).__name__}(train_mode='grpo') got no rollout: add "
+                "custom_hooks=[dict(type='GRPOHook', reward=...)] to the config, or train with "
+                "train_mode='sft'")
+        return self.grpo_loss(rollout)
+
+    def predict(self, inputs: dict, data_samples: List[DetDataSample]) -> List[DetDataSample]:
+        """Stage-specific prediction (see the subclasses)."""
+        raise NotImplementedError
+
+    def forward(self, inputs: dict, data_samples: Optional[list] = None, mode: str = 'predict',
+                rollout=None):
+        """mmengine's entry point: ``'loss'`` (SFT or GRPO) or ``'predict'``."""
+        if mode == 'loss':
+            return self.loss(inputs, data_samples, rollout)
+        if mode == 'predict':
+            return self.predict(inputs, data_samples)
+        raise ValueError(f"{type(self).__name__} supports mode 'loss' and 'predict', got {mode!r}")
