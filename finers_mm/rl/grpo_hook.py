@@ -27,7 +27,8 @@ class GRPOHook(Hook):
     full fine-tune), and puts a :class:`~finers_mm.rl.Rollout` into the batch under ``'rollout'``.
     The stage's ``loss`` (``train_mode='grpo'``) turns it into the GRPO loss; mmengine's optimiser
     wrapper, schedulers, checkpointing and DDP do the rest. The policy is updated once per rollout
-    (on-policy), so the old policy is the current one (``old_logps`` None).
+    (on-policy), so the old policy is the current one (``old_logps`` None). Sampling is seeded
+    from the run's seed, the iteration and the rank, so a resumed run repeats an uninterrupted one.
 
     Logged each iteration (``train/`` scalars): ``reward`` (mean) and ``reward_std``, the mean of
     every reward term (``reward/<name>``), ``invalid_rate``, ``completion_length``,
@@ -106,6 +107,7 @@ class GRPOHook(Hook):
         data = model.data_preprocessor(data_batch, True)
         samples = data['data_samples']
         views = model.views(data['inputs'], samples)
+        torch.manual_seed(self._rollout_seed(runner))
         start = time.perf_counter()
         generation = model.vlm.generate(views, model.build_prompts(samples), **self.sampling)
         rollout_time = time.perf_counter() - start
@@ -141,6 +143,14 @@ class GRPOHook(Hook):
         """Log the time of the policy update (the loss, backward and optimiser step)."""
         runner.message_hub.update_scalar('train/update_time',
                                          time.perf_counter() - self._update_start)
+
+    @staticmethod
+    def _rollout_seed(runner) -> int:
+        """The sampling seed of this iteration and rank: a function of the run's seed, the
+        iteration and the rank only, so a resumed run samples what an uninterrupted one would."""
+        from mmengine.dist import get_rank, get_world_size
+        base = runner.seed if runner.seed is not None else 0
+        return (base + 1_000_003 * runner.iter * get_world_size() + get_rank()) % (2**31 - 1)
 
     @torch.no_grad()
     def _reference_logps(self, model, generation) -> torch.Tensor:
