@@ -22,8 +22,14 @@ REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 
 from finers_mm.models.parsing import parse_completion  # noqa: E402
-from finers_mm.rl.rewards import (AUTHORS_EXPLORER_TERMS, AUTHORS_REFINER_TERMS,  # noqa: E402
-                                  CompositeReward, RewardSample)
+from finers_mm.rl.rewards import CompositeReward, RewardSample  # noqa: E402
+from mmengine.config import Config  # noqa: E402
+
+#: the authors' reward terms, from the training configs
+AUTHORS_REFINER_TERMS = Config.fromfile(
+    osp.join(REPO_ROOT, 'configs', 'finers', 'lpr_qwen7b.py')).lpr_reward.terms
+AUTHORS_EXPLORER_TERMS = Config.fromfile(
+    osp.join(REPO_ROOT, 'configs', 'finers', 'gse_qwen7b.py')).gse_reward.terms
 
 #: rollouts per prompt (GRPO group size)
 GROUP = 8

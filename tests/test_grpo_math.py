@@ -16,15 +16,6 @@ LOSS_TYPES = ('dapo', 'grpo', 'dr_grpo')
 ATOL = 1e-6
 
 
-@pytest.fixture(autouse=True, scope='module')
-def _single_thread():
-    """One intra-op thread: the 2 cores are shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _batch(seed: int = 0, num: int = 8, length: int = 9, full: bool = False) -> dict:
     """A rollout batch: 2 prompts x 4 samples; ratios and KL large enough for clipping to act.
 

@@ -2,22 +2,28 @@
 """GRPO reward terms (finers_mm.rl.rewards): every term positive / negative / at its threshold, in
 model coordinates of non-trivial conventions; absent targets; gaming; the composite; fuzzing."""
 import json
+import os.path as osp
 import warnings
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from mmengine.config import Config
 
 from finers_mm.models.parsing import parse_completion
 from finers_mm.registry import REWARDS
-from finers_mm.rl.rewards import (AUTHORS_EXPLORER_TERMS, AUTHORS_REFINER_TERMS, AnswerReward,
-                                  BoxIoUReward, BoxL1Reward, CompositeReward, IoUReward,
-                                  JsonFormatReward, MaskIoUReward, PointsReward,
+from finers_mm.rl.rewards import (AnswerReward, BoxIoUReward, BoxL1Reward, CompositeReward,
+                                  IoUReward, JsonFormatReward, MaskIoUReward, PointsReward,
                                   RegionContainsReward, RegionIoUReward, RegionL1Reward,
                                   RegionSizeReward, RewardResult, RewardSample, ThinkFormatReward,
                                   box_iou, points_distance, to_frame)
 from finers_mm.structures.frames import frame_to_window, full_window
+
+_CONFIGS = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs', 'finers')
+#: the authors' reward term lists, as the training configs state them (the one place they live)
+AUTHORS_REFINER_TERMS = tuple(Config.fromfile(osp.join(_CONFIGS, 'lpr_qwen7b.py')).lpr_reward.terms)
+AUTHORS_EXPLORER_TERMS = tuple(Config.fromfile(osp.join(_CONFIGS, 'gse_qwen7b.py')).gse_reward.terms)
 
 FOUND = 'The object is found.'
 OPTIONS = {'A': 'red car', 'B': 'blue truck', 'C': 'green bus', 'D': 'white van'}

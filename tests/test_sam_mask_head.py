@@ -12,14 +12,6 @@ from finers_mm.structures.frames import crop_window_from_region
 from finers_mm.structures.masks import mask_bbox, paste_crop_mask
 
 
-@pytest.fixture(scope='module', autouse=True)
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope='module')
 def head(tiny_models):
     return SAMMaskHead(config=tiny_models['sam_config'], checkpoint=tiny_models['sam'])

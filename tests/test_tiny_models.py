@@ -24,19 +24,6 @@ FINERS_ANSWER = ('<think>The red car is left of the tree.</think>'
                  '"response": "The object is found."}</answer>')
 
 
-@pytest.fixture(autouse=True, scope='module')
-def _single_thread():
-    """Run the tiny models on one thread.
-
-    On a busy 2-core machine OpenMP oversubscription makes these microscopic matmuls ~100x slower
-    with 2 threads (a 5 ms forward takes 0.8 s).
-    """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _rgb(height: int, width: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
 

@@ -21,15 +21,6 @@ PROMPTS = ['Please find the tiny red car.', 'Where is the boat?',
 MAX_NEW = 10
 
 
-@pytest.fixture(autouse=True, scope='module')
-def _single_thread():
-    """One intra-op thread: tiny models run ~100x faster on a loaded 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope='module')
 def model_dirs(tiny_models, tmp_path_factory):
     """Local dirs of the three tiny families (Qwen3-VL built here: 16 px patches, 0-1000 coords)."""

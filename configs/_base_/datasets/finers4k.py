@@ -83,19 +83,7 @@ val_dataloader = dict(
         pipeline=test_pipeline,
         backend_args=backend_args))
 test_dataloader = dict(
-    batch_size=1,
-    num_workers=2,
-    persistent_workers=True,
-    drop_last=False,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        ann_file=ann_files['test'],
-        data_prefix=data_prefix,
-        test_mode=True,
-        pipeline=test_pipeline,
-        backend_args=backend_args))
+    val_dataloader, dataset=dict(val_dataloader['dataset'], ann_file=ann_files['test']))
 
 # val_evaluator / test_evaluator: FineRSMetric (gIoU / cIoU per size bucket, MVQA / OVQA accuracy),
 # set by the metric issue.

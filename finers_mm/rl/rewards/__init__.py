@@ -2,8 +2,7 @@
 """GRPO reward terms (registered in ``finers_mm.registry.REWARDS``) and their weighted sum."""
 from .answer import AnswerReward
 from .base import BaseReward
-from .composite import (AUTHORS_EXPLORER_TERMS, AUTHORS_REFINER_TERMS, CompositeReward,
-                        RewardResult)
+from .composite import CompositeReward, RewardResult
 from .format import JsonFormatReward, ThinkFormatReward
 from .localization import (BOX_TARGETS, BoxIoUReward, BoxL1Reward, BoxTargetReward, IoUReward,
                            PointsReward, RegionContainsReward, RegionIoUReward, RegionL1Reward,
@@ -13,7 +12,7 @@ from .mask import MaskIoUReward
 from .sample import RewardSample, is_absent, required, to_frame
 
 __all__ = [
-    'AUTHORS_EXPLORER_TERMS', 'AUTHORS_REFINER_TERMS', 'AnswerReward',
+    'AnswerReward',
     'BOX_TARGETS', 'BaseReward', 'BoxIoUReward', 'BoxL1Reward', 'BoxTargetReward',
     'CompositeReward', 'IoUReward', 'JsonFormatReward', 'MaskIoUReward', 'PointsReward',
     'RegionContainsReward', 'RegionIoUReward', 'RegionL1Reward', 'RegionSizeReward',

@@ -1,5 +1,9 @@
 # Copyright (c) finers_mm contributors. All rights reserved.
-"""The weighted sum of reward terms that GRPO optimises, and the authors' two term lists."""
+"""The weighted sum of reward terms that GRPO optimises.
+
+The authors' two term lists are the rewards of ``configs/finers/lpr_qwen7b.py`` (``lpr_reward``) and
+``configs/finers/gse_qwen7b.py`` (``gse_reward``).
+"""
 from dataclasses import dataclass
 from typing import Dict, List, Sequence, Tuple, Union
 
@@ -9,28 +13,6 @@ from finers_mm.models.parsing import parse_completion
 from finers_mm.registry import REWARDS
 from .base import BaseReward
 from .sample import RewardSample
-
-#: the authors' LPR (refiner) reward: 6 unweighted 0/1 terms, max 6 (METHOD.md, "Rewards")
-AUTHORS_REFINER_TERMS: Tuple[dict, ...] = (
-    dict(type='ThinkFormatReward'),
-    dict(type='JsonFormatReward'),
-    dict(type='BoxIoUReward', iou_thr=0.5),
-    dict(type='BoxL1Reward', max_l1=10.0),
-    dict(type='PointsReward', max_distance=100.0),
-    dict(type='AnswerReward'),
-)
-
-#: the authors' GSE (explorer) reward: 7 unweighted terms, max 7 (METHOD.md, "Rewards")
-AUTHORS_EXPLORER_TERMS: Tuple[dict, ...] = (
-    dict(type='ThinkFormatReward'),
-    dict(type='JsonFormatReward'),
-    dict(type='RegionIoUReward', iou_thr=0.9),
-    dict(type='RegionL1Reward', max_l1=20.0),
-    dict(type='RegionContainsReward'),
-    dict(type='RegionSizeReward', tolerance=15.0),
-    dict(type='AnswerReward'),
-)
-
 
 @dataclass
 class RewardResult:
