@@ -16,7 +16,8 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import finers_mm  # noqa: E402,F401  (applies the checkpoint-loading fix before any runner exists)
-from finers_mm.utils.run_config import load_run_config, set_local_rank_env  # noqa: E402
+from finers_mm.utils.run_config import (  # noqa: E402
+    init_cpu_distributed, load_run_config, set_local_rank_env)
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.logging import print_log  # noqa: E402
 
@@ -82,6 +83,7 @@ def build_train_config(args: argparse.Namespace) -> Config:
 def main(argv=None) -> None:
     args = parse_args(argv)
     cfg = build_train_config(args)
+    init_cpu_distributed(cfg)
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)

@@ -7,6 +7,7 @@ import os
 import os.path as osp
 from typing import Optional
 
+import torch
 from mmengine.config import Config
 
 
@@ -38,6 +39,39 @@ def load_run_config(config: str, cfg_options: Optional[dict] = None, launcher: s
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(config))[0])
     return cfg
+
+
+def init_cpu_distributed(cfg: Config) -> None:
+    """Join a ``torchrun`` launch (``--launcher pytorch``) on a machine without a GPU.
+
+    mmengine 0.10.7 cannot: its ``init_dist`` calls ``torch.cuda.set_device(LOCAL_RANK)`` ("Found no
+    NVIDIA driver") and its default DDP wrapper passes ``device_ids=[LOCAL_RANK]``, which DDP
+    refuses for a CPU module. So, before the Runner is built, this joins the process group with the
+    config's ``env_cfg.dist_cfg`` (the Runner then skips ``init_dist``) and wraps the model in
+    ``MMDistributedDataParallel`` without device ids. With a GPU, or another launcher, it does
+    nothing.
+
+    Args:
+        cfg (Config): the run's config (``launcher`` set); ``model_wrapper_cfg`` is set in place.
+
+    Raises:
+        ValueError: a backend other than gloo (nccl needs GPUs).
+    """
+    if cfg.get('launcher', 'none') != 'pytorch' or torch.cuda.is_available():
+        return
+    dist_cfg = dict(cfg.get('env_cfg', {}).get('dist_cfg', {}))
+    backend = dist_cfg.pop('backend', 'nccl')
+    dist_cfg.pop('init_backend', None)
+    if backend != 'gloo':
+        raise ValueError(f'a distributed run without a GPU needs the gloo backend, got '
+                         f'{backend!r}: add --cfg-options env_cfg.dist_cfg.backend=gloo')
+    if not torch.distributed.is_initialized():
+        torch.distributed.init_process_group(backend=backend, **dist_cfg)
+    wrapper = cfg.get('model_wrapper_cfg') or dict(
+        type='MMDistributedDataParallel', broadcast_buffers=False,
+        find_unused_parameters=cfg.get('find_unused_parameters', False))
+    if wrapper.get('type', 'MMDistributedDataParallel') == 'MMDistributedDataParallel':
+        cfg.model_wrapper_cfg = dict(wrapper, device_ids=None)
 
 
 def set_local_rank_env(local_rank: int) -> None:
