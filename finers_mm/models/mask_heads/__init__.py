@@ -12,6 +12,10 @@ pixels (continuous: pixel centre ``i + 0.5``, box ``x2 = xmax + 1``), ``point_la
 An all-zero box means "no object": an empty mask with score 0. Paste a crop's mask into the original
 image with :func:`finers_mm.structures.masks.paste_crop_mask`.
 """
+from .mmseg import MMSegMaskHead, build_mmseg_segmentor, select_component
 from .sam import MaskPrediction, SAMMaskHead, boxes_to_sam, points_to_sam
 
-__all__ = ['MaskPrediction', 'SAMMaskHead', 'boxes_to_sam', 'points_to_sam']
+__all__ = [
+    'MaskPrediction', 'SAMMaskHead', 'boxes_to_sam', 'points_to_sam', 'MMSegMaskHead',
+    'build_mmseg_segmentor', 'select_component'
+]

@@ -101,6 +101,58 @@ def _load_build_config(config: Union[str, Mapping[str, Any]]) -> Dict[str, Any]:
         return json.load(f)
 
 
+def check_prompts(head: str, crops: List[np.ndarray], boxes: ArrayLike,
+                  points: Optional[ArrayLike], point_labels: Optional[ArrayLike]):
+    """Validate a mask head's prompts; return ``(boxes, points, point_labels)`` as numpy arrays.
+
+    The mask-head interface's one input check, shared by every head (errors name ``head``).
+
+    Args:
+        head (str): the calling head's name, for error messages.
+        crops (list[np.ndarray]): N (h_i, w_i, 3) uint8 RGB crops.
+        boxes: (N, 4) continuous CROP pixels.
+        points: (N, P, 2) continuous CROP pixels, or None.
+        point_labels: (N, P) (1 positive, 0 negative), or None (all positive).
+
+    Returns:
+        tuple: ``boxes`` (N, 4) float32 continuous CROP pixels, clipped to each crop, all zeros
+        where the prompt is unusable (no area in the crop, or a non-finite box or point);
+        ``points`` (N, P, 2) float64 continuous CROP pixels or None; ``point_labels`` (N, P)
+        int64 or None (None when ``points`` is).
+    """
+    num = len(crops)
+    for i, crop in enumerate(crops):
+        if crop.ndim != 3 or crop.shape[2] != 3 or crop.dtype != np.uint8 or not crop.size:
+            raise ValueError(f'{head}.predict: crop {i} must be a non-empty (h, w, 3) '
+                             f'uint8 RGB array, got shape {crop.shape} dtype {crop.dtype}.')
+    boxes = _to_numpy(boxes)
+    if boxes.size == 0:
+        boxes = boxes.reshape(0, 4)
+    if boxes.shape != (num, 4):
+        raise ValueError(f'{head}.predict: boxes must be (N={num}, 4), one per crop, got '
+                         f'{boxes.shape}.')
+    usable = np.isfinite(boxes).all(axis=1)
+    if points is not None:
+        points = _to_numpy(points)
+        if points.ndim != 3 or points.shape[0] != num or points.shape[2] != 2:
+            raise ValueError(f'{head}.predict: points must be (N={num}, P, 2), got '
+                             f'{points.shape}.')
+        usable &= np.isfinite(points).all(axis=(1, 2))
+        if point_labels is None:
+            point_labels = np.ones(points.shape[:2], dtype=np.int64)
+        else:
+            point_labels = _to_numpy(point_labels).astype(np.int64)
+            if point_labels.shape != points.shape[:2]:
+                raise ValueError(f'{head}.predict: point_labels must be '
+                                 f'{points.shape[:2]}, got {point_labels.shape}.')
+    elif point_labels is not None:
+        raise ValueError(f'{head}.predict: point_labels given without points.')
+    clipped = np.zeros((num, 4), dtype=np.float32)
+    for i in np.flatnonzero(usable):
+        clipped[i] = clip_boxes(boxes[i], (crops[i].shape[1], crops[i].shape[0]))
+    return clipped, points, point_labels
+
+
 @MODELS.register_module()
 class SAMMaskHead(BaseModule):
     """Frozen segment-anything mask head (FineRS step 3, "Mask").
@@ -197,7 +249,8 @@ class SAMMaskHead(BaseModule):
             float32.
         """
         num = len(crops)
-        boxes, points, point_labels = self._check_prompts(crops, boxes, points, point_labels)
+        boxes, points, point_labels = check_prompts(type(self).__name__, crops, boxes, points,
+                                                     point_labels)
         masks = [np.zeros(crop.shape[:2], dtype=bool) for crop in crops]
         scores = np.zeros(num, dtype=np.float32)
         valid = [i for i in range(num) if boxes[i].any()]
@@ -212,49 +265,6 @@ class SAMMaskHead(BaseModule):
                 masks[i] = output['masks'][0, best].cpu().numpy()
                 scores[i] = float(output['iou_predictions'][0, best])
         return MaskPrediction(masks=masks, scores=scores)
-
-    @staticmethod
-    def _check_prompts(crops: List[np.ndarray], boxes: ArrayLike, points: Optional[ArrayLike],
-                       point_labels: Optional[ArrayLike]):
-        """Validate shapes and return ``(boxes, points, point_labels)`` as numpy arrays.
-
-        Returns:
-            tuple: ``boxes`` (N, 4) float32 continuous CROP pixels, clipped to each crop, all zeros
-            where the prompt is unusable (no area in the crop, or a non-finite box or point);
-            ``points`` (N, P, 2) float64 continuous CROP pixels or None; ``point_labels`` (N, P)
-            int64 or None (None when ``points`` is).
-        """
-        num = len(crops)
-        for i, crop in enumerate(crops):
-            if crop.ndim != 3 or crop.shape[2] != 3 or crop.dtype != np.uint8 or not crop.size:
-                raise ValueError(f'SAMMaskHead.predict: crop {i} must be a non-empty (h, w, 3) '
-                                 f'uint8 RGB array, got shape {crop.shape} dtype {crop.dtype}.')
-        boxes = _to_numpy(boxes)
-        if boxes.size == 0:
-            boxes = boxes.reshape(0, 4)
-        if boxes.shape != (num, 4):
-            raise ValueError(f'SAMMaskHead.predict: boxes must be (N={num}, 4), one per crop, got '
-                             f'{boxes.shape}.')
-        usable = np.isfinite(boxes).all(axis=1)
-        if points is not None:
-            points = _to_numpy(points)
-            if points.ndim != 3 or points.shape[0] != num or points.shape[2] != 2:
-                raise ValueError(f'SAMMaskHead.predict: points must be (N={num}, P, 2), got '
-                                 f'{points.shape}.')
-            usable &= np.isfinite(points).all(axis=(1, 2))
-            if point_labels is None:
-                point_labels = np.ones(points.shape[:2], dtype=np.int64)
-            else:
-                point_labels = _to_numpy(point_labels).astype(np.int64)
-                if point_labels.shape != points.shape[:2]:
-                    raise ValueError(f'SAMMaskHead.predict: point_labels must be '
-                                     f'{points.shape[:2]}, got {point_labels.shape}.')
-        elif point_labels is not None:
-            raise ValueError('SAMMaskHead.predict: point_labels given without points.')
-        clipped = np.zeros((num, 4), dtype=np.float32)
-        for i in np.flatnonzero(usable):
-            clipped[i] = clip_boxes(boxes[i], (crops[i].shape[1], crops[i].shape[0]))
-        return clipped, points, point_labels
 
     def _sam_input(self, crop: np.ndarray, box: np.ndarray, points: Optional[np.ndarray],
                    labels: Optional[np.ndarray]) -> Dict[str, Any]:
