@@ -33,6 +33,7 @@ INSTALL_REQUIRES = [
     'peft==0.21.2',
     'trl==1.16.0',
     'segment-anything==1.0',
+    'sam2==1.1.0',  # sdist: installed first by tools/setup_env.sh (SAM2_BUILD_CUDA=0, no isolation)
     'pycocotools',
     'numpy>=2',
     'opencv-python',

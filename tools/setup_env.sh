@@ -7,7 +7,10 @@
 #   2. mmcv 2.1.0 from source: setuptools<82 (its setup.py imports pkg_resources), no build isolation,
 #      ninja, MAX_JOBS, and a compiler wrapper that appends -std=c++20 (torch 2.14 headers need C++20,
 #      mmcv forces -std=c++17; gcc keeps the last -std);
-#   3. finers_mm itself, editable, with the `dev` extra.
+#   3. sam2 1.1.0 (Meta's SAM 2, an sdist whose build imports torch): no build isolation, so it builds
+#      against the installed torch instead of downloading another into an isolated build env, and
+#      SAM2_BUILD_CUDA=0 (pure Python; only its optional hole-filling CUDA kernel is left out);
+#   4. finers_mm itself, editable, with the `dev` extra (sam2 is then already satisfied).
 # Idempotent: a stamp keyed on the requirement files makes a second run return in well under a second.
 #
 # Usage: bash tools/setup_env.sh            (VENV=path to use another environment)
@@ -18,6 +21,7 @@ VENV="${VENV:-$ROOT/.venv}"
 PY_BOOT="${PYTHON:-python3}"
 TORCH_SPEC="torch==2.14.1 torchvision==0.29.1"
 MMCV_SPEC="mmcv==2.1.0"
+SAM2_SPEC="sam2==1.1.0"
 
 stamp_key() {
   cat "$ROOT/setup.py" "$ROOT/tools/setup_env.sh" | sha256sum | cut -d' ' -f1
@@ -37,12 +41,12 @@ fi
 PY="$VENV/bin/python"
 PIP=("$PY" -m pip --disable-pip-version-check)
 
-log "step 1/3: torch, torchvision and build tools"
+log "step 1/4: torch, torchvision and build tools"
 "${PIP[@]}" install -q $TORCH_SPEC "setuptools<82" wheel ninja
 
 if ! "$PY" -c "import mmcv, mmcv.ops; from mmcv.ops import nms" 2>/dev/null \
     || [[ "$("$PY" -c 'import mmcv; print(mmcv.__version__)' 2>/dev/null)" != "${MMCV_SPEC#mmcv==}" ]]; then
-  log "step 2/3: $MMCV_SPEC with compiled ops (about 7 min on 2 cores the first time; pip caches the wheel)"
+  log "step 2/4: $MMCV_SPEC with compiled ops (about 7 min on 2 cores the first time; pip caches the wheel)"
   wrapper_dir="$(mktemp -d)"
   trap 'rm -rf "$wrapper_dir"' EXIT
   cat > "$wrapper_dir/cxx20" <<'WRAP'
@@ -54,10 +58,13 @@ WRAP
     PATH="$VENV/bin:$PATH" "${PIP[@]}" install -q --no-build-isolation "$MMCV_SPEC"
   "$PY" -c "from mmcv.ops import nms" || { log "mmcv was built without its ops"; exit 1; }
 else
-  log "step 2/3: $MMCV_SPEC with ops already installed"
+  log "step 2/4: $MMCV_SPEC with ops already installed"
 fi
 
-log "step 3/3: finers_mm (editable) and its dependencies"
+log "step 3/4: $SAM2_SPEC (no build isolation, SAM2_BUILD_CUDA=0)"
+SAM2_BUILD_CUDA=0 "${PIP[@]}" install -q --no-build-isolation "$SAM2_SPEC"
+
+log "step 4/4: finers_mm (editable) and its dependencies"
 "${PIP[@]}" install -q -e "$ROOT[dev]"
 
 stamp_key > "$STAMP"

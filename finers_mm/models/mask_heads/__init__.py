@@ -14,8 +14,9 @@ image with :func:`finers_mm.structures.masks.paste_crop_mask`.
 """
 from .mmseg import MMSegMaskHead, build_mmseg_segmentor, select_component
 from .sam import MaskPrediction, SAMMaskHead, boxes_to_sam, points_to_sam
+from .sam2 import SAM2MaskHead
 
 __all__ = [
     'MaskPrediction', 'SAMMaskHead', 'boxes_to_sam', 'points_to_sam', 'MMSegMaskHead',
-    'build_mmseg_segmentor', 'select_component'
+    'build_mmseg_segmentor', 'select_component', 'SAM2MaskHead'
 ]
