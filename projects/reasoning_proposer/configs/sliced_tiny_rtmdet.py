@@ -1,0 +1,16 @@
+# The baseline of the benchmark: the SAME tiny RTMDet run on overlapping 512 px tiles over the whole
+# image (SAHI-style sliced inference, projects/reasoning_proposer/reasoning_proposer/tiling.py),
+# merged with mmcv's batched NMS, scored the same way. Same data and evaluator as
+# finers_tiny_reasoning_proposer.py.
+_base_ = ['./finers_tiny_reasoning_proposer.py']
+
+model = dict(
+    _delete_=True,
+    type='SlicedDetector',
+    detector=dict(
+        config='projects/reasoning_proposer/configs/rtmdet_tiny_1cls.py',
+        checkpoint='work_dirs/tiny_models/rtmdet_tiny_1cls.pth'),
+    tile_size=512,
+    overlap_ratio=0.2,
+    nms=dict(type='nms', iou_threshold=0.5),
+    max_per_img=100)
