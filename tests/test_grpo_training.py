@@ -53,7 +53,8 @@ def test_lpr_grpo_trains_logs_saves_and_resumes(tiny_models, tmp_path):
                 'reward/answer', 'invalid_rate', 'completion_length', 'rollout_time',
                 'reference_time', 'update_time', 'loss', 'kl', 'clip_fraction', 'entropy'):
         assert key in logged[0], key
-    assert 0 < logged[0]['completion_length'] <= 48
+    limit = Config.fromfile(osp.join(CONFIGS, 'lpr_tiny.py')).custom_hooks[0]['max_new_tokens']
+    assert 0 < logged[0]['completion_length'] <= limit
     assert osp.isfile(tmp_path / 'iter_2.pth')
 
     _train('lpr_tiny.py', tmp_path, tiny_models, 'train_cfg.max_iters=3', 'resume=True')
