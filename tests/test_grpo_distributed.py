@@ -23,6 +23,7 @@ import time
 
 import pytest
 import torch
+from mmengine.config import Config
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIG = osp.join(REPO_ROOT, 'configs', 'finers', 'lpr_tiny.py')
@@ -177,13 +178,15 @@ def test_killed_run_resumes_from_the_last_checkpoint(uninterrupted, tiny_models,
     (tmp_path / 'hang_once_hook.py').write_text(HANG_HOOK)
     marker = tmp_path / 'in_iteration_3'
     config = tmp_path / 'lpr_tiny_hang.py'
+    # the same sampling as the uninterrupted run, which uses the base config's hook
+    temperature = Config.fromfile(CONFIG).custom_hooks[0]['temperature']
     config.write_text(
         f"_base_ = ['{CONFIG}']\n"
         "custom_imports = dict(imports=['finers_mm', 'hang_once_hook'],\n"
         "                      allow_failed_imports=False)\n"
         "custom_hooks = [\n"
         "    dict(type='GRPOHook', reward={{_base_.lpr_reward}}, num_generations=2,\n"
-        "         max_new_tokens=16),\n"
+        f"         max_new_tokens=16, temperature={temperature}),\n"
         f"    dict(type='HangOnceHook', iteration=3, marker='{marker}'),\n"
         "]\n")
     work_dir = tmp_path / 'work_dir'
