@@ -35,7 +35,7 @@ optim_wrapper = dict(
     type='OptimWrapper',
     optimizer=dict(type='AdamW', lr=5e-4, weight_decay=1e-2),
     clip_grad=dict(max_norm=1.0))
-train_cfg = dict(max_iters=80, val_interval=80)
+train_cfg = dict(max_iters=100, val_interval=100)
 default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=20))
 env_cfg = dict(dist_cfg=dict(backend='gloo'))
 auto_scale_lr = dict(base_batch_size=4)

@@ -12,8 +12,8 @@ custom_hooks = []
 optim_wrapper = dict(optimizer=dict(lr=1e-2))
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=20),
-    dict(type='CosineAnnealingLR', by_epoch=False, begin=20, end=150, eta_min=1e-5)
+    dict(type='CosineAnnealingLR', by_epoch=False, begin=20, end=250, eta_min=1e-5)
 ]
 train_dataloader = dict(batch_size=16)
-train_cfg = dict(max_iters=150, val_interval=150)
-default_hooks = dict(checkpoint=dict(interval=150))
+train_cfg = dict(max_iters=250, val_interval=250)
+default_hooks = dict(checkpoint=dict(interval=250))

@@ -10,7 +10,8 @@ subprocess, its output in a log file next to its results):
    ``configs/finers/finers_tiny_test.py``, FineRSMetric);
 4. refiner (LPR): supervised warm-up (``configs/finers/lpr_tiny_sft.py``), export, GRPO from the
    export (``configs/finers/lpr_tiny.py``), export (``tools/misc/export_stage.py``);
-5. explorer (GSE): the same with ``gse_tiny_sft.py`` and ``gse_tiny.py``;
+5. explorer (GSE): the same with ``gse_tiny_sft.py`` and ``gse_tiny.py``, side by side with the
+   refiner (``--jobs 2``, the default: one core each; the steps use one thread each);
 6. evaluate the trained stages on the bundled set (the exports as ``model.explorer.vlm.pretrained``
    and ``model.refiner.vlm.pretrained``) and print both metric tables side by side, with the GRPO
    training reward of the first and last iterations (from each run's ``vis_data/scalars.json``);
@@ -39,7 +40,9 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Dict, List, Optional, Sequence
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -85,6 +88,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help='evaluate on the first N bundled questions (default: all)')
     parser.add_argument('--quick', action='store_true',
                         help=f'smoke run of the whole flow, for tests: {QUICK} where not given')
+    parser.add_argument('--jobs', type=int, choices=[1, 2], default=2,
+                        help='train the refiner and the explorer one after the other (1) or side '
+                        'by side (2, default: one core each)')
     parser.add_argument('--force', action='store_true', help='redo every step')
     args = parser.parse_args(argv)
     for key, value in (QUICK if args.quick else DEFAULTS).items():
@@ -101,6 +107,7 @@ class Steps:
         self.total = total
         self.force = force
         self.done = 0
+        self.lock = threading.Lock()  # steps of the two stages may run in two threads
         self.timings: Dict[str, float] = {}
         self.digests: Dict[str, str] = {}
         self.env = dict(os.environ, HF_HUB_OFFLINE='1', TRANSFORMERS_OFFLINE='1',
@@ -118,12 +125,13 @@ class Steps:
         is written (atomically) only after success. Raises SystemExit with the log's tail when
         the command fails.
         """
-        self.done += 1
-        key = json.dumps(dict(command=command, depends=[self.digests[d] for d in depends]))
-        digest = hashlib.sha1(key.encode()).hexdigest()
-        self.digests[name] = digest
+        with self.lock:
+            self.done += 1
+            key = json.dumps(dict(command=command, depends=[self.digests[d] for d in depends]))
+            digest = hashlib.sha1(key.encode()).hexdigest()
+            self.digests[name] = digest
+            header = f'[{self.done}/{self.total}] {title}'
         stamp_file = osp.join(folder, STAMP)
-        header = f'[{self.done}/{self.total}] {title}'
         if not self.force and _read_json(stamp_file).get('digest') == digest:
             self.timings[name] = 0.0
             print(f'{header}: done before, reusing {_rel(folder)}', flush=True)
@@ -142,7 +150,7 @@ class Steps:
                 log.write(line)
                 match = progress.search(line) if progress else None
                 if match:
-                    print(f'    {match.group(0).strip()}', flush=True)
+                    print(f'    {name}: {match.group(0).strip()}', flush=True)
             returncode = process.wait()
         seconds = time.perf_counter() - start
         if returncode != 0:
@@ -272,13 +280,11 @@ def main(argv=None) -> dict:
                   depends=depends)
         return read_metrics(folder)
 
-    before = evaluate('eval_before', 'FineRSMetric of the UNTRAINED tiny models on the bundled '
-                      'set', paths['qwen2_5_vl'], paths['qwen2_5_vl'])
-
     train_script = osp.join(REPO_ROOT, 'tools', 'train.py')
     export_script = osp.join(REPO_ROOT, 'tools', 'misc', 'export_stage.py')
-    exported, rewards = {}, {}
-    for stage, short in (('refiner', 'lpr'), ('explorer', 'gse')):
+
+    def train_stage(stage: str, short: str) -> tuple:
+        """Warm-up, export, GRPO, export of one stage; its HF dir, step name and GRPO rewards."""
         pretrained, depends = paths['qwen2_5_vl'], ['data']
         for phase, config_name, iters in (('sft', f'{short}_tiny_sft.py', args.sft_iters),
                                           ('grpo', f'{short}_tiny.py', args.grpo_iters)):
@@ -306,9 +312,24 @@ def main(argv=None) -> dict:
                        osp.join(model_dir, 'hf'), '--cfg-options',
                        f'model.vlm.pretrained={pretrained}'], depends=[name])
             pretrained, depends = osp.join(model_dir, 'hf'), [f'{name}_export']
-            if phase == 'grpo':
-                rewards[short.upper()] = reward_summary(read_rewards(work_dir))
-        exported[stage] = (pretrained, depends)
+        return pretrained, depends, reward_summary(read_rewards(work_dir))
+
+    # the two stages train independently (LPR first in the paper only because the region search
+    # needs the trained LPR, which the tiny run skips): one core each with --jobs 2
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        futures = dict(
+            refiner=pool.submit(train_stage, 'refiner', 'lpr'),
+            explorer=pool.submit(train_stage, 'explorer', 'gse'),
+            before=pool.submit(evaluate, 'eval_before', 'FineRSMetric of the UNTRAINED tiny '
+                               'models on the bundled set', paths['qwen2_5_vl'],
+                               paths['qwen2_5_vl']))
+        errors = [future.exception() for future in futures.values()]
+        if any(errors):
+            raise next(error for error in errors if error is not None)
+    before = futures['before'].result()
+    exported = {stage: futures[stage].result()[:2] for stage in ('refiner', 'explorer')}
+    rewards = {short: futures[stage].result()[2]
+               for stage, short in (('refiner', 'LPR'), ('explorer', 'GSE'))}
 
     after = evaluate('eval_after', 'FineRSMetric of the TRAINED stages on the bundled set',
                      exported['explorer'][0], exported['refiner'][0],
@@ -348,10 +369,14 @@ def main(argv=None) -> dict:
     return prediction
 
 
+_CONFIG_LOCK = threading.Lock()
+
+
 def _config_iters(config: str) -> int:
     """``train_cfg.max_iters`` of a training config."""
     from mmengine.config import Config
-    return int(Config.fromfile(config).train_cfg.max_iters)
+    with _CONFIG_LOCK:  # Config.fromfile imports the file: once at a time
+        return int(Config.fromfile(config).train_cfg.max_iters)
 
 
 if __name__ == '__main__':
