@@ -21,7 +21,6 @@ import numpy as np
 import torch
 from mmengine.config import Config, ConfigDict
 from mmengine.logging import print_log
-from mmengine.model import BaseModule
 from mmengine.registry import DefaultScope
 from mmengine.runner import load_checkpoint
 from mmseg.models.segmentors import BaseSegmentor
@@ -29,7 +28,7 @@ from mmseg.registry import MODELS as MMSEG_MODELS
 from mmseg.structures import SegDataSample
 
 from finers_mm.registry import MODELS
-from .sam import ArrayLike, MaskPrediction, check_prompts
+from .base import ArrayLike, BaseMaskHead
 
 
 def _segmentor_config(segmentor: Union[str, Mapping[str, Any]]) -> Tuple[ConfigDict, str]:
@@ -182,11 +181,11 @@ def _components_at_points(components: np.ndarray, points: Optional[ArrayLike],
 
 
 @MODELS.register_module()
-class MMSegMaskHead(BaseModule):
+class MMSegMaskHead(BaseMaskHead):
     """Frozen mmseg segmentor as a FineRS mask head (step 3, "Mask").
 
-    Same interface as :class:`~finers_mm.models.mask_heads.SAMMaskHead` (``predict(crops, boxes,
-    points, point_labels) -> MaskPrediction``), so a config swaps one for the other by its
+    The mask-head interface of :class:`~finers_mm.models.mask_heads.base.BaseMaskHead`, as
+    :class:`~finers_mm.models.mask_heads.SAMMaskHead`, so a config swaps one for the other by its
     ``model.mask_head`` block. Each crop is segmented by the segmentor (crops of the same size go
     through it together, ``batch_size`` at a time, each exactly once); the foreground is the pixels
     whose predicted class is one of ``foreground_class``; the prompt keeps the component(s) of
@@ -258,46 +257,18 @@ class MMSegMaskHead(BaseModule):
                              f"'foreground_class').")
         return classes
 
-    def train(self, mode: bool = True) -> 'MMSegMaskHead':
-        """Keep the frozen head in eval mode whatever ``mode`` the parent sets."""
-        return super().train(False)
+    def segment(self, crops: List[np.ndarray], boxes: np.ndarray, points: Optional[np.ndarray],
+                point_labels: Optional[np.ndarray],
+                indices: List[int]) -> Iterator[Tuple[int, np.ndarray, float]]:
+        """The segmentor on the crops ``indices``; the component(s) the prompt selects, scored by
+        their mean foreground probability (see :meth:`BaseMaskHead.segment`)."""
+        for i, foreground, probability in self._run_segmentor(crops, indices):
+            mask = select_component(foreground, boxes[i], None if points is None else points[i],
+                                    None if point_labels is None else point_labels[i],
+                                    self.clip_to_box)
+            yield i, mask, float(probability[mask].mean()) if mask.any() else 0.0
 
-    @torch.no_grad()
-    def predict(self,
-                crops: List[np.ndarray],
-                boxes: ArrayLike,
-                points: Optional[ArrayLike] = None,
-                point_labels: Optional[ArrayLike] = None) -> MaskPrediction:
-        """Segment one prompted object in each crop.
-
-        Args:
-            crops (list[np.ndarray]): N crops, the i-th of shape (h_i, w_i, 3), uint8, RGB (a crop
-                of the ORIGINAL image, not resized).
-            boxes (np.ndarray | torch.Tensor): (N, 4) ``[x1, y1, x2, y2]`` in CROP pixels of crop i,
-                continuous (``x2 = xmax + 1``). Clipped to the crop; all zeros means "absent".
-            points (np.ndarray | torch.Tensor, optional): (N, P, 2) ``[x, y]`` in CROP pixels,
-                continuous (pixel centre ``i + 0.5``). Defaults to None (the box selects).
-            point_labels (np.ndarray | torch.Tensor, optional): (N, P), 1 positive, 0 negative.
-                Defaults to None (all positive).
-
-        Returns:
-            MaskPrediction: ``masks`` N (h_i, w_i) bool arrays in CROP pixels, ``scores`` (N,)
-            float32 mean foreground probability over each mask.
-        """
-        boxes, points, point_labels = check_prompts(type(self).__name__, crops, boxes, points,
-                                                                 point_labels)
-        masks = [np.zeros(crop.shape[:2], dtype=bool) for crop in crops]
-        scores = np.zeros(len(crops), dtype=np.float32)
-        valid = [i for i in range(len(crops)) if boxes[i].any()]
-        for i, foreground, probability in self._segment(crops, valid):
-            masks[i] = select_component(foreground, boxes[i],
-                                        None if points is None else points[i],
-                                        None if point_labels is None else point_labels[i],
-                                        self.clip_to_box)
-            scores[i] = float(probability[masks[i]].mean()) if masks[i].any() else 0.0
-        return MaskPrediction(masks=masks, scores=scores)
-
-    def _segment(self, crops: List[np.ndarray],
+    def _run_segmentor(self, crops: List[np.ndarray],
                  indices: List[int]) -> Iterator[Tuple[int, np.ndarray, np.ndarray]]:
         """Run the segmentor on the crops ``indices``, same-size inputs batched together.
 

@@ -19,37 +19,21 @@ whose corner pixels' centres SAM encodes). Both are converted in CROP pixels, th
 """
 import json
 import os.path as osp
-from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Union
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple, Union
 
 import numpy as np
 import torch
 from mmengine.logging import print_log
-from mmengine.model import BaseModule
 from segment_anything import sam_model_registry
 from segment_anything.modeling import Sam
 from segment_anything.utils.transforms import ResizeLongestSide
 
 from finers_mm.registry import MODELS
-from finers_mm.structures.frames import clip_boxes
 from finers_mm.utils.tiny_models import build_sam_from_config
-
-ArrayLike = Union[np.ndarray, torch.Tensor, Sequence]
+from .base import ArrayLike, BaseMaskHead
 
 #: ``model_type`` values built through ``segment_anything.sam_model_registry``.
 SAM_REGISTRY_TYPES = ('vit_b', 'vit_l', 'vit_h')
-
-
-class MaskPrediction(NamedTuple):
-    """What a mask head returns for N crops (one prompt per crop).
-
-    Attributes:
-        masks (list[np.ndarray]): N masks, the i-th of shape (h_i, w_i), bool, in CROP pixels of
-            crop i (all False where no object was prompted or found).
-        scores (np.ndarray): (N,) float32 mask quality of the kept mask (SAM's predicted IoU); 0 for
-            an empty mask returned without running the model.
-    """
-    masks: List[np.ndarray]
-    scores: np.ndarray
 
 
 def boxes_to_sam(boxes: ArrayLike) -> np.ndarray:
@@ -82,13 +66,6 @@ def points_to_sam(points: ArrayLike) -> np.ndarray:
     return points - 0.5
 
 
-def _to_numpy(array: ArrayLike) -> np.ndarray:
-    """A tensor, array or nested sequence as a float64 numpy array."""
-    if isinstance(array, torch.Tensor):
-        array = array.detach().cpu().numpy()
-    return np.asarray(array, dtype=np.float64)
-
-
 def _load_build_config(config: Union[str, Mapping[str, Any]]) -> Dict[str, Any]:
     """The SAM build config: a mapping as is, or a json file read (key ``config`` of the head)."""
     if isinstance(config, Mapping):
@@ -101,65 +78,13 @@ def _load_build_config(config: Union[str, Mapping[str, Any]]) -> Dict[str, Any]:
         return json.load(f)
 
 
-def check_prompts(head: str, crops: List[np.ndarray], boxes: ArrayLike,
-                  points: Optional[ArrayLike], point_labels: Optional[ArrayLike]):
-    """Validate a mask head's prompts; return ``(boxes, points, point_labels)`` as numpy arrays.
-
-    The mask-head interface's one input check, shared by every head (errors name ``head``).
-
-    Args:
-        head (str): the calling head's name, for error messages.
-        crops (list[np.ndarray]): N (h_i, w_i, 3) uint8 RGB crops.
-        boxes: (N, 4) continuous CROP pixels.
-        points: (N, P, 2) continuous CROP pixels, or None.
-        point_labels: (N, P) (1 positive, 0 negative), or None (all positive).
-
-    Returns:
-        tuple: ``boxes`` (N, 4) float32 continuous CROP pixels, clipped to each crop, all zeros
-        where the prompt is unusable (no area in the crop, or a non-finite box or point);
-        ``points`` (N, P, 2) float64 continuous CROP pixels or None; ``point_labels`` (N, P)
-        int64 or None (None when ``points`` is).
-    """
-    num = len(crops)
-    for i, crop in enumerate(crops):
-        if crop.ndim != 3 or crop.shape[2] != 3 or crop.dtype != np.uint8 or not crop.size:
-            raise ValueError(f'{head}.predict: crop {i} must be a non-empty (h, w, 3) '
-                             f'uint8 RGB array, got shape {crop.shape} dtype {crop.dtype}.')
-    boxes = _to_numpy(boxes)
-    if boxes.size == 0:
-        boxes = boxes.reshape(0, 4)
-    if boxes.shape != (num, 4):
-        raise ValueError(f'{head}.predict: boxes must be (N={num}, 4), one per crop, got '
-                         f'{boxes.shape}.')
-    usable = np.isfinite(boxes).all(axis=1)
-    if points is not None:
-        points = _to_numpy(points)
-        if points.ndim != 3 or points.shape[0] != num or points.shape[2] != 2:
-            raise ValueError(f'{head}.predict: points must be (N={num}, P, 2), got '
-                             f'{points.shape}.')
-        usable &= np.isfinite(points).all(axis=(1, 2))
-        if point_labels is None:
-            point_labels = np.ones(points.shape[:2], dtype=np.int64)
-        else:
-            point_labels = _to_numpy(point_labels).astype(np.int64)
-            if point_labels.shape != points.shape[:2]:
-                raise ValueError(f'{head}.predict: point_labels must be '
-                                 f'{points.shape[:2]}, got {point_labels.shape}.')
-    elif point_labels is not None:
-        raise ValueError(f'{head}.predict: point_labels given without points.')
-    clipped = np.zeros((num, 4), dtype=np.float32)
-    for i in np.flatnonzero(usable):
-        clipped[i] = clip_boxes(boxes[i], (crops[i].shape[1], crops[i].shape[0]))
-    return clipped, points, point_labels
-
-
 @MODELS.register_module()
-class SAMMaskHead(BaseModule):
+class SAMMaskHead(BaseMaskHead):
     """Frozen segment-anything mask head (FineRS step 3, "Mask").
 
-    THE mask-head interface: the detector calls only :meth:`predict` (crops + one box and optional
-    points per crop, in CROP pixels, in; one crop-sized mask and a score per crop out, as a
-    :class:`MaskPrediction`). Any component with the same ``predict`` plugs in.
+    The mask-head interface of :class:`~finers_mm.models.mask_heads.base.BaseMaskHead`: crops + one
+    box and optional points per crop, in CROP pixels, in; one crop-sized mask and a score (SAM's
+    predicted IoU of the kept mask) per crop out.
 
     Each crop is prompted with its box and points (positive by default); SAM predicts
     ``multimask`` candidates and the highest-scoring one is kept. All crops of a call go through the
@@ -221,50 +146,21 @@ class SAMMaskHead(BaseModule):
         self.sam.requires_grad_(False)
         self.sam.eval()
 
-    def train(self, mode: bool = True) -> 'SAMMaskHead':
-        """Keep the frozen head in eval mode whatever ``mode`` the parent sets."""
-        return super().train(False)
-
-    @torch.no_grad()
-    def predict(self,
-                crops: List[np.ndarray],
-                boxes: ArrayLike,
-                points: Optional[ArrayLike] = None,
-                point_labels: Optional[ArrayLike] = None) -> MaskPrediction:
-        """Segment one prompted object in each crop.
-
-        Args:
-            crops (list[np.ndarray]): N crops, the i-th of shape (h_i, w_i, 3), uint8, RGB (a crop
-                of the ORIGINAL image, not resized).
-            boxes (np.ndarray | torch.Tensor): (N, 4) ``[x1, y1, x2, y2]`` in CROP pixels of crop i,
-                continuous (``x2 = xmax + 1``). Clipped to the crop; all zeros means "absent".
-            points (np.ndarray | torch.Tensor, optional): (N, P, 2) ``[x, y]`` in CROP pixels,
-                continuous (pixel centre ``i + 0.5``); the refiner gives P = 2. Defaults to None
-                (box only).
-            point_labels (np.ndarray | torch.Tensor, optional): (N, P), 1 positive, 0 negative.
-                Defaults to None (all positive).
-
-        Returns:
-            MaskPrediction: ``masks`` N (h_i, w_i) bool arrays in CROP pixels, ``scores`` (N,)
-            float32.
-        """
-        num = len(crops)
-        boxes, points, point_labels = check_prompts(type(self).__name__, crops, boxes, points,
-                                                     point_labels)
-        masks = [np.zeros(crop.shape[:2], dtype=bool) for crop in crops]
-        scores = np.zeros(num, dtype=np.float32)
-        valid = [i for i in range(num) if boxes[i].any()]
-        for start in range(0, len(valid), self.batch_size):
-            chunk = valid[start:start + self.batch_size]
+    def segment(self, crops: List[np.ndarray], boxes: np.ndarray, points: Optional[np.ndarray],
+                point_labels: Optional[np.ndarray],
+                indices: List[int]) -> Iterator[Tuple[int, np.ndarray, float]]:
+        """SAM on the crops ``indices``, ``batch_size`` per pass; the best-scoring candidate kept
+        (see :meth:`BaseMaskHead.segment`)."""
+        for start in range(0, len(indices), self.batch_size):
+            chunk = indices[start:start + self.batch_size]
             records = [
                 self._sam_input(crops[i], boxes[i], None if points is None else points[i],
                                 None if point_labels is None else point_labels[i]) for i in chunk
             ]
             for i, output in zip(chunk, self.sam(records, multimask_output=self.multimask)):
                 best = int(output['iou_predictions'][0].argmax())
-                masks[i] = output['masks'][0, best].cpu().numpy()
-                scores[i] = float(output['iou_predictions'][0, best])
-        return MaskPrediction(masks=masks, scores=scores)
+                yield (i, output['masks'][0, best].cpu().numpy(),
+                       float(output['iou_predictions'][0, best]))
 
     def _sam_input(self, crop: np.ndarray, box: np.ndarray, points: Optional[np.ndarray],
                    labels: Optional[np.ndarray]) -> Dict[str, Any]:

@@ -31,15 +31,15 @@ Which SAM 2 is one config key, ``config``:
 import copy
 import os.path as osp
 import warnings
-from typing import Any, Dict, List, Mapping, Optional, Union
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple, Union
 
 import numpy as np
 import torch
 from mmengine.logging import print_log
-from mmengine.model import BaseModule
 
 from finers_mm.registry import MODELS
-from .sam import ArrayLike, MaskPrediction, boxes_to_sam, check_prompts, points_to_sam
+from .base import BaseMaskHead
+from .sam import boxes_to_sam, points_to_sam
 
 _POS_ENC = 'sam2.modeling.position_encoding.PositionEmbeddingSine'
 _ROPE = 'sam2.modeling.sam.transformer.RoPEAttention'
@@ -232,12 +232,12 @@ def build_sam2_model(config: Union[str, Mapping[str, Any]] = 'tiny',
 
 
 @MODELS.register_module()
-class SAM2MaskHead(BaseModule):
+class SAM2MaskHead(BaseMaskHead):
     """Frozen SAM 2 mask head (FineRS step 3, "Mask"), the SAM head's drop-in alternative.
 
-    THE mask-head interface (see :mod:`finers_mm.models.mask_heads`): :meth:`predict` takes crops
-    and one box (and optional points) per crop in CROP pixels and returns one crop-sized mask and
-    a score per crop. All crops of a call go through SAM 2's image encoder together
+    The mask-head interface of :class:`~finers_mm.models.mask_heads.base.BaseMaskHead`: crops and
+    one box (and optional points) per crop in CROP pixels in, one crop-sized mask and a score (SAM
+    2's predicted IoU of the kept mask) per crop out. All crops of a call go through SAM 2's image encoder together
     (``SAM2ImagePredictor.set_image_batch``), ``batch_size`` at a time, each crop once; the prompt
     encoder and mask decoder then run per crop (``predict_batch``). With ``multimask`` the 3
     candidates are predicted and the highest-scoring one kept. An all-zero box, a box with no area
@@ -293,40 +293,14 @@ class SAM2MaskHead(BaseModule):
                                     (size // stride, ) * 2]
         self.predictor = predictor
 
-    def train(self, mode: bool = True) -> 'SAM2MaskHead':
-        """Keep the frozen head in eval mode whatever ``mode`` the parent sets."""
-        return super().train(False)
-
-    @torch.no_grad()
-    def predict(self,
-                crops: List[np.ndarray],
-                boxes: ArrayLike,
-                points: Optional[ArrayLike] = None,
-                point_labels: Optional[ArrayLike] = None) -> MaskPrediction:
-        """Segment one prompted object in each crop.
-
-        Args:
-            crops (list[np.ndarray]): N crops, the i-th (h_i, w_i, 3) uint8 RGB.
-            boxes (np.ndarray | torch.Tensor): (N, 4) ``[x1, y1, x2, y2]`` in CROP pixels,
-                continuous (``x2 = xmax + 1``). Clipped to the crop; all zeros means "absent".
-            points (np.ndarray | torch.Tensor, optional): (N, P, 2) ``[x, y]`` in CROP pixels,
-                continuous (pixel centre ``i + 0.5``). Defaults to None (box only).
-            point_labels (np.ndarray | torch.Tensor, optional): (N, P), 1 positive, 0 negative.
-                Defaults to None (all positive).
-
-        Returns:
-            MaskPrediction: ``masks`` N (h_i, w_i) bool arrays in CROP pixels, ``scores`` (N,)
-            float32 (SAM 2's predicted IoU of the kept mask).
-        """
-        num = len(crops)
-        boxes, points, point_labels = check_prompts(type(self).__name__, crops, boxes, points,
-                                                     point_labels)
-        masks = [np.zeros(crop.shape[:2], dtype=bool) for crop in crops]
-        scores = np.zeros(num, dtype=np.float32)
-        valid = [i for i in range(num) if boxes[i].any()]
+    def segment(self, crops: List[np.ndarray], boxes: np.ndarray, points: Optional[np.ndarray],
+                point_labels: Optional[np.ndarray],
+                indices: List[int]) -> Iterator[Tuple[int, np.ndarray, float]]:
+        """SAM 2 on the crops ``indices``, ``batch_size`` images per encoder pass; the
+        best-scoring candidate kept (see :meth:`BaseMaskHead.segment`)."""
         predictor = self.predictor
-        for start in range(0, len(valid), self.batch_size):
-            chunk = valid[start:start + self.batch_size]
+        for start in range(0, len(indices), self.batch_size):
+            chunk = indices[start:start + self.batch_size]
             predictor.set_image_batch([np.ascontiguousarray(crops[i]) for i in chunk])
             try:
                 chunk_masks, chunk_ious, _ = predictor.predict_batch(
@@ -341,6 +315,5 @@ class SAM2MaskHead(BaseModule):
                 predictor.reset_predictor()
             for i, crop_masks, ious in zip(chunk, chunk_masks, chunk_ious):
                 best = int(np.argmax(ious))
-                masks[i] = crop_masks[best] > 0.5  # the predictor's thresholded masks, as float
-                scores[i] = float(ious[best])
-        return MaskPrediction(masks=masks, scores=scores)
+                # the predictor's thresholded masks, as float
+                yield i, crop_masks[best] > 0.5, float(ious[best])
