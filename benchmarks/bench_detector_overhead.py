@@ -15,10 +15,8 @@ Prints ratios (target: <= 1.10, i.e. at most 10 % on top of the work the models 
 """
 import argparse
 import os.path as osp
-import statistics
 import sys
 import tempfile
-import time
 
 import numpy as np
 import torch
@@ -34,17 +32,7 @@ from finers_mm.models.stages import Query  # noqa: E402
 from finers_mm.registry import DATASETS, MODELS  # noqa: E402
 from finers_mm.structures import crop_to_frame, crop_window_from_region  # noqa: E402
 from finers_mm.utils.tiny_models import build_tiny_models  # noqa: E402
-
-
-def median_time(fn, repeats: int) -> float:
-    """Median wall time of ``fn()`` over ``repeats`` runs after one warm-up."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+from timing import median_time  # noqa: E402
 
 
 def raw_generate(vlm, images, prompts):

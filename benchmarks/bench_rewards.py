@@ -12,9 +12,7 @@ floor: the terms' own cost is what the ratio adds on top of 1).
 import argparse
 import json
 import os.path as osp
-import statistics
 import sys
-import time
 
 import numpy as np
 
@@ -24,6 +22,7 @@ sys.path.insert(0, REPO_ROOT)
 from finers_mm.models.parsing import parse_completion  # noqa: E402
 from finers_mm.rl.rewards import CompositeReward, RewardSample  # noqa: E402
 from mmengine.config import Config  # noqa: E402
+from timing import median_time  # noqa: E402
 
 #: the authors' reward terms, from the training configs
 AUTHORS_REFINER_TERMS = Config.fromfile(
@@ -86,17 +85,6 @@ def make_completion(sample: RewardSample, rng: np.random.Generator) -> str:
     if kind == 'free':
         return think + 'The answer is B.'
     return text
-
-
-def median_time(fn, repeats: int) -> float:
-    """Median wall time of ``fn()`` over ``repeats`` runs after one warm-up."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:
