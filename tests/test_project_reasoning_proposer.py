@@ -28,7 +28,7 @@ PROJECT = osp.join(REPO_ROOT, 'projects', 'reasoning_proposer')
 README = osp.join(PROJECT, 'README.md')
 PROPOSER_CFG = osp.join(PROJECT, 'configs', 'finers_tiny_reasoning_proposer.py')
 SLICED_CFG = osp.join(PROJECT, 'configs', 'sliced_tiny_rtmdet.py')
-DETECTOR_CFG = osp.join(PROJECT, 'configs', 'rtmdet_tiny_1cls.py')
+DETECTOR_CFG = osp.join(REPO_ROOT, 'projects', 'mmdet_refiner', 'configs', 'rtmdet_tiny_1cls.py')
 ENV = dict(os.environ, OMP_NUM_THREADS='1')
 
 sys.path.insert(0, REPO_ROOT)
@@ -198,7 +198,7 @@ def test_merge_maps_clips_and_suppresses_across_windows():
 
 @pytest.fixture(scope='module')
 def checkpoint(tmp_path_factory):
-    from projects.reasoning_proposer.tools.build_tiny_detector import main
+    from projects.mmdet_refiner.tools.build_tiny_detector import main
     return main([DETECTOR_CFG, str(tmp_path_factory.mktemp('det') / 'rtmdet.pth')])
 
 
@@ -249,10 +249,10 @@ class _SequenceExplorer(torch.nn.Module):
         super().__init__()
         self.regions = list(regions)
 
-    def explore(self, views, image_sizes, queries):
+    def explore(self, views, image_sizes, queries, num_regions=1):
         from finers_mm.models.stages import ExplorerOutput
         outs = []
-        for _ in queries:
+        for _ in range(len(queries) * num_regions):
             region = self.regions.pop(0)
             outs.append(ExplorerOutput(
                 region=None if region is None else np.asarray(region, np.float32),

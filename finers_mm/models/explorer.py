@@ -13,6 +13,10 @@ from .stages import ExplorerOutput, Query, make_pred_instances
 from .vlm_stage import VLMStageModel
 
 
+#: decodings of ``k > 1`` regions (``multi_region``)
+MULTI_REGION_DECODING = ('beam', 'sample')
+
+
 def _frame_size(view: np.ndarray) -> Tuple[int, int]:
     """``(w, h)`` of an (h, w, 3) view."""
     return int(view.shape[1]), int(view.shape[0])
@@ -28,12 +32,23 @@ class GlobalExplorer(VLMStageModel):
     target is the record's searched ``best_region`` (the locate-informed retrospective target), or,
     without one, the ``region_size`` region centred on the GT box.
 
+    Several regions per image (``explore(..., num_regions=k)``, the detector's multi-hypothesis
+    inference): all prompts still go in ONE generate, with ``k`` completions per prompt, by beam
+    search (``num_beams=k, num_return_sequences=k``, greedy otherwise: the k best beams) or by
+    sampling (``do_sample=True, num_return_sequences=k`` at the ``vlm.generation`` temperature /
+    top-p / top-k), as ``multi_region`` says. Each completion is then scored by its mean per-token
+    log-prob (one extra forward, ``with_scores``) and a sample's k hypotheses are returned best
+    score first. With ``k = 1`` nothing changes: one completion with the config's own decoding, no
+    score.
+
     Args:
         vlm (dict): config of a VLM adapter (:mod:`finers_mm.models.vlm`).
         region_size (int): side of the region in explorer-frame pixels, told to the model in the
             prompt (256 in the paper; the dataset config's ``frames['region_size']``).
         prompt (dict, optional): :class:`~finers_mm.models.prompts.PromptBuilder` arguments other
             than ``region_size``.
+        multi_region (str): how ``k > 1`` regions are decoded: ``'beam'`` (default) or
+            ``'sample'``.
         **kwargs: :class:`~finers_mm.models.vlm_stage.VLMStageModel` arguments (``train_mode``,
             ``grpo_loss``, ``data_preprocessor``, ...).
     """
@@ -41,8 +56,12 @@ class GlobalExplorer(VLMStageModel):
     stage = EXPLORER
 
     def __init__(self, vlm: dict, region_size: int = 256, prompt: Optional[dict] = None,
-                 **kwargs) -> None:
+                 multi_region: str = 'beam', **kwargs) -> None:
+        if multi_region not in MULTI_REGION_DECODING:
+            raise ValueError(f'GlobalExplorer: `multi_region` must be one of '
+                             f'{MULTI_REGION_DECODING}, got {multi_region!r}')
         super().__init__(vlm, prompt=dict(prompt or {}, region_size=region_size), **kwargs)
+        self.multi_region = multi_region
 
     def views(self, inputs: dict, data_samples: Sequence[DetDataSample]) -> List[np.ndarray]:
         """The explorer views (``ExplorerView``)."""
@@ -71,30 +90,48 @@ class GlobalExplorer(VLMStageModel):
         return dict(bbox=[int(round(v)) for v in box], response=self.target_response(data_sample))
 
     def explore(self, views: Sequence[np.ndarray], image_sizes: Sequence[Tuple[int, int]],
-                queries: Sequence[Query]) -> List[ExplorerOutput]:
-        """Answer one region per image, all prompts in one batched generate.
+                queries: Sequence[Query], num_regions: int = 1) -> List[ExplorerOutput]:
+        """Answer ``num_regions`` regions per image, all prompts in one batched generate.
 
         Args:
             views (Sequence[np.ndarray]): explorer-frame images, each (fh, fw, 3) uint8 RGB.
             image_sizes (Sequence[tuple[int, int]]): ``(W, H)`` of each ORIGINAL image.
             queries (Sequence[Query]): what each sample asks.
+            num_regions (int): hypotheses per image, k (see the class docstring). Defaults to 1.
 
         Returns:
-            list[ExplorerOutput]: one per view; regions in ORIGINAL pixels.
+            list[ExplorerOutput]: ``len(views) * k``, sample-major, best score first within a
+            sample (``score``: mean token log-prob, only when k > 1); regions in ORIGINAL pixels.
         """
+        k = int(num_regions)
+        if k < 1:
+            raise ValueError(f'GlobalExplorer.explore: num_regions must be >= 1, got {num_regions}')
         prompts = [self.prompts.build(EXPLORER, q.question, q.question_type, q.options)
                    for q in queries]
-        generation = self.vlm.generate(list(views), prompts)
+        if k == 1:
+            generation = self.vlm.generate(list(views), prompts)
+        elif self.multi_region == 'beam':
+            generation = self.vlm.generate(list(views), prompts, with_scores=True, do_sample=False,
+                                           num_beams=k, num_return_sequences=k)
+        else:
+            generation = self.vlm.generate(list(views), prompts, with_scores=True, do_sample=True,
+                                           num_return_sequences=k)
+        scores = generation.mean_logprobs
         outputs = []
-        for text, view, image_size in zip(generation.texts, views, image_sizes):
+        for index, text in enumerate(generation.texts):
+            sample = index // k
             parsed = parse_completion(text, EXPLORER)
             region = None
             if parsed.bbox is not None:
-                frame_size = _frame_size(view)
+                frame_size = _frame_size(views[sample])
                 frame_box = self.vlm.model_to_frame(np.asarray(parsed.bbox), frame_size)
-                region = explorer_to_original(frame_box, image_size, frame_size)
-            outputs.append(ExplorerOutput(region=region, answer=parsed.response, completion=text,
-                                          invalid=parsed.invalid))
+                region = explorer_to_original(frame_box, image_sizes[sample], frame_size)
+            outputs.append(ExplorerOutput(
+                region=region, answer=parsed.response, completion=text, invalid=parsed.invalid,
+                score=None if scores is None else float(scores[index])))
+        if k > 1 and scores is not None:  # best first; a stable sort keeps the beams' order on ties
+            outputs = [out for i in range(len(views)) for out in sorted(
+                outputs[i * k:(i + 1) * k], key=lambda out: -out.score)]
         return outputs
 
     def predict(self, inputs: dict, data_samples: List[DetDataSample]) -> List[DetDataSample]:

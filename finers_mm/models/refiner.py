@@ -1,6 +1,6 @@
 # Copyright (c) finers_mm contributors. All rights reserved.
 """LocalRefiner: FineRS's localized perceptual refinement (LPR) stage."""
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 from mmdet.structures import DetDataSample
@@ -78,29 +78,32 @@ class LocalRefiner(VLMStageModel):
                     response=self.target_response(data_sample))
 
     def refine(self, images: Sequence[np.ndarray], windows: Sequence[np.ndarray],
-               queries: Sequence[Query]) -> List[RefinerOutput]:
+               queries: Sequence[Query], with_scores: bool = False) -> List[RefinerOutput]:
         """Cut each window out of its original, resize it to the refiner frame and refine it.
 
         Args:
             images (Sequence[np.ndarray]): ORIGINAL images, each (H, W, 3) uint8 RGB.
             windows (Sequence[np.ndarray]): (4,) integer crop windows, ORIGINAL pixels.
             queries (Sequence[Query]): what each sample asks.
+            with_scores (bool): fill each output's ``score`` with the completion's mean per-token
+                log-prob (one extra forward pass). Defaults to False.
 
         Returns:
             list[RefinerOutput]: boxes and points in ORIGINAL pixels.
         """
         views = [crop_to_frame(image, window, self.frame_size, self.interpolation)
                  for image, window in zip(images, windows)]
-        return self.refine_views(views, windows, queries)
+        return self.refine_views(views, windows, queries, with_scores=with_scores)
 
     def refine_views(self, views: Sequence[np.ndarray], windows: Sequence[np.ndarray],
-                     queries: Sequence[Query]) -> List[RefinerOutput]:
+                     queries: Sequence[Query], with_scores: bool = False) -> List[RefinerOutput]:
         """Refine views already cut and resized (by ``RefinerCrop`` or :meth:`refine`).
 
         Args:
             views (Sequence[np.ndarray]): refiner-frame images, each (rh, rw, 3) uint8 RGB.
             windows (Sequence[np.ndarray]): the (4,) ORIGINAL-pixel window each view shows.
             queries (Sequence[Query]): what each sample asks.
+            with_scores (bool): see :meth:`refine`.
 
         Returns:
             list[RefinerOutput]: one per view, in ORIGINAL pixels (an all-zero box stays all
@@ -108,11 +111,17 @@ class LocalRefiner(VLMStageModel):
         """
         prompts = [self.prompts.build(REFINER, q.question, q.question_type, q.options)
                    for q in queries]
-        generation = self.vlm.generate(list(views), prompts)
-        return [self._to_original(text, view, window)
-                for text, view, window in zip(generation.texts, views, windows)]
+        if with_scores:
+            generation = self.vlm.generate(list(views), prompts, with_scores=True)
+        else:
+            generation = self.vlm.generate(list(views), prompts)
+        scores = generation.mean_logprobs
+        return [self._to_original(text, view, window,
+                                  None if scores is None else float(scores[i]))
+                for i, (text, view, window) in enumerate(zip(generation.texts, views, windows))]
 
-    def _to_original(self, text: str, view: np.ndarray, window: np.ndarray) -> RefinerOutput:
+    def _to_original(self, text: str, view: np.ndarray, window: np.ndarray,
+                     score: Optional[float] = None) -> RefinerOutput:
         """Parse one completion and map its box and points from model coordinates to ORIGINAL."""
         parsed = parse_completion(text, REFINER)
         frame_size = (view.shape[1], view.shape[0])
@@ -126,7 +135,7 @@ class LocalRefiner(VLMStageModel):
                 self.vlm.model_to_frame(np.asarray(parsed.points, np.float32), frame_size), window,
                 frame_size)
         return RefinerOutput(box=box, points=points, answer=parsed.response, completion=text,
-                             invalid=parsed.invalid)
+                             invalid=parsed.invalid, score=score)
 
     def predict(self, inputs: dict, data_samples: List[DetDataSample]) -> List[DetDataSample]:
         """Refine a batch on its own, on the crops the data pipeline cut (``RefinerCrop``).

@@ -3,18 +3,35 @@
 
 A component plugs into the detector by config alone when it has the method of its stage:
 
-- **explorer**: ``explore(views, image_sizes, queries) -> List[ExplorerOutput]``. ``views`` are the
-  explorer-frame images (the whole original resized by the data pipeline), ``image_sizes`` the
-  ``(W, H)`` of each original. The region comes back in ORIGINAL pixels.
-- **refiner**: ``refine(images, windows, queries) -> List[RefinerOutput]``. ``images`` are the
-  ORIGINAL images, ``windows`` the crop windows ``(N, 4)`` in ORIGINAL pixels; the refiner cuts and
-  resizes its own view. Box and points come back in ORIGINAL pixels.
+- **explorer**: ``explore(views, image_sizes, queries, num_regions=1) -> List[ExplorerOutput]``.
+  ``views`` are the explorer-frame images (the whole original resized by the data pipeline),
+  ``image_sizes`` the ``(W, H)`` of each original. It returns ``B * num_regions`` outputs,
+  sample-major (rows ``i * k .. i * k + k - 1`` are sample i's ``k = num_regions`` hypotheses),
+  best first within a sample. Regions come back in ORIGINAL pixels. An explorer that only ever
+  answers one region may leave ``num_regions`` out of its signature: the detector passes it only
+  when its ``multi_hypothesis`` asks for more than one region (and then refuses, at build time,
+  an explorer without it).
+- **refiner**: ``refine(images, windows, queries, with_scores=False) -> List[RefinerOutput]``.
+  ``images`` are the ORIGINAL images, ``windows`` the crop windows ``(N, 4)`` in ORIGINAL pixels;
+  the refiner cuts and resizes its own view. Box and points come back in ORIGINAL pixels. With
+  ``with_scores`` each output's ``score`` is filled; a component that always (or never) fills it may
+  leave ``with_scores`` out of its signature: the detector passes it only when its score fusion
+  needs the refiner's score.
 - **mask head**: ``predict(crops, boxes, points) -> MaskPrediction``
   (:mod:`finers_mm.models.mask_heads`): crops of the original at full resolution, prompts in CROP
-  pixels, one mask per crop.
+  pixels, one mask per crop, and one mask-quality score per crop (SAM: its predicted IoU, in
+  ``[0, 1]``; a higher-is-better number for other heads).
+
+**Scores.** ``ExplorerOutput.score`` and ``RefinerOutput.score`` are LOG-scale confidences,
+higher is better: for the VLM stages the completion's mean per-token log-prob under the model
+(:attr:`finers_mm.models.vlm.GenerationResult.mean_logprobs`), for other components the log of a
+``[0, 1]`` confidence (e.g. ``log(detector score)``), so ``exp(score)`` always reads as a
+probability; None when not computed. How the detector fuses them with the mask head's score is
+:func:`finers_mm.models.hypotheses.fuse_scores`.
 
 Coordinates follow :mod:`finers_mm.structures.frames` (continuous, boxes ``x2 = xmax + 1``).
 """
+import inspect
 from dataclasses import dataclass, field
 from typing import Dict, Optional, Sequence
 
@@ -53,11 +70,14 @@ class ExplorerOutput:
         answer (str, optional): the completion's ``response``.
         completion (str): the raw completion text (reasoning included).
         invalid (str, optional): the parser's reason when the completion is not fully valid.
+        score (float, optional): log-scale confidence (the completion's mean per-token log-prob
+            for :class:`GlobalExplorer`); None when not computed. See the module docstring.
     """
     region: Optional[np.ndarray]
     answer: Optional[str]
     completion: str
     invalid: Optional[str] = None
+    score: Optional[float] = None
 
 
 @dataclass
@@ -71,17 +91,36 @@ class RefinerOutput:
         answer (str, optional): the completion's ``response``.
         completion (str): the raw completion text.
         invalid (str, optional): the parser's reason when the completion is not fully valid.
+        score (float, optional): log-scale confidence (the completion's mean per-token log-prob
+            for :class:`LocalRefiner`); None when not computed. See the module docstring.
     """
     box: Optional[np.ndarray]
     points: Optional[np.ndarray]
     answer: Optional[str]
     completion: str
     invalid: Optional[str] = None
+    score: Optional[float] = None
 
     @property
     def absent(self) -> bool:
         """Whether the refiner answered "no object" (an all-zero box)."""
         return self.box is not None and not np.any(self.box)
+
+    @property
+    def usable(self) -> bool:
+        """Whether the answer locates an object: a box and points, not "no object"."""
+        return self.box is not None and self.points is not None and not self.absent
+
+
+def accepts_keyword(method, name: str) -> bool:
+    """Whether a stage method takes keyword ``name`` (or ``**kwargs``): the optional parts of the
+    interfaces above (``num_regions``, ``with_scores``) are passed only to components that take
+    them."""
+    try:
+        parameters = inspect.signature(method).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == name or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
 
 
 def make_pred_instances(boxes: Sequence[np.ndarray], scores: Optional[Sequence[float]] = None,

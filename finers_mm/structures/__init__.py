@@ -7,10 +7,12 @@ from .images import crop_to_frame, resize_to_frame
 from .masks import (area_percent, mask_bbox, paste_crop_mask, polygon_bbox, polygon_vertices,
                     rasterize_polygon)
 from .points import box_center_jitter_points, inscribed_circle_points
+from .tiling import slice_windows
 
 __all__ = [
     'Size', 'full_window', 'window_to_frame', 'frame_to_window', 'original_to_explorer',
     'explorer_to_original', 'clip_boxes', 'crop_window_from_region', 'random_window_containing',
     'region_around_box', 'box_contains', 'polygon_vertices', 'rasterize_polygon', 'polygon_bbox',
-    'mask_bbox', 'area_percent', 'paste_crop_mask', 'resize_to_frame', 'crop_to_frame', 'inscribed_circle_points', 'box_center_jitter_points'
+    'mask_bbox', 'area_percent', 'paste_crop_mask', 'resize_to_frame', 'crop_to_frame',
+    'inscribed_circle_points', 'box_center_jitter_points', 'slice_windows'
 ]

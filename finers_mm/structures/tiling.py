@@ -1,5 +1,9 @@
 # Copyright (c) finers_mm contributors. All rights reserved.
-"""Sliced-inference windows (SAHI-style tiling, written once here: sahi is not in our package index)."""
+"""Sliced-inference windows (SAHI-style tiling, written once here: sahi is not in our package index).
+
+Used by the sliced baseline of ``projects/reasoning_proposer`` and by the tiled fallback of
+:class:`~finers_mm.models.FineRSDetector` / ``ReasoningProposerDetector`` (the tiles a sample is
+refined on when its explorer gave no usable region)."""
 import math
 from typing import Tuple
 

@@ -70,12 +70,31 @@ class GenerationResult:
             ``input_ids``/``attention_mask`` (B, P), ``pixel_values``, ``image_grid_thw`` ...),
             for :meth:`BaseVLMAdapter.completion_logprobs`.
         num_return_sequences (int): n.
+        mean_logprobs (torch.Tensor, optional): (B*n,) float32 mean per-token log-prob of each
+            completion under the model (temperature 1, the completion's masked tokens, eos
+            included): the completion's confidence score. Only with ``generate(...,
+            with_scores=True)``, else None.
     """
     texts: List[str]
     completion_ids: torch.Tensor
     completion_mask: torch.Tensor
     prompt_inputs: 'BatchFeature'
     num_return_sequences: int
+    mean_logprobs: Optional[torch.Tensor] = None
+
+
+def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Per-row mean of ``values`` (N, T) over ``mask`` (N, T) (a row without tokens gives 0).
+
+    Args:
+        values (torch.Tensor): (N, T) e.g. per-token log-probs.
+        mask (torch.Tensor): (N, T) 1 on the tokens to average.
+
+    Returns:
+        torch.Tensor: (N,) float32.
+    """
+    mask = mask.to(torch.float32)
+    return (values.to(torch.float32) * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
 
 
 def completion_mask_after_eos(completion_ids: torch.Tensor,
@@ -418,7 +437,7 @@ class BaseVLMAdapter(BaseModule):
         return config
 
     @torch.no_grad()
-    def generate_from_inputs(self, prompt_inputs: 'BatchFeature',
+    def generate_from_inputs(self, prompt_inputs: 'BatchFeature', with_scores: bool = False,
                              **overrides) -> GenerationResult:
         """Generate completions for prompts built by :meth:`build_inputs`.
 
@@ -427,6 +446,9 @@ class BaseVLMAdapter(BaseModule):
 
         Args:
             prompt_inputs (transformers.BatchFeature): B prompts.
+            with_scores (bool): Also fill ``mean_logprobs``: one extra forward pass of
+                :meth:`completion_logprobs` (temperature 1) over the completions, exact whatever
+                the decoding (greedy, sampling, beam search). Defaults to False.
             **overrides: Generation settings of this call (see ``generation`` in the class doc).
 
         Returns:
@@ -438,31 +460,40 @@ class BaseVLMAdapter(BaseModule):
         self.model.eval()
         try:
             sequences = self.model.generate(**prompt_inputs, generation_config=config)
+            completion_ids = sequences[:, prompt_inputs['input_ids'].shape[1]:]
+            eos = config.eos_token_id
+            mask = completion_mask_after_eos(completion_ids,
+                                             eos if isinstance(eos, list) else [eos])
+            completion_ids = completion_ids.masked_fill(mask == 0, config.pad_token_id)
+            mean_logprobs = None
+            if with_scores:
+                mean_logprobs = masked_mean(
+                    self.completion_logprobs(prompt_inputs, completion_ids, mask), mask).cpu()
         finally:
             self.model.train(was_training)
-        completion_ids = sequences[:, prompt_inputs['input_ids'].shape[1]:]
-        eos = config.eos_token_id
-        mask = completion_mask_after_eos(completion_ids, eos if isinstance(eos, list) else [eos])
-        completion_ids = completion_ids.masked_fill(mask == 0, config.pad_token_id)
         texts = self.processor.batch_decode(completion_ids, skip_special_tokens=True)
         return GenerationResult(texts=texts, completion_ids=completion_ids, completion_mask=mask,
                                 prompt_inputs=prompt_inputs,
-                                num_return_sequences=config.num_return_sequences)
+                                num_return_sequences=config.num_return_sequences,
+                                mean_logprobs=mean_logprobs)
 
     def generate(self, images: Sequence[np.ndarray], prompts: Sequence[str],
-                 **overrides) -> GenerationResult:
+                 with_scores: bool = False, **overrides) -> GenerationResult:
         """Generate completions for B (image, prompt) pairs in one batch.
 
         Args:
             images (Sequence[np.ndarray]): B images (H, W, 3) uint8 RGB; sizes may differ.
             prompts (Sequence[str]): B user texts.
+            with_scores (bool): Also fill ``GenerationResult.mean_logprobs`` (see
+                :meth:`generate_from_inputs`). Defaults to False.
             **overrides: Generation settings of this call, e.g. ``do_sample=True,
                 num_return_sequences=8``.
 
         Returns:
             GenerationResult: B*n completions, prompt-major.
         """
-        return self.generate_from_inputs(self.build_inputs(images, prompts), **overrides)
+        return self.generate_from_inputs(self.build_inputs(images, prompts),
+                                         with_scores=with_scores, **overrides)
 
     # --------------------------------------------------------------------------------------------
     # Scoring

@@ -3,10 +3,10 @@
 
 Import it with ``custom_imports = dict(imports=['finers_mm', 'projects.reasoning_proposer.reasoning_proposer'])``.
 """
+from finers_mm.structures import slice_windows  # re-exported: it lived here before
 from .crop_detector import MMDetCropDetector, OracleCropDetector
 from .proposer import ReasoningProposerDetector, SlicedDetector, merge_detections
 from .scaffolding import ScriptedRegionExplorer, region_for
-from .tiling import slice_windows
 
 __all__ = ['MMDetCropDetector', 'OracleCropDetector', 'ReasoningProposerDetector',
            'SlicedDetector', 'merge_detections', 'slice_windows', 'ScriptedRegionExplorer',

@@ -12,11 +12,11 @@ from mmdet.models.detectors import BaseDetector
 from mmdet.structures import DetDataSample
 from mmengine.structures import InstanceData
 
-from finers_mm.models.stages import Query
+from finers_mm.models.hypotheses import fallback_tiles, parse_tiled_fallback
+from finers_mm.models.stages import Query, accepts_keyword
 from finers_mm.registry import MODELS
-from finers_mm.structures import clip_boxes, crop_window_from_region
+from finers_mm.structures import clip_boxes, crop_window_from_region, slice_windows
 from .crop_detector import _empty_instances
-from .tiling import slice_windows
 
 
 def merge_detections(parts: Sequence[InstanceData], windows: Sequence[np.ndarray],
@@ -139,37 +139,50 @@ class ReasoningProposerDetector(_WindowedDetector):
     refiner); the detector runs on all native-resolution crops of the batch in one call; its boxes
     are mapped to ORIGINAL pixels, clipped to their window and merged per sample with
     ``mmcv.ops.batched_nms``. A sample whose explorer gave no usable region gets 0 instances and
-    ``invalid_reason`` ``'explorer:<reason>'``.
+    ``invalid_reason`` ``'explorer:<reason>'``; with ``tiled_fallback`` it is instead given the tiles
+    of :func:`finers_mm.structures.slice_windows` over the whole image (sliced inference for that
+    sample only, in the same detector call, merged the same way; metainfo ``fallback='tiled'``, the
+    ``invalid_reason`` still reports the explorer's failure). The same fallback as
+    :class:`~finers_mm.models.FineRSDetector`'s (:func:`finers_mm.models.hypotheses.fallback_tiles`).
 
     Args:
-        explorer (dict): an explorer config (``GlobalExplorer``, or anything with
-            ``explore(views, image_sizes, queries)``).
+        explorer (dict): an explorer config (``GlobalExplorer``, or anything with the explorer
+            interface of :mod:`finers_mm.models.stages`).
         detector (dict): ``dict(config=<mmdet config file or model dict>, checkpoint=<local
             .pth>, batch_size=None, pipeline=None)`` (an :class:`MMDetCropDetector`), or
             ``dict(type=..., ...)`` of another crop detector (``OracleCropDetector``).
         crop_min_side (int): smallest crop-window side, ORIGINAL pixels.
-        num_regions (int): explorer answers per sample (the question is asked ``num_regions``
-            times in the same batched generate: with sampling they differ; identical windows are
-            run once).
+        num_regions (int): explorer answers per sample, k (``explore(..., num_regions=k)``, one
+            batched generate; ``GlobalExplorer``: beam search or sampling, its ``multi_region``);
+            identical windows are run once.
         nms (dict, optional): merge of the windows' boxes (``batched_nms``'s ``nms_cfg``).
         max_per_img (int, optional): most boxes per sample after the merge.
         class_agnostic (bool): merge all classes together and label everything 0 (FineRS's one
             category); False keeps the detector's labels.
+        tiled_fallback (dict, optional): None (default: off) or ``dict(tile_size=512,
+            overlap_ratio=0.2)`` (see above).
     """
 
     def __init__(self, explorer: dict, detector: dict, crop_min_side: int = 512,
                  num_regions: int = 1, nms: Optional[dict] = dict(type='nms', iou_threshold=0.5),
                  max_per_img: Optional[int] = 100, class_agnostic: bool = True,
+                 tiled_fallback: Optional[dict] = None,
                  data_preprocessor: Optional[dict] = None, init_cfg: Optional[dict] = None) -> None:
         if int(num_regions) < 1:
             raise ValueError(f'model.num_regions must be >= 1, got {num_regions}')
+        tiled = parse_tiled_fallback(tiled_fallback, 'model')
         super().__init__(detector, nms, max_per_img, class_agnostic, data_preprocessor, init_cfg)
         self.explorer = MODELS.build(explorer)
         if not callable(getattr(self.explorer, 'explore', None)):
             raise TypeError(f"model.explorer.type: '{explorer.get('type')}' has no "
                             f"explore(views, image_sizes, queries) method")
+        if int(num_regions) > 1 and not accepts_keyword(self.explorer.explore, 'num_regions'):
+            raise TypeError(f"model.num_regions={num_regions} needs an explorer whose explore() "
+                            f"takes num_regions; model.explorer.type '{explorer.get('type')}' "
+                            'does not (see finers_mm.models.stages)')
         self.crop_min_side = int(crop_min_side)
         self.num_regions = int(num_regions)
+        self.tiled_fallback = tiled
 
     def predict(self, batch_inputs: dict, batch_data_samples: List[DetDataSample],
                 rescale: bool = True) -> List[DetDataSample]:
@@ -179,16 +192,22 @@ class ReasoningProposerDetector(_WindowedDetector):
             list[DetDataSample]: ``pred_instances`` (``bboxes`` (K, 4) ORIGINAL pixels, ``scores``,
             ``labels``) and metainfo ``pred_regions`` (list of (4,) ORIGINAL), ``pred_windows``
             ((W, 4) int64), ``num_detector_inputs`` (crops run for the sample), ``pred_answer``,
-            ``explorer_completion`` and ``invalid_reason``.
+            ``explorer_completion`` and ``invalid_reason``; with ``tiled_fallback`` also
+            ``fallback`` (None or ``'tiled'``).
         """
         originals = batch_inputs['original']
         sizes = [(image.shape[1], image.shape[0]) for image in originals]
         queries = [Query.from_data_sample(sample) for sample in batch_data_samples]
         k = self.num_regions
-        explored = self.explorer.explore(
-            [v for v in batch_inputs['explorer'] for _ in range(k)],
-            [s for s in sizes for _ in range(k)], [q for q in queries for _ in range(k)])
-        windows_per_sample, regions_per_sample = [], []
+        if k > 1:
+            explored = self.explorer.explore(batch_inputs['explorer'], sizes, queries,
+                                             num_regions=k)
+        else:
+            explored = self.explorer.explore(batch_inputs['explorer'], sizes, queries)
+        if len(explored) != len(originals) * k:
+            raise ValueError(f'{type(self.explorer).__name__}.explore returned {len(explored)} '
+                             f'outputs for {len(originals)} samples x {k} regions')
+        windows_per_sample, regions_per_sample, fallback = [], [], set()
         for i in range(len(originals)):
             regions, windows = [], []
             for out in explored[i * k:(i + 1) * k]:
@@ -198,6 +217,9 @@ class ReasoningProposerDetector(_WindowedDetector):
                 window = crop_window_from_region(out.region, sizes[i], self.crop_min_side)
                 if not any(np.array_equal(window, w) for w in windows):
                     windows.append(window)
+            if not windows and self.tiled_fallback is not None:
+                fallback.add(i)
+                windows = list(fallback_tiles(sizes[i], self.tiled_fallback))
             regions_per_sample.append(regions)
             windows_per_sample.append(windows)
         merged = self._detect_and_merge(originals, windows_per_sample, batch_data_samples)
@@ -208,20 +230,23 @@ class ReasoningProposerDetector(_WindowedDetector):
             if not valid:
                 reason = f'explorer:{first.invalid or "no_region"}'
             sample.pred_instances = merged[i]
-            sample.set_metainfo(dict(
+            meta = dict(
                 pred_regions=regions_per_sample[i],
                 pred_windows=np.asarray(windows_per_sample[i], np.int64).reshape(-1, 4),
                 num_detector_inputs=len(windows_per_sample[i]),
                 pred_answer=(valid[0] if valid else first).answer or '',
                 explorer_completion=first.completion,
-                invalid_reason=reason))
+                invalid_reason=reason)
+            if self.tiled_fallback is not None:
+                meta['fallback'] = 'tiled' if i in fallback else None
+            sample.set_metainfo(meta)
         return batch_data_samples
 
 
 @MODELS.register_module()
 class SlicedDetector(_WindowedDetector):
     """The baseline: the same detector on overlapping tiles over the WHOLE image (SAHI-style
-    sliced inference, :func:`~.tiling.slice_windows`), merged the same way. It reads only the
+    sliced inference, :func:`finers_mm.structures.slice_windows`), merged the same way. It reads only the
     ``original`` view; the question is ignored.
 
     Args:

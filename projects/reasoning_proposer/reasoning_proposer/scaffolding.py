@@ -34,7 +34,9 @@ class ScriptedRegionExplorer(BaseModule):
 
     Args:
         regions (str | dict): JSON file or dict ``{question: [x1, y1, x2, y2] or None}``, ORIGINAL
-            pixels.
+            pixels; for ``num_regions = k > 1`` a question may list several regions
+            ``[[x1, y1, x2, y2], ...]``, best first: the first k are answered, padded with "no
+            region" outputs.
     """
 
     def __init__(self, regions) -> None:
@@ -44,18 +46,25 @@ class ScriptedRegionExplorer(BaseModule):
                 regions = json.load(f)
         self.regions: Dict[str, Optional[list]] = dict(regions)
 
-    def explore(self, views: Sequence[np.ndarray], image_sizes, queries: Sequence[Query]
-                ) -> List[ExplorerOutput]:
+    def explore(self, views: Sequence[np.ndarray], image_sizes, queries: Sequence[Query],
+                num_regions: int = 1) -> List[ExplorerOutput]:
         outputs = []
         for query in queries:
             if query.question not in self.regions:
                 raise KeyError(f'ScriptedRegionExplorer: no region for {query.question!r}')
-            region = self.regions[query.question]
-            if region is None:
-                outputs.append(ExplorerOutput(region=None, answer=None, completion='scripted',
-                                              invalid='scripted_none'))
-            else:
-                outputs.append(ExplorerOutput(region=np.asarray(region, np.float32),
-                                              answer='The object is found.',
-                                              completion='scripted'))
+            regions = self.regions[query.question]
+            if regions is None:
+                regions = []
+            elif not isinstance(regions[0], (list, tuple, np.ndarray)):  # one [x1, y1, x2, y2]
+                regions = [regions]
+            regions = list(regions)[:num_regions]
+            regions += [None] * (num_regions - len(regions))
+            for region in regions:
+                if region is None:
+                    outputs.append(ExplorerOutput(region=None, answer=None, completion='scripted',
+                                                  invalid='scripted_none'))
+                else:
+                    outputs.append(ExplorerOutput(region=np.asarray(region, np.float32),
+                                                  answer='The object is found.',
+                                                  completion='scripted'))
         return outputs
