@@ -4,7 +4,8 @@
 #   python projects/mmdet_refiner/tools/build_tiny_detector.py \
 #       projects/mmdet_refiner/configs/rtmdet_tiny_1cls.py \
 #       work_dirs/tiny_models/mmdet_refiner/rtmdet_tiny_1cls.pth
-# Any real mmdet detector config (and its checkpoint) takes this file's place.
+# Any real mmdet detector config (and its checkpoint) takes this file's place. The same tiny
+# detector (config, builder, checkpoint path) is projects/reasoning_proposer's.
 _base_ = 'mmdet::rtmdet/rtmdet_tiny_8xb32-300e_coco.py'
 
 norm_cfg = dict(type='BN')

@@ -11,6 +11,10 @@ Examples::
         work_dirs/tiny_models/mmdet_refiner/grounding-dino_tiny.pth \
         --text-encoder work_dirs/tiny_models/mmdet_refiner/bert_tiny
 
+The first command also builds the detector of projects/reasoning_proposer (its configs name the
+same tiny RTMDet config and checkpoint path). ``main(argv)`` returns the checkpoint path (the
+tests call it in-process).
+
 The weights are random (``torch.manual_seed(seed)`` then the detector's ``init_weights``; the config
 must name no pretrained download), deterministic in ``--seed``. The checkpoint holds ``state_dict``
 and ``meta.dataset_meta.classes`` (the config's ``metainfo.classes``), like one saved by a runner.

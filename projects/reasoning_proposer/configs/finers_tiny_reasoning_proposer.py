@@ -4,8 +4,9 @@
 # scored by mmdet's CocoMetric (FineRSCocoMetric, bbox). From the repository root
 # (projects/reasoning_proposer/README.md):
 #   python tools/misc/build_tiny_models.py work_dirs/tiny_models
-#   python projects/reasoning_proposer/tools/build_tiny_detector.py \
-#       projects/reasoning_proposer/configs/rtmdet_tiny_1cls.py work_dirs/tiny_models/rtmdet_tiny_1cls.pth
+#   python projects/mmdet_refiner/tools/build_tiny_detector.py \
+#       projects/mmdet_refiner/configs/rtmdet_tiny_1cls.py \
+#       work_dirs/tiny_models/mmdet_refiner/rtmdet_tiny_1cls.pth
 #   python tools/misc/finers_to_coco.py finers_mm/data/synthetic/annotations/train.json \
 #       finers_mm/data/synthetic/images work_dirs/reasoning_proposer/synthetic_coco.json
 #   python tools/test.py projects/reasoning_proposer/configs/finers_tiny_reasoning_proposer.py
@@ -21,8 +22,9 @@ model = dict(
     type='ReasoningProposerDetector',
     explorer={{_base_.model.explorer}},
     detector=dict(
-        config='projects/reasoning_proposer/configs/rtmdet_tiny_1cls.py',
-        checkpoint='work_dirs/tiny_models/rtmdet_tiny_1cls.pth'),
+        # the tiny RTMDet of projects/mmdet_refiner (its config, builder and checkpoint path)
+        config='projects/mmdet_refiner/configs/rtmdet_tiny_1cls.py',
+        checkpoint='work_dirs/tiny_models/mmdet_refiner/rtmdet_tiny_1cls.pth'),
     crop_min_side={{_base_.model.crop_min_side}},
     num_regions=1,
     nms=dict(type='nms', iou_threshold=0.5),

@@ -7,9 +7,7 @@ _base_ = ['./finers_tiny_reasoning_proposer.py']
 model = dict(
     _delete_=True,
     type='SlicedDetector',
-    detector=dict(
-        config='projects/reasoning_proposer/configs/rtmdet_tiny_1cls.py',
-        checkpoint='work_dirs/tiny_models/rtmdet_tiny_1cls.pth'),
+    detector={{_base_.model.detector}},  # the same detector config and checkpoint
     tile_size=512,
     overlap_ratio=0.2,
     nms=dict(type='nms', iou_threshold=0.5),
