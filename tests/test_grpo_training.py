@@ -99,3 +99,49 @@ def test_sft_configs_train_through_the_same_tools(config, tiny_models, tmp_path)
     _train(config, tmp_path, tiny_models, 'train_cfg.max_iters=3')
     logged = _scalars(tmp_path)
     assert len(logged) == 3 and 'target_tokens' in logged[0] and 'reward' not in logged[0]
+
+
+#: a short GRPO step for the reference tests: 2 prompts, 2 samples of 16 tokens each
+_SHORT = ['train_dataloader.batch_size=2', 'custom_hooks.0.num_generations=2',
+          'custom_hooks.0.max_new_tokens=16']
+
+
+@pytest.fixture(scope='module')
+def warm_start_checkpoint(tiny_models, tmp_path_factory):
+    """A stage checkpoint whose weights differ from ``pretrained`` (a stand-in SFT warm-up)."""
+    from finers_mm.registry import MODELS
+    init_default_scope('finers_mm')
+    cfg = Config.fromfile(osp.join(CONFIGS, 'lpr_tiny.py'))
+    cfg.model.vlm.pretrained = tiny_models['qwen2_5_vl']
+    model = MODELS.build(cfg.model)
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for param in model.vlm.parameters():
+            param.add_(0.05 * torch.randn(param.shape, generator=generator).to(param.dtype))
+    path = tmp_path_factory.mktemp('warm_start') / 'sft.pth'
+    torch.save(dict(meta=dict(iter=10), state_dict=model.state_dict()), path)
+    return path
+
+
+def test_reference_is_the_policy_loaded_with_load_from(warm_start_checkpoint, tiny_models,
+                                                         tmp_path):
+    """GRPO after an SFT warm-up loaded with ``load_from``: the KL reference is the warm-up, so the
+    first iteration's KL is ~0 (policy == reference), not the drift from ``pretrained``; the
+    checkpoints record the reference's origin, and a resumed run keeps that reference (iteration 2
+    repeats the uninterrupted run, KL included) rather than copying the resumed policy."""
+    full, resumed = tmp_path / 'full', tmp_path / 'resumed'
+    _train('lpr_tiny.py', full, tiny_models, 'train_cfg.max_iters=2',
+           'default_hooks.checkpoint.interval=1', f'load_from={warm_start_checkpoint}', *_SHORT)
+    logged = _scalars(full)
+    assert abs(logged[0]['kl']) < 1e-6, logged[0]['kl']
+    assert logged[1]['kl'] > 0  # the policy moved away from the reference
+    checkpoint = torch.load(full / 'iter_1.pth', map_location='cpu', weights_only=False)
+    assert checkpoint['meta']['grpo_reference'] == str(warm_start_checkpoint)
+    assert not any('reference' in key for key in checkpoint['state_dict'])
+
+    result = _train('lpr_tiny.py', resumed, tiny_models, 'train_cfg.max_iters=2',
+                    'resume=True', f'load_from={full / "iter_1.pth"}', *_SHORT)
+    assert 'rebuilding the frozen reference policy' in result.stdout + result.stderr
+    [row] = _scalars(resumed)
+    expected = {k: v for k, v in logged[1].items() if 'time' not in k}
+    assert {k: v for k, v in row.items() if 'time' not in k} == expected

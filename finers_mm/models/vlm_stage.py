@@ -126,13 +126,58 @@ class VLMStageModel(BaseModel):
             return letter
         return str(data_sample.answer)
 
-    def build_reference(self):
-        """A frozen copy of the initial policy (the adapter config with ``freeze=True``), for the
-        KL term of a full fine-tune; with LoRA the reference is free (the adapter disabled)."""
-        cfg = copy.deepcopy(self.vlm_cfg)
-        cfg.pop('lora', None)
-        cfg.update(freeze=True, gradient_checkpointing=False)
-        return MODELS.build(cfg).to(self.vlm.device)
+    def build_reference(self, source: str = 'policy'):
+        """A frozen copy of the initial policy, for the KL term of a full fine-tune; with LoRA the
+        reference is free (the adapter disabled) and this is not needed.
+
+        The reference is the policy as it stands when training starts, i.e. after mmengine loaded
+        ``load_from`` (an SFT warm-up), not the ``pretrained`` model of the config.
+
+        Args:
+            source (str): ``'policy'`` (default): a deep copy of the stage's VLM as it is now (call
+                it when training starts, after ``load_from`` was loaded). ``'pretrained'``: the
+                adapter config (``pretrained``) alone. Any other value: the path of an mmengine
+                checkpoint whose ``vlm.`` weights are loaded over the config's model, as mmengine's
+                ``load_from`` loads them (non-strict, ``module.`` prefixes stripped): the initial
+                policy of a run that started from that checkpoint, rebuilt when it resumes.
+
+        Returns:
+            BaseVLMAdapter: the reference adapter, in eval mode, every weight frozen, on the
+            policy's device. It is not a submodule of the stage (not in its ``state_dict``).
+        """
+        if source == 'policy':
+            reference = copy.deepcopy(self.vlm)
+            if getattr(reference.model, 'is_gradient_checkpointing', False):
+                reference.model.gradient_checkpointing_disable()
+        else:
+            cfg = copy.deepcopy(self.vlm_cfg)
+            cfg.pop('lora', None)
+            cfg.update(freeze=True, gradient_checkpointing=False)
+            reference = MODELS.build(cfg)
+            if source != 'pretrained':
+                self._load_reference_weights(reference, source)
+        reference.freeze = True  # BaseVLMAdapter.train() keeps a frozen adapter in eval mode
+        reference.requires_grad_(False)
+        reference.eval()
+        return reference.to(self.vlm.device)
+
+    @staticmethod
+    def _load_reference_weights(reference, checkpoint: str) -> None:
+        """Load the ``vlm.`` weights of a stage checkpoint into ``reference`` (like load_from)."""
+        import re
+
+        from mmengine.logging import MMLogger
+        from mmengine.runner.checkpoint import _load_checkpoint, load_state_dict
+        loaded = _load_checkpoint(checkpoint, map_location='cpu')
+        state_dict = loaded.get('state_dict', loaded)
+        state_dict = {re.sub(r'^module\.', '', key): value for key, value in state_dict.items()}
+        prefix = 'vlm.'
+        weights = {key[len(prefix):]: value for key, value in state_dict.items()
+                   if key.startswith(prefix)}
+        if not weights:
+            raise RuntimeError(f'the checkpoint {checkpoint!r} holds no weights of a stage VLM '
+                               f'(no "{prefix}" keys), so it cannot be the GRPO reference')
+        load_state_dict(reference, weights, strict=False, logger=MMLogger.get_current_instance())
 
     def sft_loss(self, inputs: dict, data_samples: Sequence[DetDataSample]) -> Dict[str, torch.Tensor]:
         """Token-mean cross-entropy of the GT-formatted answers after the prompts.

@@ -1,5 +1,7 @@
 # Copyright (c) finers_mm contributors. All rights reserved.
 """GRPOHook: turns an ordinary mmengine training run of a FineRS stage into GRPO."""
+import logging
+import os.path as osp
 import time
 from typing import Optional
 
@@ -14,6 +16,9 @@ from .grpo import group_advantages
 from .rollout import Rollout
 
 DATA_BATCH = Optional[dict]
+#: the checkpoint meta key recording where a full fine-tune's KL reference came from
+REFERENCE_META_KEY = 'grpo_reference'
+_UNKNOWN = object()
 
 
 @HOOKS.register_module()
@@ -65,6 +70,8 @@ class GRPOHook(Hook):
         self.scale_rewards = scale_rewards
         self.reference_micro_batch = int(reference_micro_batch)
         self.reference = None
+        self._reference_origin = _UNKNOWN  # the load_from checkpoint, None: `pretrained`
+        self._loaded_origin = _UNKNOWN  # what the last loaded checkpoint recorded
         self._update_start = 0.0
 
     @staticmethod
@@ -76,14 +83,66 @@ class GRPOHook(Hook):
                                f'{getattr(model, "train_mode", None)!r})')
         return model
 
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        """Remember where the reference of the run that saved ``checkpoint`` came from.
+
+        mmengine calls this for ``load_from`` and for a resume, both before ``before_train``.
+        """
+        self._loaded_origin = checkpoint.get('meta', {}).get(REFERENCE_META_KEY, _UNKNOWN)
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        """Record the reference's origin in the checkpoint's meta (not its weights: see
+        :meth:`before_train`), so that a resumed run rebuilds the same reference."""
+        if self._reference_origin is not _UNKNOWN:
+            checkpoint.setdefault('meta', {})[REFERENCE_META_KEY] = self._reference_origin
+
     def before_train(self, runner) -> None:
-        """Check that the data can feed every reward term; build the frozen reference if needed."""
+        """Check that the data can feed every reward term; build the frozen reference if needed.
+
+        The reference of a full fine-tune is the policy as training starts: a frozen copy of the
+        stage's VLM after mmengine loaded ``load_from`` (which happens before this hook), so an SFT
+        warm-up loaded with ``load_from`` is the reference, not the config's ``pretrained`` model.
+        A resumed run must keep the reference of the run it resumes, not copy the resumed policy:
+        the checkpoints record the reference's origin (``meta['grpo_reference']``: the ``load_from``
+        checkpoint the run started from, or None for the ``pretrained`` model), and a resumed run
+        rebuilds the reference from it. A checkpoint saved before this record existed resumes with
+        the ``pretrained`` model as the reference (the behaviour of those runs).
+        """
         model = self._stage(runner)
         self._check_data(runner.train_dataloader.dataset)
-        if model.grpo_loss_cfg['kl_coef'] > 0 and not model.vlm.use_lora:
-            print_log('GRPOHook: full fine-tune with a KL term: building a frozen copy of the '
-                      'initial policy as the reference', logger='current')
-            self.reference = model.build_reference()
+        if model.grpo_loss_cfg['kl_coef'] <= 0 or model.vlm.use_lora:
+            return
+        if self._resumed(runner):
+            origin = self._loaded_origin
+            if origin is _UNKNOWN:
+                print_log('GRPOHook: the resumed checkpoint does not record the reference policy '
+                          f'(meta[{REFERENCE_META_KEY!r}]); using the pretrained model '
+                          f'{model.vlm.pretrained!r} as the reference', logger='current',
+                          level=logging.WARNING)
+                origin = None
+            elif origin is not None and not osp.exists(origin) and '://' not in origin:
+                raise FileNotFoundError(
+                    f'GRPOHook: the resumed run started from load_from={origin!r}, its KL '
+                    'reference, which no longer exists; restore it to resume this run')
+            source = 'pretrained' if origin is None else origin
+            print_log(f'GRPOHook: resumed run: rebuilding the frozen reference policy from '
+                      f'{model.vlm.pretrained if origin is None else origin!r}', logger='current')
+        else:
+            load_from = (getattr(runner, '_load_from', None)
+                         if getattr(runner, '_has_loaded', False) else None)
+            origin = None if load_from is None else (
+                osp.abspath(load_from) if osp.exists(load_from) else str(load_from))
+            source = 'policy'
+            print_log('GRPOHook: full fine-tune with a KL term: a frozen copy of the initial policy '
+                      f'({model.vlm.pretrained if origin is None else origin!r}) is the reference',
+                      logger='current')
+        self._reference_origin = origin
+        self.reference = model.build_reference(source)
+
+    def _resumed(self, runner) -> bool:
+        """Whether this run resumed a checkpoint (rather than starting, maybe from load_from)."""
+        loaded = getattr(runner, '_has_loaded', False)
+        return bool(loaded and getattr(runner, '_resume', False)) or runner.iter > 0
 
     def _check_data(self, dataset) -> None:
         """Refuse records without ``best_region`` when a term needs the retrospective target."""
