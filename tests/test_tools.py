@@ -151,3 +151,70 @@ def test_slurm_scripts_call_srun(tmp_path):
     argv = _run_script('slurm_test.sh', ['gpu', 'job', 'cfg.py', 'ckpt.pth'], tmp_path, PATH=path)
     assert argv[-3:] == ['cfg.py', 'ckpt.pth', '--launcher=slurm']
     assert osp.join(REPO_ROOT, 'tools', 'test.py') in argv
+
+
+INT_METRIC_TOYS = '''
+import torch
+from mmengine.evaluator import BaseMetric
+from mmengine.model import BaseModel
+from mmengine.registry import DATASETS, METRICS, MODELS
+from torch.utils.data import Dataset
+
+
+@MODELS.register_module(force=True)
+class IntMetricToyModel(BaseModel):
+    def __init__(self):
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.ones(1))
+
+    def forward(self, inputs, data_samples=None, mode='predict'):
+        return [dict(value=float(x)) for x in inputs * self.scale]
+
+
+@DATASETS.register_module(force=True)
+class IntMetricToyDataset(Dataset):
+    metainfo = dict()
+
+    def __len__(self):
+        return 5
+
+    def __getitem__(self, index):
+        return dict(inputs=torch.tensor(float(index)))
+
+
+@METRICS.register_module(force=True)
+class IntMetricToyMetric(BaseMetric):
+    default_prefix = 'toy'
+
+    def process(self, data_batch, data_samples):
+        self.results.extend(sample['value'] for sample in data_samples)
+
+    def compute_metrics(self, results):
+        return dict(num_samples=len(results), mean=sum(results) / len(results))
+'''
+
+
+def test_test_metrics_json_keeps_integer_metrics(test_tool, tmp_path, monkeypatch):
+    """tools/test.py's metrics JSON: an int metric (finers/num_samples) is a number, not null."""
+    import json
+    (tmp_path / 'int_metric_toys.py').write_text(INT_METRIC_TOYS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    config = tmp_path / 'int_metric_config.py'
+    config.write_text(textwrap.dedent(f"""
+        _base_ = ['{REPO_ROOT}/configs/_base_/default_runtime.py']
+        custom_imports = dict(imports=['finers_mm', 'int_metric_toys'], allow_failed_imports=False)
+        model = dict(type='IntMetricToyModel')
+        test_dataloader = dict(
+            batch_size=2, num_workers=0, dataset=dict(type='IntMetricToyDataset'),
+            sampler=dict(type='DefaultSampler', shuffle=False),
+            collate_fn=dict(type='default_collate'))
+        test_evaluator = dict(type='IntMetricToyMetric')
+        test_cfg = dict(type='TestLoop')
+        """))
+    test_tool.main([str(config), '--work-dir', str(tmp_path / 'work')])
+    [path] = [osp.join(root, name) for root, _, names in os.walk(tmp_path / 'work')
+              for name in names if name == osp.basename(root) + '.json']
+    with open(path) as f:
+        metrics = json.load(f)
+    assert metrics['toy/num_samples'] == 5 and isinstance(metrics['toy/num_samples'], int)
+    assert metrics['toy/mean'] == pytest.approx(2.0)

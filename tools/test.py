@@ -11,6 +11,7 @@ Examples::
 import argparse
 import os.path as osp
 import sys
+from typing import Any
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -63,6 +64,32 @@ def build_test_config(args: argparse.Namespace) -> Config:
     return cfg
 
 
+def _python_scalars(value: Any) -> Any:
+    """``value`` with every numpy scalar (nested in dicts, lists and tuples) as a Python one."""
+    import numpy as np
+    if isinstance(value, dict):
+        return type(value)((key, _python_scalars(item)) for key, item in value.items())
+    if isinstance(value, (list, tuple)):
+        return type(value)(_python_scalars(item) for item in value)
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def keep_integer_metrics(runner) -> None:
+    """Keep integer metrics (e.g. ``finers/num_samples``) in the metrics JSON of the test run.
+
+    mmengine's message hub keeps each metric in a numpy history, so an int metric comes back as a
+    ``numpy.int64``; ``LoggerHook._process_tags``, which makes the metrics json-friendly before
+    dumping them, keeps Python scalars, tensors and arrays only, and writes anything else as null
+    (a float metric survives because ``numpy.float64`` subclasses ``float``). So numpy scalars
+    become Python ones before that.
+    """
+    from mmengine.hooks import LoggerHook
+    for hook in runner.hooks:
+        if isinstance(hook, LoggerHook):
+            process_tags = hook._process_tags
+            hook._process_tags = lambda tags, process=process_tags: process(_python_scalars(tags))
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
     cfg = build_test_config(args)
@@ -70,6 +97,7 @@ def main(argv=None) -> None:
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    keep_integer_metrics(runner)
     if args.out is not None:
         from mmdet.evaluation import DumpDetResults
         runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=args.out))
