@@ -240,3 +240,40 @@ def test_pack_defaults_and_custom_meta_keys(image_file):
     assert set(packed['data_samples'].metainfo) == {'img_id'}
     with pytest.raises(ValueError, match='views'):
         TRANSFORMS.build(dict(type='PackFineRSInputs', views=('thumbnail', )))
+
+
+PACK_READ_ONLY = '''
+import warnings
+
+import numpy as np
+
+from finers_mm.registry import TRANSFORMS
+import finers_mm  # noqa: F401
+
+warnings.simplefilter('error')  # the "NumPy array is not writable" UserWarning raises
+owned = np.arange(6 * 8 * 3, dtype=np.uint8).reshape(6, 8, 3)
+locked = owned.view()
+locked.flags.writeable = False  # a read-only view of writable memory
+frozen = np.frombuffer(bytes(owned.tobytes()), np.uint8).reshape(6, 8, 3)  # no writable memory
+bbox = np.array([1, 2, 3, 4], np.float32)
+bbox.flags.writeable = False
+packed = TRANSFORMS.build(dict(type='PackFineRSInputs', views=('original', 'explorer')))(
+    dict(img=locked, explorer_img=frozen, gt_bbox=bbox, gt_points=bbox))
+original, explorer = packed['inputs']['original'], packed['inputs']['explorer']
+assert original.data_ptr() == owned.ctypes.data  # shared, not copied
+assert (original.numpy() == owned).all() and (explorer.numpy() == owned).all()
+assert not locked.flags.writeable  # the caller's array stays locked
+assert packed['data_samples'].gt_instances.bboxes.tolist() == [[1, 2, 3, 4]]
+print('packed')
+'''
+
+
+def test_pack_read_only_arrays_without_torch_warning():
+    """Read-only images (an inferencer's ``np.asarray(PIL image)``, a locked array) pack without
+    torch's "The given NumPy array is not writable" warning; a read-only view of writable memory
+    is shared, not copied. In a fresh process: torch gives that warning once per process."""
+    import subprocess
+    import sys
+    result = subprocess.run([sys.executable, '-c', PACK_READ_ONLY], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0 and 'packed' in result.stdout, result.stderr[-3000:]

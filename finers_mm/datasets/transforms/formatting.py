@@ -1,10 +1,11 @@
 # Copyright (c) finers_mm contributors. All rights reserved.
 """Pack a FineRS sample into model inputs and an mmdet ``DetDataSample``."""
+import warnings
 from typing import Dict, Sequence
 
 import numpy as np
 import torch
-from mmcv.transforms import BaseTransform, to_tensor
+from mmcv.transforms import BaseTransform
 from mmdet.structures import DetDataSample
 from mmdet.structures.mask import BitmapMasks
 from mmengine.structures import InstanceData
@@ -25,13 +26,34 @@ DEFAULT_META_KEYS = (
     'gt_region_explorer', 'best_region_explorer', 'gt_bbox_refiner', 'gt_points_refiner')
 
 
+def _tensor(array: np.ndarray) -> torch.Tensor:
+    """A tensor sharing ``array``'s memory, also when the array is read-only.
+
+    torch cannot mark a tensor read-only, so ``torch.from_numpy`` of a non-writable array warns
+    ("The given NumPy array is not writable"). A read-only view of writable memory (the usual case:
+    an array whose owner locked it) is shared through a writable view of the same memory, without a
+    copy; only memory that cannot be written at all (e.g. ``np.asarray`` of a PIL image, a bytes
+    buffer) is copied. Nothing downstream writes into the packed tensors.
+    """
+    if not array.flags.writeable:
+        view = array.view()
+        with warnings.catch_warnings():
+            warnings.simplefilter('error')  # numpy deprecates unlocking some arrays: copy those
+            try:
+                view.flags.writeable = True
+                array = view
+            except (ValueError, Warning):
+                array = array.copy()
+    return torch.from_numpy(array)
+
+
 def _image_tensor(img: np.ndarray) -> torch.Tensor:
     """(H, W, 3) uint8 array -> (H, W, 3) uint8 tensor sharing its memory when contiguous.
 
     Channels stay last: the views feed a VLM processor and SAM, which take (H, W, 3) RGB, not a
     CNN; a (3, H, W) layout would be transposed here and back in the model (a 4K copy each way).
     """
-    return to_tensor(np.ascontiguousarray(img))
+    return _tensor(np.ascontiguousarray(img))
 
 
 @TRANSFORMS.register_module()
@@ -82,13 +104,13 @@ class PackFineRSInputs(BaseTransform):
 
         instances = InstanceData()
         if 'gt_bbox' in results:
-            instances.bboxes = to_tensor(np.asarray(results['gt_bbox'], np.float32).reshape(1, 4))
+            instances.bboxes = _tensor(np.asarray(results['gt_bbox'], np.float32).reshape(1, 4))
             instances.labels = torch.zeros(1, dtype=torch.long)
         if 'gt_mask' in results:
             mask = results['gt_mask']
             instances.masks = BitmapMasks(mask[None].astype(np.uint8), *mask.shape)
         if 'gt_points' in results:
-            instances.points = to_tensor(
+            instances.points = _tensor(
                 np.asarray(results['gt_points'], np.float32).reshape(1, -1, 2))
 
         data_sample = DetDataSample()
