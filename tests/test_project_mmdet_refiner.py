@@ -347,21 +347,34 @@ def _project_cfg(tiny_models, checkpoint) -> Config:
     return cfg
 
 
-def test_project_config_with_a_missing_checkpoint_fails_when_tools_test_builds_it(
-        tiny_models, tmp_path):
-    missing = str(tmp_path / 'no_such_detector.pth')
+@pytest.mark.parametrize('bad', ['missing_checkpoint', 'unknown_detector_type'])
+def test_bad_project_config_fails_when_tools_test_builds_it(tiny_models, checkpoints, tmp_path,
+                                                            bad):
+    """The project config through tools/test.py: a missing checkpoint, or a detector config of an
+    unknown type, stops the run when the model is built, naming the config key and the path."""
     root = osp.dirname(tiny_models['sam'])
+    if bad == 'missing_checkpoint':
+        path = str(tmp_path / 'no_such_detector.pth')
+        option = f'model.refiner.checkpoint={path}'
+        expected = (r"FileNotFoundError: model\.refiner\.checkpoint: no checkpoint file at '"
+                    + re.escape(path) + "'")
+    else:
+        path = str(tmp_path / 'typo_detector.py')
+        with open(path, 'w') as f:
+            f.write(f"_base_ = '{RTMDET_CONFIG}'\nmodel = dict(type='RTMDetTypo')\n")
+        option = f'model.refiner.detector={path}'
+        expected = (r"ValueError: model\.refiner\.detector\.type: unknown detector type "
+                    r"'RTMDetTypo' in the detector config \(config file '" + re.escape(path) + "'")
     result = subprocess.run(
         [sys.executable, osp.join(REPO_ROOT, 'tools', 'test.py'), PROJECT_CONFIG, '--work-dir',
          str(tmp_path), '--cfg-options',
          f"model.explorer.vlm.pretrained={tiny_models['qwen2_5_vl']}",
          f'model.mask_head.config={root}/sam_tiny.json',
          f"model.mask_head.checkpoint={tiny_models['sam']}",
-         f'model.refiner.checkpoint={missing}'],
+         f"model.refiner.checkpoint={checkpoints['rtmdet']}", option],
         cwd=REPO_ROOT, env=ENV, capture_output=True, text=True, timeout=600)
     assert result.returncode != 0
-    assert re.search(r"FileNotFoundError: model\.refiner\.checkpoint: no checkpoint file at '"
-                     + re.escape(missing) + "'", result.stderr), result.stderr[-3000:]
+    assert re.search(expected, result.stderr), result.stderr[-3000:]
     assert 'Iter(test)' not in result.stdout  # it failed while building, before any data
 
 
