@@ -10,6 +10,7 @@
 - bad configs fail at build time, naming the config key and the path.
 """
 import json
+import math
 import os
 import os.path as osp
 import pickle
@@ -37,7 +38,7 @@ REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 if REPO_ROOT not in sys.path:  # tools/*.py put the repo root on sys.path; so does this test
     sys.path.insert(0, REPO_ROOT)
 
-from projects.mmdet_refiner.mmdet_refiner import MMDetRefiner, box_points  # noqa: E402
+from projects.mmdet_refiner.mmdet_refiner import MMDetRefiner, box_points, log_score  # noqa: E402
 
 PROJECT = osp.join(REPO_ROOT, 'projects', 'mmdet_refiner')
 PROJECT_CONFIG = osp.join(PROJECT, 'configs', 'finers_tiny_mmdet_refiner.py')
@@ -178,10 +179,37 @@ def test_refine_maps_the_crop_box_back_to_original_pixels(input_size, batch_size
         np.testing.assert_allclose(output.points, box_points(box), atol=1e-3)
         record = json.loads(output.completion)
         assert record['detector'] == 'RedSquareDetector' and record['score'] == pytest.approx(0.9)
+        # RefinerOutput.score: the log of the CHOSEN detection's score (0.9), not the decoy's
+        assert output.score == pytest.approx(np.log(0.9))
     np.testing.assert_allclose(outputs[0].points, [[150, 110], [170, 110]], atol=1e-3)
     np.testing.assert_allclose(outputs[1].points, [[310, 215], [310, 245]], atol=1e-3)
     # no red in the third window: the decoy, i.e. the whole crop, in ORIGINAL pixels
     np.testing.assert_allclose(outputs[2].box, windows[2], atol=1e-3)
+    assert outputs[2].score == pytest.approx(np.log(0.1))
+
+
+def test_score_is_the_log_of_the_chosen_detections_score():
+    init_default_scope('finers_mm')
+    images, windows, boxes = _scene()
+    # the decoy (whole crop) outscores the red square: the decoy is chosen, with ITS score
+    refiner = MMDetRefiner(detector=dict(type='RedSquareDetector', decoy_score=0.95),
+                           input_size=(128, 128))
+    [output] = refiner.refine(images[:1], windows[:1], _queries('a'))
+    np.testing.assert_allclose(output.box, windows[0], atol=1e-3)
+    assert output.score == pytest.approx(np.log(0.95))
+    assert np.exp(output.score) == pytest.approx(json.loads(output.completion)['score'])
+    # class_name selection: the named class's detection is chosen, its score is reported
+    refiner = MMDetRefiner(
+        detector=dict(type='RedSquareDetector', decoy_score=0.3, red_label=1, decoy_label=0),
+        input_size=(128, 128), selection='class_name', class_names=('car', 'cat'))
+    car, cat = refiner.refine([images[0]] * 2, [windows[0]] * 2, _queries('the car', 'the cat'))
+    assert car.score == pytest.approx(np.log(0.3)) and cat.score == pytest.approx(np.log(0.9))
+    # a zero score stays finite; no detection: no score
+    assert log_score(0.0) == pytest.approx(np.log(1e-12)) and log_score(1.0) == 0.0
+    refiner = MMDetRefiner(detector=dict(type='RedSquareDetector'), input_size=(128, 128),
+                           score_thr=0.5)
+    [output] = refiner.refine(images[2:], windows[2:], _queries('c'))
+    assert output.invalid == 'no_detection' and output.score is None
 
 
 def test_no_detection_above_the_threshold_gives_no_box():
@@ -279,6 +307,7 @@ def test_tiny_mmdet_detectors_agree_with_inference_detector_per_crop(checkpoints
         assert y1 <= output.box[1] <= output.box[3] <= y2
         np.testing.assert_allclose(output.points, box_points(output.box), atol=1e-4)
         assert json.loads(output.completion)['label_name'] == 'object'
+        assert output.score == pytest.approx(math.log(float(alone.scores.max())), abs=1e-4)
 
 
 def test_tiny_grounding_dino_is_grounded_on_the_question(grounding_dino):
@@ -457,6 +486,7 @@ def test_readme_commands_run_the_project_config_through_tools_test(tiny_models, 
 
 ORACLE_EXPLORER = '''
 import json
+import math
 
 import numpy as np
 from mmengine.model import BaseModule

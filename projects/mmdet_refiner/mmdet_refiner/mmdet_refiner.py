@@ -11,8 +11,8 @@ It honours the refiner interface of :mod:`finers_mm.models.stages`
                               checkpoint='path/to/its/checkpoint.pth'))
 """
 import copy
-import dataclasses
 import json
+import math
 import os.path as osp
 import re
 from typing import List, Optional, Sequence, Tuple, Union
@@ -39,7 +39,15 @@ _META_KEYS = ('img_id', 'ori_shape', 'img_shape', 'scale_factor')
 _TEXT_META_KEYS = ('text', 'custom_entities')
 _ANNOTATION_LOADERS = ('LoadAnnotations', 'mmdet.LoadAnnotations', 'LoadPanopticAnnotations',
                        'mmdet.LoadPanopticAnnotations')
-_REFINER_FIELDS = {f.name for f in dataclasses.fields(RefinerOutput)}
+#: the detection score under which ``RefinerOutput.score`` (its log) is floored (log 0 is -inf)
+_MIN_SCORE = 1e-12
+
+
+def log_score(score: float) -> float:
+    """``RefinerOutput.score`` of a detection: the log of its score (a log-scale confidence, as
+    the interface of :mod:`finers_mm.models.stages` asks, so ``exp`` reads it back), floored at
+    ``log(1e-12)`` so a zero score stays finite."""
+    return math.log(max(float(score), _MIN_SCORE))
 
 
 def box_points(box, fractions: Sequence[float] = (0.25, 0.75)) -> np.ndarray:
@@ -108,7 +116,9 @@ class MMDetRefiner(BaseModule):
 
     A detector gives no answer: ``answer`` is ``''``, so ``FineRSDetector(answer_from='refiner')``
     falls back to the explorer's answer. The ``completion`` is a JSON record of the chosen
-    detection (``bbox``, ``score``, ``label``, ``label_name``, ...).
+    detection (``bbox``, ``score``, ``label``, ``label_name``, ...); ``RefinerOutput.score`` is the
+    log of that detection's score (the log-scale confidence of the refiner interface; the
+    detector's score fusion reads ``exp`` of it).
 
     The detector is frozen (no parameter requires grad) and stays in eval mode; its weights come
     from ``checkpoint`` at build time, and :meth:`init_weights` leaves them alone.
@@ -344,8 +354,10 @@ class MMDetRefiner(BaseModule):
 
         Returns:
             list[RefinerOutput]: one per window: ``box`` (4,) and ``points`` (2, 2) float32 in
-            ORIGINAL pixels, ``answer`` ``''``, ``completion`` a JSON record; ``box`` and
-            ``points`` None and ``invalid='no_detection'`` when no detection is left.
+            ORIGINAL pixels, ``answer`` ``''``, ``completion`` a JSON record (the raw ``score``
+            among it), ``score`` the log of the chosen detection's score (:func:`log_score`);
+            ``box``, ``points`` and ``score`` None and ``invalid='no_detection'`` when no
+            detection is left.
         """
         if not (len(images) == len(windows) == len(queries)):
             raise ValueError(f'MMDetRefiner.refine: {len(images)} images, {len(windows)} windows '
@@ -426,9 +438,9 @@ class MMDetRefiner(BaseModule):
             record['label_name'] = str(names[best])
         elif self.class_names is not None and 0 <= label < len(self.class_names):
             record['label_name'] = self.class_names[label]
-        extra = {'score': float(scores[best])} if 'score' in _REFINER_FIELDS else {}
         output = RefinerOutput(box=box, points=box_points(box, self.point_fractions), answer='',
-                               completion=json.dumps(record), invalid=None, **extra)
+                               completion=json.dumps(record), invalid=None,
+                               score=log_score(scores[best]))
         return output, crop_box
 
     def _mask_points(self, crops, windows, outputs: List[RefinerOutput], chosen) -> None:
