@@ -96,9 +96,12 @@ def test_lora_grpo_updates_only_the_adapter_and_uses_the_disabled_adapter_as_ref
 
 @pytest.mark.parametrize('config', ['lpr_tiny_sft.py', 'gse_tiny_sft.py'])
 def test_sft_configs_train_through_the_same_tools(config, tiny_models, tmp_path):
-    _train(config, tmp_path, tiny_models, 'train_cfg.max_iters=3')
+    result = _train(config, tmp_path, tiny_models, 'train_cfg.max_iters=3')
     logged = _scalars(tmp_path)
     assert len(logged) == 3 and 'target_tokens' in logged[0] and 'reward' not in logged[0]
+    # 16 prompts a step from 12 records: an epoch-based sampler would end an epoch (and mmengine's
+    # iteration-based loop sleep 2 s) at every step; the tiny configs sample endlessly
+    assert 'Reach the end of the dataloader' not in result.stdout + result.stderr
 
 
 #: a short GRPO step for the reference tests: 2 prompts, 2 samples of 16 tokens each
