@@ -48,12 +48,12 @@ sys.path.insert(0, REPO_ROOT)
 from finers_mm.models.stages import Query  # noqa: E402
 from finers_mm.registry import DATASETS, MODELS  # noqa: E402
 from projects.reasoning_proposer.reasoning_proposer import region_for  # noqa: E402
-from projects.reasoning_proposer.tools.build_tiny_detector import main as build_detector  # noqa
+from projects.mmdet_refiner.tools.build_tiny_detector import main as build_detector  # noqa
 
 PROJECT = osp.join(REPO_ROOT, 'projects', 'reasoning_proposer')
 PROPOSER_CFG = osp.join(PROJECT, 'configs', 'finers_tiny_reasoning_proposer.py')
 SLICED_CFG = osp.join(PROJECT, 'configs', 'sliced_tiny_rtmdet.py')
-DETECTOR_CFG = osp.join(PROJECT, 'configs', 'rtmdet_tiny_1cls.py')
+DETECTOR_CFG = osp.join(REPO_ROOT, 'projects', 'mmdet_refiner', 'configs', 'rtmdet_tiny_1cls.py')
 
 
 def box_iou(a, b) -> float:
