@@ -76,7 +76,8 @@ def test_adaptive_window_side_centre_and_inside(box, side):
     expected = min(max(math.ceil(4.0 * max(box[2] - box[0], box[3] - box[1])), 128), 512)
     assert w == h == expected == side
     centre = ((window[0] + window[2]) / 2, (window[1] + window[3]) / 2)
-    assert abs(centre[0] - (box[0] + box[2]) / 2) <= 1 and abs(centre[1] - (box[1] + box[3]) / 2) <= 1
+    assert abs(centre[0] - (box[0] + box[2]) / 2) <= 1
+    assert abs(centre[1] - (box[1] + box[3]) / 2) <= 1
     assert box_contains(window, box)
 
 
@@ -98,7 +99,8 @@ def test_parse_multi_hypothesis_defaults_and_clear_errors():
     assert cfg.tiled_fallback == dict(tile_size=512, overlap_ratio=0.2)
     assert not parse_multi_hypothesis(dict(fusion='mask'), 512).refiner_scores
     bad = [
-        (dict(num_region=4), KeyError, r"model\.multi_hypothesis: unknown key\(s\) \['num_region'\]"),
+        (dict(num_region=4), KeyError,
+         r"model\.multi_hypothesis: unknown key\(s\) \['num_region'\]"),
         (dict(num_regions=0), ValueError, r'model\.multi_hypothesis\.num_regions must be >= 1'),
         (dict(num_regions=2.5), TypeError, r'model\.multi_hypothesis\.num_regions must be an int'),
         (dict(fusion='max'), ValueError, r"model\.multi_hypothesis\.fusion must be one of"),

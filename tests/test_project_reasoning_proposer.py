@@ -280,6 +280,31 @@ def test_num_regions_batches_all_windows_and_dedupes(data_infos):
     assert results[0].invalid_reason is None and len(results[0].pred_regions) == 2
 
 
+def test_tiled_fallback_runs_the_tiles_only_for_samples_without_a_region(data_infos):
+    init_default_scope('finers_mm')
+    dataset, _ = data_infos
+    model = MODELS.build(_model_cfg(dict(type='ScriptedRegionExplorer', regions={}),
+                                    dict(type='OracleCropDetector'),
+                                    tiled_fallback=dict(tile_size=512, overlap_ratio=0.2))).eval()
+    info = dataset.get_data_info(0)
+    model.explorer = _SequenceExplorer([region_for(info['gt_bbox'], (info['width'],
+                                                                     info['height'])), None])
+    model.detector.reset_counters()
+    with torch.no_grad():
+        results = model.test_step(pseudo_collate([dataset[i] for i in range(2)]))
+    second = dataset.get_data_info(1)
+    tiles = slice_windows((second['width'], second['height']), 512, 0.2)
+    assert [r.num_detector_inputs for r in results] == [1, len(tiles)]
+    assert model.detector.num_inputs == 1 + len(tiles) and model.detector.num_forwards == 1
+    assert [r.fallback for r in results] == [None, 'tiled']
+    np.testing.assert_array_equal(results[1].pred_windows, tiles)
+    assert results[1].invalid_reason == 'explorer:no_json'  # the explorer's failure still counts
+    assert len(results[1].pred_instances) >= 1  # the oracle finds the GT in the tiles
+    with pytest.raises(KeyError, match=r"model\.tiled_fallback: unknown key\(s\) \['tile'\]"):
+        MODELS.build(_model_cfg(dict(type='ScriptedRegionExplorer', regions={}),
+                                dict(type='OracleCropDetector'), tiled_fallback=dict(tile=512)))
+
+
 def test_missing_checkpoint_fails_at_build_time_naming_key_and_path(tmp_path):
     missing = str(tmp_path / 'nope' / 'rtmdet.pth')
     result = subprocess.run(

@@ -200,8 +200,10 @@ class FineRSDetector(BaseDetector):
                 meta = self._meta(explored[i * k], None, None)
             else:
                 meta = self._meta(best.explored, best.refined, best.window)
-                if best.source == 'tile':
+                if best.source == 'tile':  # no region; no window unless a tile located it
                     meta['pred_region'] = None
+                    if not best.usable:
+                        meta['pred_window'] = None
             if multi is not None:
                 meta.update(pred_hypotheses=[h.record() for h in own],
                             pred_score=None if best is None else best.score,

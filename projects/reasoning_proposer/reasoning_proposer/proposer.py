@@ -139,11 +139,12 @@ class ReasoningProposerDetector(_WindowedDetector):
     refiner); the detector runs on all native-resolution crops of the batch in one call; its boxes
     are mapped to ORIGINAL pixels, clipped to their window and merged per sample with
     ``mmcv.ops.batched_nms``. A sample whose explorer gave no usable region gets 0 instances and
-    ``invalid_reason`` ``'explorer:<reason>'``; with ``tiled_fallback`` it is instead given the tiles
-    of :func:`finers_mm.structures.slice_windows` over the whole image (sliced inference for that
-    sample only, in the same detector call, merged the same way; metainfo ``fallback='tiled'``, the
-    ``invalid_reason`` still reports the explorer's failure). The same fallback as
-    :class:`~finers_mm.models.FineRSDetector`'s (:func:`finers_mm.models.hypotheses.fallback_tiles`).
+    ``invalid_reason`` ``'explorer:<reason>'``; with ``tiled_fallback`` it is instead given the
+    tiles of :func:`finers_mm.structures.slice_windows` over the whole image (sliced inference for
+    that sample only, in the same detector call, merged the same way; metainfo
+    ``fallback='tiled'``, the ``invalid_reason`` still reports the explorer's failure). The same
+    fallback as :class:`~finers_mm.models.FineRSDetector`'s
+    (:func:`finers_mm.models.hypotheses.fallback_tiles`).
 
     Args:
         explorer (dict): an explorer config (``GlobalExplorer``, or anything with the explorer
@@ -246,8 +247,8 @@ class ReasoningProposerDetector(_WindowedDetector):
 @MODELS.register_module()
 class SlicedDetector(_WindowedDetector):
     """The baseline: the same detector on overlapping tiles over the WHOLE image (SAHI-style
-    sliced inference, :func:`finers_mm.structures.slice_windows`), merged the same way. It reads only the
-    ``original`` view; the question is ignored.
+    sliced inference, :func:`finers_mm.structures.slice_windows`), merged the same way. It reads
+    only the ``original`` view; the question is ignored.
 
     Args:
         detector (dict): as :class:`ReasoningProposerDetector`'s.
