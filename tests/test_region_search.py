@@ -572,3 +572,35 @@ def test_torchrun_two_processes_write_the_single_process_file(reference, tiny_mo
     assert '6/6' in result.stdout  # rank 0 searched half of the 12 records
     assert out.read_bytes() == reference[0]
     assert _shards(str(out)) == []
+
+
+def test_cpu_launch_joins_through_the_shared_helper(monkeypatch):
+    """Without a GPU, --launcher pytorch joins through run_config.init_cpu_distributed (the path of
+    tools/train.py and tools/test.py), always with gloo and the search's dist_timeout, also for a
+    config written for GPUs (nccl); --launcher none joins nothing."""
+    import datetime
+
+    from mmengine.config import Config
+
+    from finers_mm.utils import run_config
+    tool = _load_tool()
+    helper_calls, joined = [], []
+    shared = run_config.init_cpu_distributed
+
+    def spy(cfg, **kwargs):
+        helper_calls.append(kwargs)
+        return shared(cfg, **kwargs)
+
+    monkeypatch.setattr(tool, 'init_cpu_distributed', spy)
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    monkeypatch.setattr(torch.distributed, 'is_initialized', lambda: False)
+    monkeypatch.setattr(torch.distributed, 'init_process_group',
+                        lambda **kwargs: joined.append(kwargs))
+    cfg = Config(dict(env_cfg=dict(dist_cfg=dict(backend='nccl'))))
+    tool.init_distributed('none', cfg, 60)
+    assert helper_calls == [] and joined == []
+    tool.init_distributed('pytorch', cfg, 60)
+    timeout = datetime.timedelta(seconds=60)
+    assert helper_calls == [dict(timeout=timeout, backend='gloo')]
+    assert joined == [dict(backend='gloo', timeout=timeout)]
+    assert 'model_wrapper_cfg' not in cfg  # the search's config is left alone

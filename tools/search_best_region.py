@@ -51,7 +51,8 @@ from finers_mm.registry import MODELS  # noqa: E402
 from finers_mm.rl.region_search import (CandidateRegions, RegionSearchStateError,  # noqa: E402
                                         SearchState, add_best_regions, run_search, summarize)
 from finers_mm.utils.fileio import write_atomic  # noqa: E402
-from finers_mm.utils.run_config import load_run_config, set_local_rank_env  # noqa: E402
+from finers_mm.utils.run_config import (  # noqa: E402
+    init_cpu_distributed, load_run_config, set_local_rank_env)
 from mmengine.config import Config, ConfigDict, DictAction  # noqa: E402
 from mmengine.device import get_device  # noqa: E402
 from mmengine.dist import barrier, get_dist_info, init_dist  # noqa: E402
@@ -147,6 +148,10 @@ def load_annotations(ann_file: str, img_dir: str) -> Tuple[dict, List[dict], str
 def init_distributed(launcher: str, cfg: Config, timeout_s: float) -> None:
     """Join the process group of a ``torchrun`` launch (``--launcher pytorch``).
 
+    Without a GPU this is :func:`~finers_mm.utils.run_config.init_cpu_distributed` (the path of
+    tools/train.py and tools/test.py), always with gloo: the search has no Runner, and a CPU run of
+    a config written for GPUs (``dist_cfg.backend='nccl'``) still runs.
+
     Args:
         launcher (str): ``'none'`` (nothing to do) or ``'pytorch'``.
         cfg (Config): its ``env_cfg.dist_cfg.backend`` is used on GPUs (default nccl).
@@ -158,8 +163,9 @@ def init_distributed(launcher: str, cfg: Config, timeout_s: float) -> None:
     if torch.cuda.is_available():
         backend = cfg.get('env_cfg', {}).get('dist_cfg', {}).get('backend', 'nccl')
         init_dist(launcher, backend=backend, timeout=timeout)
-    else:  # mmengine's init_dist pins a CUDA device; a CPU run joins with gloo directly
-        torch.distributed.init_process_group(backend='gloo', timeout=timeout)
+    else:  # mmengine's init_dist pins a CUDA device
+        init_cpu_distributed(Config(dict(launcher=launcher, env_cfg=cfg.get('env_cfg', {}))),
+                             timeout=timeout, backend='gloo')
 
 
 def build_refiner(model_cfg: ConfigDict, checkpoint: Optional[str]) -> torch.nn.Module:

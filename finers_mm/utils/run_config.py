@@ -3,6 +3,7 @@
 
 The precedence is mmdet's: a flag beats the config file, which beats the default.
 """
+import datetime
 import os
 import os.path as osp
 from typing import Optional
@@ -41,7 +42,8 @@ def load_run_config(config: str, cfg_options: Optional[dict] = None, launcher: s
     return cfg
 
 
-def init_cpu_distributed(cfg: Config) -> None:
+def init_cpu_distributed(cfg: Config, timeout: Optional[datetime.timedelta] = None,
+                         backend: Optional[str] = None) -> bool:
     """Join a ``torchrun`` launch (``--launcher pytorch``) on a machine without a GPU.
 
     mmengine 0.10.7 cannot: its ``init_dist`` calls ``torch.cuda.set_device(LOCAL_RANK)`` ("Found no
@@ -49,19 +51,30 @@ def init_cpu_distributed(cfg: Config) -> None:
     refuses for a CPU module. So, before the Runner is built, this joins the process group with the
     config's ``env_cfg.dist_cfg`` (the Runner then skips ``init_dist``) and wraps the model in
     ``MMDistributedDataParallel`` without device ids. With a GPU, or another launcher, it does
-    nothing.
+    nothing. The one way every tool (train, test, search_best_region) joins a CPU launch.
 
     Args:
         cfg (Config): the run's config (``launcher`` set); ``model_wrapper_cfg`` is set in place.
+        timeout (datetime.timedelta, optional): how long a rank may wait for the others; None
+            keeps ``env_cfg.dist_cfg.timeout`` (or torch's default).
+        backend (str, optional): the backend to use instead of ``env_cfg.dist_cfg.backend`` (a tool
+            without a Runner, e.g. search_best_region.py, passes ``'gloo'``: a CPU run of a config
+            written for GPUs).
+
+    Returns:
+        bool: whether this joined (or found) a CPU process group.
 
     Raises:
         ValueError: a backend other than gloo (nccl needs GPUs).
     """
     if cfg.get('launcher', 'none') != 'pytorch' or torch.cuda.is_available():
-        return
+        return False
     dist_cfg = dict(cfg.get('env_cfg', {}).get('dist_cfg', {}))
-    backend = dist_cfg.pop('backend', 'nccl')
+    config_backend = dist_cfg.pop('backend', 'nccl')
+    backend = backend or config_backend
     dist_cfg.pop('init_backend', None)
+    if timeout is not None:
+        dist_cfg['timeout'] = timeout
     if backend != 'gloo':
         raise ValueError(f'a distributed run without a GPU needs the gloo backend, got '
                          f'{backend!r}: add --cfg-options env_cfg.dist_cfg.backend=gloo')
@@ -72,6 +85,7 @@ def init_cpu_distributed(cfg: Config) -> None:
         find_unused_parameters=cfg.get('find_unused_parameters', False))
     if wrapper.get('type', 'MMDistributedDataParallel') == 'MMDistributedDataParallel':
         cfg.model_wrapper_cfg = dict(wrapper, device_ids=None)
+    return True
 
 
 def set_local_rank_env(local_rank: int) -> None:
