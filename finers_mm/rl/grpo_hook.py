@@ -133,8 +133,9 @@ class GRPOHook(Hook):
             origin = None if load_from is None else (
                 osp.abspath(load_from) if osp.exists(load_from) else str(load_from))
             source = 'policy'
-            print_log('GRPOHook: full fine-tune with a KL term: a frozen copy of the initial policy '
-                      f'({model.vlm.pretrained if origin is None else origin!r}) is the reference',
+            print_log('GRPOHook: full fine-tune with a KL term: a frozen copy of the initial '
+                      f'policy ({model.vlm.pretrained if origin is None else origin!r}) is the '
+                      'reference',
                       logger='current')
         self._reference_origin = origin
         self.reference = model.build_reference(source)
