@@ -17,8 +17,8 @@ A component plugs into the detector by config alone when it has the method of it
   ``with_scores`` each output's ``score`` is filled; a component that always (or never) fills it may
   leave ``with_scores`` out of its signature: the detector passes it only when its score fusion
   needs the refiner's score.
-- **mask head**: ``predict(crops, boxes, points) -> MaskPrediction``
-  (:mod:`finers_mm.models.mask_heads`): crops of the original at full resolution, prompts in CROP
+- **mask head**: ``predict(crops, boxes, points) -> MaskPrediction``, written down in
+  :class:`finers_mm.models.mask_heads.BaseMaskHead` (subclass it and write ``segment``): crops of the original at full resolution, prompts in CROP
   pixels, one mask per crop, and one mask-quality score per crop (SAM: its predicted IoU, in
   ``[0, 1]``; a higher-is-better number for other heads).
 

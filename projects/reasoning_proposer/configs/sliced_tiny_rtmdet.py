@@ -1,6 +1,6 @@
 # The baseline of the benchmark: the SAME tiny RTMDet run on overlapping 512 px tiles over the whole
-# image (SAHI-style sliced inference, projects/reasoning_proposer/reasoning_proposer/tiling.py),
-# merged with mmcv's batched NMS, scored the same way. Same data and evaluator as
+# image (SAHI-style sliced inference, finers_mm/structures/tiling.py), merged with mmcv's
+# batched NMS, scored the same way. Same data and evaluator as
 # finers_tiny_reasoning_proposer.py.
 _base_ = ['./finers_tiny_reasoning_proposer.py']
 
