@@ -11,7 +11,8 @@ from finers_mm.registry import MODELS
 from finers_mm.structures import crop_window_from_region, paste_crop_mask
 from .hypotheses import (adaptive_window, fallback_tiles, fuse_scores, parse_multi_hypothesis,
                          select_hypothesis)
-from .stages import ExplorerOutput, Query, RefinerOutput, accepts_keyword, make_pred_instances
+from .stages import (ExplorerOutput, Query, RefinerOutput, accepts_keyword, explore_regions,
+                     make_pred_instances)
 
 ANSWER_SOURCES = ('refiner', 'explorer')
 
@@ -165,14 +166,7 @@ class FineRSDetector(BaseDetector):
         multi = self.multi_hypothesis
         k = 1 if multi is None else multi.num_regions
 
-        if k > 1:
-            explored = self.explorer.explore(batch_inputs['explorer'], sizes, queries,
-                                             num_regions=k)
-        else:
-            explored = self.explorer.explore(batch_inputs['explorer'], sizes, queries)
-        if len(explored) != len(originals) * k:
-            raise ValueError(f'{type(self.explorer).__name__}.explore returned {len(explored)} '
-                             f'outputs for {len(originals)} samples x {k} regions')
+        explored = explore_regions(self.explorer, batch_inputs['explorer'], sizes, queries, k)
         hypotheses, fallback = self._hypotheses(explored, sizes, k)
         with_scores = multi is not None and multi.refiner_scores
         self._refine(hypotheses, originals, queries, with_scores)

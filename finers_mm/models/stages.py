@@ -18,9 +18,10 @@ A component plugs into the detector by config alone when it has the method of it
   leave ``with_scores`` out of its signature: the detector passes it only when its score fusion
   needs the refiner's score.
 - **mask head**: ``predict(crops, boxes, points) -> MaskPrediction``, written down in
-  :class:`finers_mm.models.mask_heads.BaseMaskHead` (subclass it and write ``segment``): crops of the original at full resolution, prompts in CROP
-  pixels, one mask per crop, and one mask-quality score per crop (SAM: its predicted IoU, in
-  ``[0, 1]``; a higher-is-better number for other heads).
+  :class:`finers_mm.models.mask_heads.BaseMaskHead` (subclass it and write ``segment``): crops of
+  the original at full resolution, prompts in CROP pixels, one mask per crop, and one
+  mask-quality score per crop (SAM: its predicted IoU, in ``[0, 1]``; a higher-is-better number
+  for other heads).
 
 **Scores.** ``ExplorerOutput.score`` and ``RefinerOutput.score`` are LOG-scale confidences,
 higher is better: for the VLM stages the completion's mean per-token log-prob under the model
@@ -33,7 +34,7 @@ Coordinates follow :mod:`finers_mm.structures.frames` (continuous, boxes ``x2 = 
 """
 import inspect
 from dataclasses import dataclass, field
-from typing import Dict, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -121,6 +122,33 @@ def accepts_keyword(method, name: str) -> bool:
     except (TypeError, ValueError):
         return False
     return any(p.name == name or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
+
+
+def explore_regions(explorer, views: Sequence[np.ndarray], image_sizes: Sequence[tuple],
+                    queries: Sequence[Query], num_regions: int = 1) -> List[ExplorerOutput]:
+    """Call an explorer through its interface: ``num_regions`` passed only when k > 1 (so an
+    explorer without it still serves the single-region chain), the answer count checked.
+
+    Args:
+        explorer: a component with ``explore(views, image_sizes, queries[, num_regions])``.
+        views, image_sizes, queries: as the explorer interface above (B samples).
+        num_regions (int): k hypotheses per sample.
+
+    Returns:
+        list[ExplorerOutput]: B * k outputs, sample-major, best first within a sample.
+
+    Raises:
+        ValueError: the explorer returned another number of outputs.
+    """
+    k = int(num_regions)
+    if k > 1:
+        explored = explorer.explore(views, image_sizes, queries, num_regions=k)
+    else:
+        explored = explorer.explore(views, image_sizes, queries)
+    if len(explored) != len(views) * k:
+        raise ValueError(f'{type(explorer).__name__}.explore returned {len(explored)} outputs for '
+                         f'{len(views)} samples x {k} regions')
+    return list(explored)
 
 
 def make_pred_instances(boxes: Sequence[np.ndarray], scores: Optional[Sequence[float]] = None,

@@ -13,7 +13,7 @@ from mmdet.structures import DetDataSample
 from mmengine.structures import InstanceData
 
 from finers_mm.models.hypotheses import fallback_tiles, parse_tiled_fallback
-from finers_mm.models.stages import Query, accepts_keyword
+from finers_mm.models.stages import Query, accepts_keyword, explore_regions
 from finers_mm.registry import MODELS
 from finers_mm.structures import clip_boxes, crop_window_from_region, slice_windows
 from .crop_detector import _empty_instances
@@ -200,14 +200,7 @@ class ReasoningProposerDetector(_WindowedDetector):
         sizes = [(image.shape[1], image.shape[0]) for image in originals]
         queries = [Query.from_data_sample(sample) for sample in batch_data_samples]
         k = self.num_regions
-        if k > 1:
-            explored = self.explorer.explore(batch_inputs['explorer'], sizes, queries,
-                                             num_regions=k)
-        else:
-            explored = self.explorer.explore(batch_inputs['explorer'], sizes, queries)
-        if len(explored) != len(originals) * k:
-            raise ValueError(f'{type(self.explorer).__name__}.explore returned {len(explored)} '
-                             f'outputs for {len(originals)} samples x {k} regions')
+        explored = explore_regions(self.explorer, batch_inputs['explorer'], sizes, queries, k)
         windows_per_sample, regions_per_sample, fallback = [], [], set()
         for i in range(len(originals)):
             regions, windows = [], []
