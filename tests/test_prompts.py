@@ -188,3 +188,83 @@ def test_bad_template_override_fails_at_construction(templates, match):
 def test_sizes_must_be_positive_ints(kwargs):
     with pytest.raises(ValueError, match='positive int'):
         PromptBuilder(**kwargs)
+
+
+# --- the region size in the model's coordinates (region=(w, h)) -----------------------------------
+
+def _build_region(builder, stage, qtype, region):
+    return builder.build(stage, QUESTION, qtype, OPTIONS if qtype == 'multiple_choice' else None,
+                         region=region)
+
+
+@pytest.mark.parametrize('qtype', QUESTION_TYPES)
+def test_region_in_model_units_is_stated_as_given(qtype):
+    prompt = _build_region(PromptBuilder(), 'explorer', qtype, (133, 237))
+    assert 'identify a 133*237 bounding box' in prompt
+    assert 'x2 - x1 = 133 and y2 - y1 = 237' in prompt
+    assert '256' not in prompt
+
+
+def test_default_region_is_the_frame_size_as_in_the_authors_prompt():
+    prompt = PromptBuilder().build('explorer', QUESTION, 'segmentation')
+    assert "identify a 256*256 bounding box that best localizes the region" in prompt
+    assert 'x2 - x1 = 256 and y2 - y1 = 256' in prompt
+    assert prompt == PromptBuilder().build('explorer', QUESTION, 'segmentation',
+                                           region=(256, 256))
+
+
+@pytest.mark.parametrize('qtype', QUESTION_TYPES)
+def test_refiner_ignores_the_region(qtype):
+    builder = PromptBuilder()
+    assert (_build_region(builder, 'refiner', qtype, (133, 237))
+            == _build(builder, 'refiner', qtype))
+
+
+def test_legacy_region_size_template_states_frame_pixels():
+    custom = 'Q: {question}. A {region_size}px square. <answer>{{}}</answer>'
+    builder = PromptBuilder(templates={'explorer': {'segmentation': custom}}, region_size=256)
+    assert builder.build('explorer', 'the bus', 'segmentation', region=(133, 237)) == (
+        'Q: the bus. A 256px square. <answer>{}</answer>')
+
+
+def test_template_in_model_units():
+    custom = 'Q: {question}. Box {region_width} wide, {region_height} high.'
+    builder = PromptBuilder(templates={'explorer': {'open': custom}})
+    assert builder.build('explorer', 'how many?', 'open', region=(133, 237)) == (
+        'Q: how many?. Box 133 wide, 237 high.')
+    assert builder.build('explorer', 'how many?', 'open') == 'Q: how many?. Box 256 wide, 256 high.'
+
+
+@pytest.mark.parametrize('templates,match', [
+    ({'explorer': {'open': 'Find {question}.'}}, r'lacks the region size.*region_width'),
+    ({'explorer': {'open': 'Find {question} in {region_width} px.'}},
+     r"templates\['explorer'\]\['open'\].*region_width.*lacks \{region_height\}"),
+    ({'explorer': {'segmentation': 'Find {question}, {region_height} high.'}},
+     r'lacks \{region_width\}'),
+    ({'refiner': {'open': '{question} {region_width} {region_height}'}}, 'unknown placeholder'),
+    ({'refiner': {'segmentation': '{question} {region_height}'}}, 'unknown placeholder'),
+])
+def test_explorer_template_must_state_the_region_size(templates, match):
+    with pytest.raises(ValueError, match=match):
+        PromptBuilder(templates=templates)
+
+
+def test_explorer_template_may_state_both_forms():
+    custom = '{question}: {region_width}*{region_height} (a {region_size}px square)'
+    builder = PromptBuilder(templates={'explorer': {'segmentation': custom}})
+    assert builder.build('explorer', 'the bus', 'segmentation', region=(133, 237)) == (
+        'the bus: 133*237 (a 256px square)')
+
+
+@pytest.mark.parametrize('region', [(0, 237), (133, -1), (133.0, 237), (True, 237), (133, ),
+                                    (133, 237, 1), '133*237', 133])
+def test_region_must_be_two_positive_ints(region):
+    with pytest.raises(ValueError, match='region must be'):
+        PromptBuilder().build('explorer', QUESTION, 'segmentation', region=region)
+
+
+def test_region_accepts_numpy_ints():
+    import numpy as np
+    prompt = PromptBuilder().build('explorer', QUESTION, 'segmentation',
+                                   region=(np.int64(133), np.int32(237)))
+    assert '133*237' in prompt

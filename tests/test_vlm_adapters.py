@@ -248,6 +248,25 @@ def test_coordinate_round_trip(adapters, family):
     assert not np.allclose(adapter.frame_to_model(boxes, (512, 512)), boxes)
 
 
+@pytest.mark.parametrize('family,frame_size,region_size,expected', [
+    # relative 0..1000: 256 / 1920 * 1000 = 133.3, 256 / 1080 * 1000 = 237.0
+    ('qwen3_vl', (1920, 1080), 256, (133, 237)),
+    ('qwen2_vl', (1920, 1080), 256, (133, 237)),
+    ('qwen3_vl', (512, 512), 256, (500, 500)),
+    ('qwen3_vl', (3840, 2160), 1, (1, 1)),  # never 0
+    # absolute pixels: the authors' 256*256, whatever the (tiny) resize of the frame
+    ('qwen2_5_vl', (1920, 1080), 256, (256, 256)),
+    ('qwen2_5_vl', (512, 512), 300, (300, 300)),
+])
+def test_region_size_in_model(adapters, family, frame_size, region_size, expected):
+    adapter = adapters[family]
+    size = adapter.region_size_in_model(region_size, frame_size)
+    assert size == expected and all(type(v) is int for v in size)
+    if adapter.relative_scale is not None and region_size > 1:
+        box = adapter.frame_to_model([0, 0, region_size, region_size], frame_size)
+        assert size == (round(float(box[2])), round(float(box[3])))
+
+
 # ------------------------------------------------------------------------------------------------
 # Prompts and generation
 # ------------------------------------------------------------------------------------------------

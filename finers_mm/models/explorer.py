@@ -43,8 +43,10 @@ class GlobalExplorer(VLMStageModel):
 
     Args:
         vlm (dict): config of a VLM adapter (:mod:`finers_mm.models.vlm`).
-        region_size (int): side of the region in explorer-frame pixels, told to the model in the
-            prompt (256 in the paper; the dataset config's ``frames['region_size']``).
+        region_size (int): side of the region in explorer-frame pixels (256 in the paper; the
+            dataset config's ``frames['region_size']``). The prompt states it in the model's
+            coordinates of the view (:meth:`prompt_region`): 256*256 for Qwen2.5-VL, 133*237 on
+            Qwen2-VL's / Qwen3-VL's 0..1000 scale in a 1920 x 1080 frame.
         prompt (dict, optional): :class:`~finers_mm.models.prompts.PromptBuilder` arguments other
             than ``region_size``.
         multi_region (str): how ``k > 1`` regions are decoded: ``'beam'`` (default) or
@@ -66,6 +68,26 @@ class GlobalExplorer(VLMStageModel):
     def views(self, inputs: dict, data_samples: Sequence[DetDataSample]) -> List[np.ndarray]:
         """The explorer views (``ExplorerView``)."""
         return list(inputs['explorer'])
+
+    def prompt_region(self, frame_size: Tuple[int, int]) -> Tuple[int, int]:
+        """``(width, height)`` of the region in the model's coordinates of a frame, as the prompt
+        states it (:meth:`~finers_mm.models.vlm.BaseVLMAdapter.region_size_in_model`)."""
+        return self.vlm.region_size_in_model(self.prompts.region_size, frame_size)
+
+    def build_prompt(self, query: Query, frame_size: Optional[Tuple[int, int]] = None) -> str:
+        """The explorer prompt of one query on a view of ``frame_size``, its region size in the
+        model's coordinates (:meth:`prompt_region`); training and :meth:`explore` both build it
+        here.
+
+        Raises:
+            ValueError: no ``frame_size`` (the region size in model units depends on it).
+        """
+        if frame_size is None:
+            raise ValueError('GlobalExplorer.build_prompt needs the frame size of the view: pass '
+                             'the views to build_prompts(data_samples, views), or pack the '
+                             'explorer_frame metainfo (ExplorerView)')
+        return self.prompts.build(EXPLORER, query.question, query.question_type, query.options,
+                                  region=self.prompt_region(frame_size))
 
     def reward_sample(self, data_sample: DetDataSample, view: np.ndarray,
                       with_mask: bool = False):
@@ -106,8 +128,11 @@ class GlobalExplorer(VLMStageModel):
         k = int(num_regions)
         if k < 1:
             raise ValueError(f'GlobalExplorer.explore: num_regions must be >= 1, got {num_regions}')
-        prompts = [self.prompts.build(EXPLORER, q.question, q.question_type, q.options)
-                   for q in queries]
+        if len(views) != len(queries):
+            raise ValueError(f'GlobalExplorer.explore: {len(views)} views for {len(queries)} '
+                             'queries')
+        prompts = [self.build_prompt(query, _frame_size(view))
+                   for query, view in zip(queries, views)]
         if k == 1:
             generation = self.vlm.generate(list(views), prompts)
         elif self.multi_region == 'beam':

@@ -14,15 +14,29 @@ example answer and what ``response`` must hold. Any template can be replaced fro
 Templates are ``str.format`` strings (literal braces doubled: ``{{`` and ``}}``). Placeholders:
 
 - ``{question}``: the question or instruction (every template);
-- ``{region_size}``: side of the explorer's region in explorer-frame pixels (every explorer
-  template; not allowed in refiner templates);
+- ``{region_width}``, ``{region_height}``: width and height of the explorer's region in the
+  MODEL's coordinates, as the model must write the box: ``256`` and ``256`` for Qwen2.5-VL
+  (absolute pixels), ``133`` and ``237`` for Qwen2-VL / Qwen3-VL (0..1000 on each axis) in a
+  1920 x 1080 frame; see :meth:`~finers_mm.models.vlm.BaseVLMAdapter.region_size_in_model`. The
+  caller passes them to :meth:`PromptBuilder.build` (``region=(w, h)``);
+- ``{region_size}``: side of the region in explorer-FRAME pixels
+  (:attr:`PromptBuilder.region_size`), kept for templates written before the two above. It is what
+  the model must write only for Qwen2.5-VL; a template for a relative-coordinate family should use
+  the two above.
+
+Every explorer template must state the region size: both ``{region_width}`` and
+``{region_height}``, or ``{region_size}``. None of the three is allowed in refiner templates.
+Further placeholders:
+
 - ``{options}``: the options, one per line as ``A. text`` (every multiple-choice template; only
   there);
 - ``{option_letters}``: ``'A, B, C or D'`` (optional, multiple-choice templates only);
 - ``{max_answer_words}``: most words of an open answer (optional, open templates only).
 """
 import string
-from typing import Dict, Mapping, Optional, Union
+from typing import Dict, Mapping, Optional, Tuple, Union
+
+import numpy as np
 
 from finers_mm.datasets.question_types import (MULTIPLE_CHOICE, OPEN, QUESTION_TYPES,
                                                SEGMENTATION, normalize_options)
@@ -44,12 +58,13 @@ _TAGS = ('Output the thinking process in <think> </think> tags and the final ans
          '<answer> </answer> tags.\n')
 
 _EXPLORER_TASK = (
-    "Based on '{question}', identify a {region_size}*{region_size} bounding box that best "
+    "Based on '{question}', identify a {region_width}*{region_height} bounding box that best "
     'localizes the region most relevant to the query. The relevant object may be extremely small '
     'in this high-resolution image; the box must contain all of it.\n')
 _EXPLORER_KEYS = (
     'The final answer is one JSON object with the keys "bbox" and "response". "bbox" is '
-    '[x1, y1, x2, y2] in pixels of this image with x2 - x1 = y2 - y1 = {region_size}.\n')
+    '[x1, y1, x2, y2] in pixels of this image with x2 - x1 = {region_width} and '
+    'y2 - y1 = {region_height}.\n')
 
 _REFINER_KEYS = (
     'Output the one bbox and points of two largest inscribed circles inside the interested object '
@@ -110,7 +125,11 @@ DEFAULT_TEMPLATES: Dict[str, Dict[str, str]] = {
 }
 
 #: placeholders each template must use / may use (see the module docstring)
-_ALWAYS_REQUIRED = {EXPLORER: {'question', 'region_size'}, REFINER: {'question'}}
+_ALWAYS_REQUIRED = {EXPLORER: {'question'}, REFINER: {'question'}}
+#: the region size in model units (both) or in frame pixels: an explorer template states one
+_REGION_MODEL = ('region_width', 'region_height')
+_REGION_FRAME = 'region_size'
+_STAGE_OPTIONAL = {EXPLORER: {_REGION_FRAME, *_REGION_MODEL}, REFINER: set()}
 _REQUIRED_BY_TYPE = {SEGMENTATION: set(), MULTIPLE_CHOICE: {'options'}, OPEN: set()}
 _OPTIONAL_BY_TYPE = {SEGMENTATION: set(), MULTIPLE_CHOICE: {'option_letters'},
                      OPEN: {'max_answer_words'}}
@@ -189,19 +208,29 @@ def _validate_template(template, stage: str, question_type: str) -> str:
     if not isinstance(template, str):
         raise ValueError(f'prompt template {name} must be a str, got {type(template).__name__}')
     required = _ALWAYS_REQUIRED[stage] | _REQUIRED_BY_TYPE[question_type]
-    allowed = required | _OPTIONAL_BY_TYPE[question_type]
+    allowed = required | _STAGE_OPTIONAL[stage] | _OPTIONAL_BY_TYPE[question_type]
     fields = _placeholders(template, name)
     missing = sorted(required - fields)
     if missing:
         raise ValueError(f'prompt template {name} lacks the placeholder(s) '
                          + ', '.join('{' + field + '}' for field in missing))
+    if stage == EXPLORER:
+        model_units = [field for field in _REGION_MODEL if field in fields]
+        if len(model_units) == 1:
+            other, = set(_REGION_MODEL) - set(model_units)
+            raise ValueError(f'prompt template {name} uses {{{model_units[0]}}} but lacks '
+                             f'{{{other}}}: state both sides of the region')
+        if not model_units and _REGION_FRAME not in fields:
+            raise ValueError(
+                f'prompt template {name} lacks the region size: the placeholders {{region_width}} '
+                'and {region_height} (in model coordinates) or {region_size} (in frame pixels)')
     unknown = sorted(fields - allowed)
     if unknown:
         raise ValueError(f'prompt template {name} uses unknown placeholder(s) {unknown}; '
                          f'allowed here: {sorted(allowed)} (write literal braces as {{{{ and }}}})')
     try:
-        template.format(question='q', region_size=1, options='A. a', option_letters='A',
-                        max_answer_words=1)
+        template.format(question='q', region_size=1, region_width=1, region_height=1,
+                        options='A. a', option_letters='A', max_answer_words=1)
     except (ValueError, IndexError, KeyError) as error:
         raise ValueError(f'prompt template {name} cannot be formatted: {error}') from error
     return template
@@ -213,8 +242,9 @@ class PromptBuilder:
     Args:
         templates (dict, optional): overrides ``{stage: {question_type: template}}`` merged onto
             :data:`DEFAULT_TEMPLATES`; each is validated here (see the module docstring).
-        region_size (int): side of the explorer's region in explorer-frame pixels, written into
-            the explorer templates. Defaults to :data:`DEFAULT_REGION_SIZE`.
+        region_size (int): side of the explorer's region in explorer-frame pixels: the default
+            ``region`` of :meth:`build` and the value of ``{region_size}``. Defaults to
+            :data:`DEFAULT_REGION_SIZE`.
         max_answer_words (int): most words of an open answer, written into the open templates.
             Defaults to :data:`DEFAULT_MAX_ANSWER_WORDS`.
 
@@ -252,7 +282,8 @@ class PromptBuilder:
               stage: str,
               question: str,
               question_type: str,
-              options: Union[list, dict, str, None] = None) -> str:
+              options: Union[list, dict, str, None] = None,
+              region: Optional[Tuple[int, int]] = None) -> str:
         """Prompt text of ``stage`` for one question.
 
         Args:
@@ -261,18 +292,30 @@ class PromptBuilder:
             question_type (str): ``'segmentation'``, ``'multiple_choice'`` or ``'open'``.
             options (list | dict | str, optional): the options of a multiple-choice question, in
                 any form ``normalize_options`` accepts; ignored for the other types.
+            region (tuple[int, int], optional): ``(width, height)`` of the explorer's region in the
+                model's coordinates for this image (``{region_width}``, ``{region_height}``), from
+                ``vlm.region_size_in_model(region_size, frame_size)``. Defaults to
+                ``(region_size, region_size)``, right for absolute-pixel models (Qwen2.5-VL) only.
+                Ignored by the refiner.
 
         Returns:
             str: the prompt.
 
         Raises:
-            ValueError: unknown stage or question type, an empty question, or a multiple-choice
-                question without options.
+            ValueError: unknown stage or question type, an empty question, a multiple-choice
+                question without options, or a ``region`` that is not two positive ints.
         """
         template = self.templates[check_stage(stage)][check_question_type(question_type)]
         if not isinstance(question, str) or not question.strip():
             raise ValueError(f'question must be a non-empty str, got {question!r}')
+        if region is None:
+            region = (self.region_size, self.region_size)
+        if (not isinstance(region, (tuple, list)) or len(region) != 2
+                or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0
+                       for v in region)):
+            raise ValueError(f'region must be (width, height), two positive ints, got {region!r}')
         values = dict(question=question.strip(), region_size=self.region_size,
+                      region_width=int(region[0]), region_height=int(region[1]),
                       max_answer_words=self.max_answer_words)
         if question_type == MULTIPLE_CHOICE:
             normalized = normalize_options(options)

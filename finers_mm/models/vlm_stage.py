@@ -27,6 +27,7 @@ from mmengine.model import BaseModel
 
 from finers_mm.datasets.question_types import MULTIPLE_CHOICE, SEGMENTATION
 from finers_mm.registry import MODELS
+from finers_mm.structures.frames import Size
 from .answers import extract_option_letter
 from .prompts import FOUND_RESPONSE, PromptBuilder
 from .stages import Query
@@ -97,11 +98,42 @@ class VLMStageModel(BaseModel):
 
     # --- shared ---------------------------------------------------------------------------------
 
-    def build_prompts(self, data_samples: Sequence[DetDataSample]) -> List[str]:
-        """This stage's prompt for each sample's query."""
-        queries = [Query.from_data_sample(sample) for sample in data_samples]
-        return [self.prompts.build(self.stage, q.question, q.question_type, q.options)
-                for q in queries]
+    def build_prompt(self, query: Query, frame_size: Optional[Size] = None) -> str:
+        """This stage's prompt for one query: the one place that builds it, in training
+        (:meth:`build_prompts`) and at inference alike.
+
+        Args:
+            query (Query): what the sample asks.
+            frame_size (tuple[int, int], optional): ``(W, H)`` of the image the model reads with
+                it (the explorer states its region size in the model's units of that image).
+
+        Returns:
+            str: the prompt.
+        """
+        return self.prompts.build(self.stage, query.question, query.question_type, query.options)
+
+    def build_prompts(self, data_samples: Sequence[DetDataSample],
+                      views: Optional[Sequence[np.ndarray]] = None) -> List[str]:
+        """This stage's prompt for each sample's query (:meth:`build_prompt`).
+
+        Args:
+            data_samples (Sequence[DetDataSample]): the samples.
+            views (Sequence[np.ndarray], optional): the (h, w, 3) images the model reads with them
+                (:meth:`views`), for their sizes. Without them a sample's size is the metainfo
+                ``'<stage>_frame'`` (``explorer_frame``, set by ``ExplorerView``), if any.
+
+        Returns:
+            list[str]: one prompt per sample.
+        """
+        if views is None:
+            frames = [sample.get(f'{self.stage}_frame', None) for sample in data_samples]
+        else:
+            if len(views) != len(data_samples):
+                raise ValueError(f'{len(views)} views for {len(data_samples)} samples')
+            frames = [(int(view.shape[1]), int(view.shape[0])) for view in views]
+        return [self.build_prompt(Query.from_data_sample(sample),
+                                  None if frame is None else (int(frame[0]), int(frame[1])))
+                for sample, frame in zip(data_samples, frames)]
 
     def target_text(self, data_sample: DetDataSample, view: np.ndarray) -> str:
         """The full SFT target: ``<think>…</think><answer>{JSON}</answer>``."""
@@ -186,7 +218,7 @@ class VLMStageModel(BaseModel):
             dict: ``loss`` and ``target_tokens`` (mean target length, logged).
         """
         views = self.views(inputs, data_samples)
-        prompt_inputs = self.vlm.build_inputs(views, self.build_prompts(data_samples))
+        prompt_inputs = self.vlm.build_inputs(views, self.build_prompts(data_samples, views))
         tokenizer = self.vlm.processor.tokenizer
         targets = [tokenizer(self.target_text(s, v), add_special_tokens=False)['input_ids']
                    + [tokenizer.eos_token_id] for s, v in zip(data_samples, views)]

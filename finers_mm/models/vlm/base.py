@@ -368,6 +368,35 @@ class BaseVLMAdapter(BaseModule):
         """
         return window_to_frame(coords, full_window(frame_size), self.model_coord_size(frame_size))
 
+    def region_size_in_model(self, region_size: int, frame_size: Size) -> Tuple[int, int]:
+        """Width and height, in the model's coordinates, of a ``region_size`` square of the frame:
+        the region size the explorer prompt states (the one place that knows it).
+
+        - Relative conventions (``relative_scale`` an int, Qwen2-VL / Qwen3-VL): the square mapped
+          with :meth:`frame_to_model` and rounded, e.g. 256 in a 1920 x 1080 frame is
+          ``(133, 237)`` on a 0..1000 scale (at least 1 unit each).
+        - Absolute pixels (``relative_scale`` None, Qwen2.5-VL): ``(region_size, region_size)``
+          unchanged, the authors' prompt ("a 256*256 bounding box"). Strictly the model's pixels
+          are those of the smart-resized image, but for the explorer frame the resize changes each
+          side by less than 2 % (1920 x 1080 becomes 1932 x 1092 with the checkpoint's pixel
+          budget, 1904 x 1064 with ``max_pixels=1920 * 1080``), so the size is stated in frame
+          pixels, as in the authors' prompt. The rewards and the SFT targets still convert the
+          model's boxes exactly (:meth:`model_to_frame`, :meth:`frame_to_model`).
+
+        Args:
+            region_size (int): side of the region in frame pixels.
+            frame_size (tuple[int, int]): ``(W, H)`` of the image fed to the model.
+
+        Returns:
+            tuple[int, int]: ``(width, height)`` in model coordinates.
+        """
+        if self.relative_scale is None:
+            return int(region_size), int(region_size)
+        side = float(region_size)
+        box = self.frame_to_model(np.array([0.0, 0.0, side, side], np.float32), frame_size)
+        return (max(1, int(round(float(box[2] - box[0])))),
+                max(1, int(round(float(box[3] - box[1])))))
+
     # --------------------------------------------------------------------------------------------
     # Prompts and generation
     # --------------------------------------------------------------------------------------------
