@@ -242,6 +242,24 @@ def test_pack_defaults_and_custom_meta_keys(image_file):
         TRANSFORMS.build(dict(type='PackFineRSInputs', views=('thumbnail', )))
 
 
+def test_pack_gt_masks_meta_key_shares_the_gt_mask(image_file):
+    """'gt_masks' in meta_keys: the GT mask also in the metainfo (mmdet's RefCOCO packing, read by
+    its RefSegMetric), the same object as gt_instances.masks; not packed by default."""
+    from finers_mm.datasets.transforms.formatting import DEFAULT_META_KEYS
+    record = build([dict(type='LoadFineRSImage'), dict(type='LoadFineRSMask'),
+                    dict(type='ExplorerView', frame_size=(192, 108))])(make_record(image_file))
+    pack = TRANSFORMS.build(dict(type='PackFineRSInputs', views=('explorer', 'original'),
+                                 meta_keys=DEFAULT_META_KEYS + ('gt_masks', )))
+    sample = pack(dict(record))['data_samples']
+    assert sample.gt_masks is sample.gt_instances.masks  # shared, not a second bitmap
+    assert sample.to_dict()['gt_masks'] is sample.gt_instances.masks  # where RefSegMetric reads
+    np.testing.assert_array_equal(sample.gt_masks.masks[0], record['gt_mask'])
+    assert 'gt_masks' not in TRANSFORMS.build(dict(type='PackFineRSInputs'))(
+        dict(record))['data_samples']
+    without_mask = {k: v for k, v in record.items() if k != 'gt_mask'}
+    assert 'gt_masks' not in pack(without_mask)['data_samples']  # skipped, as absent keys are
+
+
 PACK_READ_ONLY = '''
 import warnings
 

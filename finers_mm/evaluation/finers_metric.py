@@ -60,6 +60,13 @@ class FineRSMetric(BaseMetric):
     A bucket, question type or attribute without samples has no key (never NaN); so has a
     segmentation score whose samples are all skipped by ``empty_rule='skip'``.
 
+    mmdet's ``RefSegMetric`` on the same predictions: use
+    :class:`~finers_mm.evaluation.FineRSRefSegMetric` (its ``cIoU`` is this ``cIoU``, its ``mIoU``
+    this ``gIoU`` with ``empty_rule='zero'``). Plain ``RefSegMetric`` reads the GT from the
+    metainfo's ``gt_masks`` (``'gt_masks'`` in ``PackFineRSInputs``' ``meta_keys``) and cannot
+    score a sample without a predicted mask (K = 0: mmdet 3.3 raises ``RuntimeError: cannot
+    reshape tensor of 0 elements``).
+
     Data samples (``DetDataSample`` or its ``to_dict()`` form, which mmengine's ``Evaluator``
     passes): ``pred_instances`` with ``masks`` (K, H, W) full-image masks, ``bboxes`` (K, 4) and
     ``scores`` (K, ); ``gt_instances.masks`` (``BitmapMasks`` (1, H, W)); metainfo

@@ -25,6 +25,9 @@ DEFAULT_META_KEYS = (
     'region', 'explorer_frame', 'region_size', 'refiner_frame', 'crop_window', 'gt_bbox_explorer',
     'gt_region_explorer', 'best_region_explorer', 'gt_bbox_refiner', 'gt_points_refiner')
 
+#: the meta key under which mmdet's RefCOCO pipelines (and ``RefSegMetric``) keep the GT mask
+GT_MASKS_META_KEY = 'gt_masks'
+
 
 def _tensor(array: np.ndarray) -> torch.Tensor:
     """A tensor sharing ``array``'s memory, also when the array is read-only.
@@ -71,6 +74,15 @@ class PackFineRSInputs(BaseTransform):
     - the ``meta_keys`` (each optional: absent keys are skipped, since the keys depend on which
       views the pipeline builds)
 
+    ``'gt_masks'`` in ``meta_keys`` also puts the GT mask in the metainfo, as mmdet's RefCOCO test
+    pipelines do (``PackDetInputs(meta_keys=(..., 'gt_masks', ...))``) for its ``RefSegMetric``,
+    which reads ``data_sample['gt_masks']``: the SAME ``BitmapMasks`` object as
+    ``gt_instances.masks`` (no second mask), and skipped without ``gt_mask``. It is not a default
+    key: ``tools/test.py --out`` keeps the metainfo (mmdet's ``DumpDetResults`` drops only
+    ``gt_instances``), so it would write one full-size bitmap per sample into the pickle.
+    FineRS's own metrics (and :class:`~finers_mm.evaluation.FineRSRefSegMetric`) read
+    ``gt_instances.masks`` and do not need it.
+
     Added Keys:
 
     - inputs (dict: view name -> torch.uint8 (h, w, 3) RGB tensor, channels LAST)
@@ -79,7 +91,8 @@ class PackFineRSInputs(BaseTransform):
     Args:
         views (Sequence[str]): views to pack, from ``'explorer'``, ``'refiner'`` and ``'original'``
             (the full-resolution image, needed by a two-stage model that crops at inference).
-        meta_keys (Sequence[str]): keys copied into the data sample's metainfo when present.
+        meta_keys (Sequence[str]): keys copied into the data sample's metainfo when present;
+            ``'gt_masks'``: the packed GT mask (above).
     """
 
     def __init__(self, views: Sequence[str] = ('explorer', 'refiner'),
@@ -116,6 +129,9 @@ class PackFineRSInputs(BaseTransform):
         data_sample = DetDataSample()
         data_sample.gt_instances = instances
         data_sample.set_metainfo({key: results[key] for key in self.meta_keys if key in results})
+        if GT_MASKS_META_KEY in self.meta_keys and 'masks' in instances:
+            # set_field, not set_metainfo (which deep-copies): the same object, no second bitmap
+            data_sample.set_field(instances.masks, GT_MASKS_META_KEY, field_type='metainfo')
         return dict(inputs=inputs, data_samples=data_sample)
 
     def __repr__(self) -> str:
