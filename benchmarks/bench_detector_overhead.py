@@ -81,9 +81,6 @@ def main() -> None:
     dataset = DATASETS.build(cfg.test_dataloader.dataset)
     batch = pseudo_collate([dataset[i] for i in range(args.batch_size)])
     samples = [dataset.get_data_info(i) for i in range(args.batch_size)]
-    prompts = {stage: [model.prompts.build(stage, s['question'], s['question_type'], s['options'])
-                       for s in samples]
-               for stage, model in ((EXPLORER, detector.explorer), (REFINER, detector.refiner))}
     views = [view.numpy() for view in batch['inputs']['explorer']]
     originals = [image.numpy() for image in batch['inputs']['original']]
     sizes = [(s['width'], s['height']) for s in samples]
@@ -94,6 +91,10 @@ def main() -> None:
     refiner_views = [crop_to_frame(image, w, detector.refiner.frame_size)
                      for image, w in zip(originals, windows)]
     queries = [Query(s['question'], s['question_type'], s['options']) for s in samples]
+    prompts = {stage: [model.build_prompt(q, (v.shape[1], v.shape[0]))
+                       for q, v in zip(queries, stage_views)]
+               for stage, model, stage_views in ((EXPLORER, detector.explorer, views),
+                                                 (REFINER, detector.refiner, refiner_views))}
 
     rows = [
         ('FineRSDetector.test_step', lambda: detector.test_step(batch),

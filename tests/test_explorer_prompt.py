@@ -21,6 +21,9 @@ REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 BUNDLED = osp.join(REPO_ROOT, 'finers_mm', 'data', 'synthetic')
 #: the region the prompt must state in a 1920 x 1080 frame for a 256 region
 EXPECTED_REGION = dict(qwen2_5_vl=(256, 256), qwen2_vl=(133, 237), qwen3_vl=(133, 237))
+#: what the prompts must say the box's numbers are
+RELATIVE = 'in coordinates relative to this image, from 0 to 1000 along each side'
+COORDINATES = dict(qwen2_5_vl='in pixels of this image', qwen2_vl=RELATIVE, qwen3_vl=RELATIVE)
 
 
 @pytest.fixture(scope='module')
@@ -76,9 +79,11 @@ def test_train_and_inference_prompts_are_identical(family, model_dirs,  # noqa: 
     for prompt, sample in zip(train_prompts, samples):
         assert f'identify a {width}*{height} bounding box' in prompt
         assert f'x2 - x1 = {width} and y2 - y1 = {height}' in prompt
+        assert COORDINATES[family] in prompt
         assert prompt == model.prompts.build('explorer', sample.question, sample.question_type,
                                              sample.get('options', None),
-                                             region=(width, height))
+                                             region=(width, height),
+                                             coordinate_scale=model.vlm.relative_scale)
 
 
 @pytest.mark.parametrize('family', ['qwen2_vl', 'qwen3_vl'])
@@ -129,3 +134,18 @@ def test_explorer_prompt_needs_the_frame_size(model_dirs, train_dataset):  # noq
         model.build_prompts([sample])
     views = model.views(data['inputs'], [sample])
     assert '133*237' in model.build_prompts([sample], views)[0]
+
+
+@pytest.mark.parametrize('family', list(ADAPTER_TYPES))
+def test_refiner_prompt_states_the_models_coordinates(family, model_dirs,  # noqa: F811
+                                                      monkeypatch):
+    init_default_scope('finers_mm')
+    vlm = dict(type=ADAPTER_TYPES[family], pretrained=model_dirs[family],
+               generation=dict(max_new_tokens=4))
+    refiner = MODELS.build(dict(type='LocalRefiner', vlm=vlm, train_mode='sft'))
+    recorded = _record_prompts(refiner, monkeypatch)
+    image = np.zeros((600, 800, 3), np.uint8)
+    query = Query('the red car', 'open')
+    refiner.refine([image], [np.array([0, 0, 512, 512])], [query])
+    assert recorded == [refiner.build_prompt(query)]
+    assert f'"response", all {COORDINATES[family]}' in recorded[0]

@@ -268,3 +268,22 @@ def test_region_accepts_numpy_ints():
     prompt = PromptBuilder().build('explorer', QUESTION, 'segmentation',
                                    region=(np.int64(133), np.int32(237)))
     assert '133*237' in prompt
+
+
+@pytest.mark.parametrize('scale, phrase', [(None, 'in pixels of this image'),
+                                           (1000, 'from 0 to 1000 along each side')])
+@pytest.mark.parametrize('stage', ['explorer', 'refiner'])
+def test_prompts_say_what_the_box_numbers_are(stage, scale, phrase):
+    prompt = PromptBuilder().build(stage, 'the red car', 'segmentation', coordinate_scale=scale)
+    assert phrase in prompt
+    other = 'from 0 to 1000' if scale is None else 'in pixels of this image'
+    assert other not in prompt
+
+
+def test_coordinates_placeholder_is_optional_and_checked():
+    template = "Find '{question}': a {region_size} box {coordinates}."
+    builder = PromptBuilder(templates=dict(explorer=dict(segmentation=template)))
+    assert builder.build('explorer', 'q', 'segmentation', coordinate_scale=1000) == \
+        "Find 'q': a 256 box in coordinates relative to this image, from 0 to 1000 along each side."
+    with pytest.raises(ValueError, match='coordinate_scale'):
+        builder.build('explorer', 'q', 'segmentation', coordinate_scale=0)

@@ -87,7 +87,8 @@ class GlobalExplorer(VLMStageModel):
                              'the views to build_prompts(data_samples, views), or pack the '
                              'explorer_frame metainfo (ExplorerView)')
         return self.prompts.build(EXPLORER, query.question, query.question_type, query.options,
-                                  region=self.prompt_region(frame_size))
+                                  region=self.prompt_region(frame_size),
+                                  coordinate_scale=self.vlm.relative_scale)
 
     def reward_sample(self, data_sample: DetDataSample, view: np.ndarray,
                       with_mask: bool = False):

@@ -28,6 +28,12 @@ Every explorer template must state the region size: both ``{region_width}`` and
 ``{region_height}``, or ``{region_size}``. None of the three is allowed in refiner templates.
 Further placeholders:
 
+- ``{coordinates}``: what the numbers of a box are, for the model's convention (any template;
+  :func:`coordinates_phrase`): ``'in pixels of this image'`` for absolute-pixel models
+  (Qwen2.5-VL), ``'in coordinates relative to this image, from 0 to 1000 along each side'`` for
+  Qwen2-VL / Qwen3-VL. The caller passes the model's scale to :meth:`PromptBuilder.build`
+  (``coordinate_scale``);
+
 - ``{options}``: the options, one per line as ``A. text`` (every multiple-choice template; only
   there);
 - ``{option_letters}``: ``'A, B, C or D'`` (optional, multiple-choice templates only);
@@ -63,13 +69,13 @@ _EXPLORER_TASK = (
     'in this high-resolution image; the box must contain all of it.\n')
 _EXPLORER_KEYS = (
     'The final answer is one JSON object with the keys "bbox" and "response". "bbox" is '
-    '[x1, y1, x2, y2] in pixels of this image with x2 - x1 = {region_width} and '
+    '[x1, y1, x2, y2] {coordinates} with x2 - x1 = {region_width} and '
     'y2 - y1 = {region_height}.\n')
 
 _REFINER_KEYS = (
     'Output the one bbox and points of two largest inscribed circles inside the interested object '
     'in JSON format, with the keys "bbox" ([x1, y1, x2, y2]), "points_1" ([x, y]), "points_2" '
-    '([x, y]) and "response", all in pixels of this image.\n')
+    '([x, y]) and "response", all {coordinates}.\n')
 _REFINER_ABSENT = ('If the object is not in the image, "bbox" must be [0, 0, 0, 0] and both points '
                    '[0, 0]')
 
@@ -130,6 +136,8 @@ _ALWAYS_REQUIRED = {EXPLORER: {'question'}, REFINER: {'question'}}
 _REGION_MODEL = ('region_width', 'region_height')
 _REGION_FRAME = 'region_size'
 _STAGE_OPTIONAL = {EXPLORER: {_REGION_FRAME, *_REGION_MODEL}, REFINER: set()}
+#: placeholders any template may use
+_COMMON_OPTIONAL = {'coordinates'}
 _REQUIRED_BY_TYPE = {SEGMENTATION: set(), MULTIPLE_CHOICE: {'options'}, OPEN: set()}
 _OPTIONAL_BY_TYPE = {SEGMENTATION: set(), MULTIPLE_CHOICE: {'option_letters'},
                      OPEN: {'max_answer_words'}}
@@ -208,7 +216,8 @@ def _validate_template(template, stage: str, question_type: str) -> str:
     if not isinstance(template, str):
         raise ValueError(f'prompt template {name} must be a str, got {type(template).__name__}')
     required = _ALWAYS_REQUIRED[stage] | _REQUIRED_BY_TYPE[question_type]
-    allowed = required | _STAGE_OPTIONAL[stage] | _OPTIONAL_BY_TYPE[question_type]
+    allowed = (required | _COMMON_OPTIONAL | _STAGE_OPTIONAL[stage]
+               | _OPTIONAL_BY_TYPE[question_type])
     fields = _placeholders(template, name)
     missing = sorted(required - fields)
     if missing:
@@ -230,10 +239,30 @@ def _validate_template(template, stage: str, question_type: str) -> str:
                          f'allowed here: {sorted(allowed)} (write literal braces as {{{{ and }}}})')
     try:
         template.format(question='q', region_size=1, region_width=1, region_height=1,
-                        options='A. a', option_letters='A', max_answer_words=1)
+                        coordinates='c', options='A. a', option_letters='A', max_answer_words=1)
     except (ValueError, IndexError, KeyError) as error:
         raise ValueError(f'prompt template {name} cannot be formatted: {error}') from error
     return template
+
+
+def coordinates_phrase(coordinate_scale: Optional[int] = None) -> str:
+    """What the numbers of a box are, as the prompts say it (``{coordinates}``).
+
+    Args:
+        coordinate_scale (int, optional): the model's relative coordinate scale
+            (``BaseVLMAdapter.relative_scale``: 1000 for Qwen2-VL / Qwen3-VL), or None for
+            absolute pixels of the image the model sees (Qwen2.5-VL).
+
+    Returns:
+        str: e.g. ``'in pixels of this image'``.
+    """
+    if coordinate_scale is None:
+        return 'in pixels of this image'
+    if isinstance(coordinate_scale, bool) or int(coordinate_scale) <= 0:
+        raise ValueError(f'coordinate_scale must be a positive int or None, got '
+                         f'{coordinate_scale!r}')
+    return (f'in coordinates relative to this image, from 0 to {int(coordinate_scale)} along '
+            'each side')
 
 
 class PromptBuilder:
@@ -283,7 +312,8 @@ class PromptBuilder:
               question: str,
               question_type: str,
               options: Union[list, dict, str, None] = None,
-              region: Optional[Tuple[int, int]] = None) -> str:
+              region: Optional[Tuple[int, int]] = None,
+              coordinate_scale: Optional[int] = None) -> str:
         """Prompt text of ``stage`` for one question.
 
         Args:
@@ -297,6 +327,9 @@ class PromptBuilder:
                 ``vlm.region_size_in_model(region_size, frame_size)``. Defaults to
                 ``(region_size, region_size)``, right for absolute-pixel models (Qwen2.5-VL) only.
                 Ignored by the refiner.
+            coordinate_scale (int, optional): the model's relative coordinate scale
+                (``vlm.relative_scale``), or None (default) for absolute pixels; says what the
+                box's numbers are (``{coordinates}``, :func:`coordinates_phrase`).
 
         Returns:
             str: the prompt.
@@ -316,6 +349,7 @@ class PromptBuilder:
             raise ValueError(f'region must be (width, height), two positive ints, got {region!r}')
         values = dict(question=question.strip(), region_size=self.region_size,
                       region_width=int(region[0]), region_height=int(region[1]),
+                      coordinates=coordinates_phrase(coordinate_scale),
                       max_answer_words=self.max_answer_words)
         if question_type == MULTIPLE_CHOICE:
             normalized = normalize_options(options)

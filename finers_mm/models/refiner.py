@@ -109,8 +109,8 @@ class LocalRefiner(VLMStageModel):
             list[RefinerOutput]: one per view, in ORIGINAL pixels (an all-zero box stays all
             zeros: the refiner's "no object").
         """
-        prompts = [self.prompts.build(REFINER, q.question, q.question_type, q.options)
-                   for q in queries]
+        prompts = [self.build_prompt(q, (int(view.shape[1]), int(view.shape[0])))
+                   for q, view in zip(queries, views)]
         if with_scores:
             generation = self.vlm.generate(list(views), prompts, with_scores=True)
         else:

@@ -110,7 +110,8 @@ class VLMStageModel(BaseModel):
         Returns:
             str: the prompt.
         """
-        return self.prompts.build(self.stage, query.question, query.question_type, query.options)
+        return self.prompts.build(self.stage, query.question, query.question_type, query.options,
+                                  coordinate_scale=self.vlm.relative_scale)
 
     def build_prompts(self, data_samples: Sequence[DetDataSample],
                       views: Optional[Sequence[np.ndarray]] = None) -> List[str]:
