@@ -139,7 +139,7 @@ def fixed_rollout(config: str, pretrained: str, data_root: str, num_prompts: int
         views = stage.views(data['inputs'], samples)
         with torch.no_grad():
             generation = stage.vlm.generate(
-                views, stage.build_prompts(samples), do_sample=True,
+                views, stage.build_prompts(samples, views), do_sample=True,
                 temperature=hook.temperature, top_p=hook.top_p,
                 num_return_sequences=hook.num_generations, max_new_tokens=hook.max_new_tokens)
         scored = reward(generation.texts, [stage.reward_sample(s, v) for s, v in

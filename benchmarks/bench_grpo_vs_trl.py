@@ -247,7 +247,7 @@ def shared_inputs(runner, args):
     return [dict(index=i, view=np.ascontiguousarray(view), prompt=prompt,
                  reward_sample=model.reward_sample(sample, view))
             for i, (sample, view, prompt) in enumerate(
-                zip(samples, views, model.build_prompts(samples)))]
+                zip(samples, views, model.build_prompts(samples, views)))]
 
 
 def prepare_ours(runner, args, lockstep, profile=False):

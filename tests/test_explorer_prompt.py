@@ -67,8 +67,8 @@ def test_train_and_inference_prompts_are_identical(family, model_dirs,  # noqa: 
     assert {(v.shape[1], v.shape[0]) for v in views} == {(1920, 1080)}
     model.loss(data['inputs'], samples)  # SFT: the prompts of the loss
     train_prompts = list(recorded)
-    # GRPOHook builds the rollout prompts without the views: from the explorer_frame metainfo
-    assert model.build_prompts(samples) == model.build_prompts(samples, views) == train_prompts
+    # GRPOHook's rollout prompts
+    assert model.build_prompts(samples, views) == train_prompts
 
     recorded.clear()
     data = model.data_preprocessor(copy.deepcopy(batch), False)
@@ -129,10 +129,9 @@ def test_explorer_prompt_needs_the_frame_size(model_dirs, train_dataset):  # noq
         model.build_prompt(Query('the red car', 'segmentation'))
     data = model.data_preprocessor(pseudo_collate([train_dataset[0]]), True)
     sample = data['data_samples'][0]
-    del sample.explorer_frame
-    with pytest.raises(ValueError, match='frame size'):
-        model.build_prompts([sample])
     views = model.views(data['inputs'], [sample])
+    with pytest.raises(ValueError, match='2 views for 1 samples'):
+        model.build_prompts([sample], views * 2)
     assert '133*237' in model.build_prompts([sample], views)[0]
 
 

@@ -83,9 +83,8 @@ class GlobalExplorer(VLMStageModel):
             ValueError: no ``frame_size`` (the region size in model units depends on it).
         """
         if frame_size is None:
-            raise ValueError('GlobalExplorer.build_prompt needs the frame size of the view: pass '
-                             'the views to build_prompts(data_samples, views), or pack the '
-                             'explorer_frame metainfo (ExplorerView)')
+            raise ValueError('GlobalExplorer.build_prompt needs the frame size of the view (the '
+                             'region size in model units depends on it)')
         return self.prompts.build(EXPLORER, query.question, query.question_type, query.options,
                                   region=self.prompt_region(frame_size),
                                   coordinate_scale=self.vlm.relative_scale)

@@ -114,27 +114,22 @@ class VLMStageModel(BaseModel):
                                   coordinate_scale=self.vlm.relative_scale)
 
     def build_prompts(self, data_samples: Sequence[DetDataSample],
-                      views: Optional[Sequence[np.ndarray]] = None) -> List[str]:
-        """This stage's prompt for each sample's query (:meth:`build_prompt`).
+                      views: Sequence[np.ndarray]) -> List[str]:
+        """This stage's prompt for each sample's query on its view (:meth:`build_prompt`).
 
         Args:
             data_samples (Sequence[DetDataSample]): the samples.
-            views (Sequence[np.ndarray], optional): the (h, w, 3) images the model reads with them
-                (:meth:`views`), for their sizes. Without them a sample's size is the metainfo
-                ``'<stage>_frame'`` (``explorer_frame``, set by ``ExplorerView``), if any.
+            views (Sequence[np.ndarray]): the (h, w, 3) images the model reads with them
+                (:meth:`views`), for their sizes.
 
         Returns:
             list[str]: one prompt per sample.
         """
-        if views is None:
-            frames = [sample.get(f'{self.stage}_frame', None) for sample in data_samples]
-        else:
-            if len(views) != len(data_samples):
-                raise ValueError(f'{len(views)} views for {len(data_samples)} samples')
-            frames = [(int(view.shape[1]), int(view.shape[0])) for view in views]
+        if len(views) != len(data_samples):
+            raise ValueError(f'{len(views)} views for {len(data_samples)} samples')
         return [self.build_prompt(Query.from_data_sample(sample),
-                                  None if frame is None else (int(frame[0]), int(frame[1])))
-                for sample, frame in zip(data_samples, frames)]
+                                  (int(view.shape[1]), int(view.shape[0])))
+                for sample, view in zip(data_samples, views)]
 
     def target_text(self, data_sample: DetDataSample, view: np.ndarray) -> str:
         """The full SFT target: ``<think>…</think><answer>{JSON}</answer>``."""

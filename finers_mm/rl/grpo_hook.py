@@ -169,7 +169,7 @@ class GRPOHook(Hook):
         views = model.views(data['inputs'], samples)
         torch.manual_seed(self._rollout_seed(runner))
         start = time.perf_counter()
-        generation = model.vlm.generate(views, model.build_prompts(samples), **self.sampling)
+        generation = model.vlm.generate(views, model.build_prompts(samples, views), **self.sampling)
         rollout_time = time.perf_counter() - start
 
         with_mask = 'gt_mask' in self.reward.requires
