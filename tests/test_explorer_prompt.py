@@ -78,7 +78,8 @@ def test_train_and_inference_prompts_are_identical(family, model_dirs,  # noqa: 
     width, height = EXPECTED_REGION[family]
     for prompt, sample in zip(train_prompts, samples):
         assert f'identify a {width}*{height} bounding box' in prompt
-        assert f'x2 - x1 = {width} and y2 - y1 = {height}' in prompt
+        assert (f'x2 - x1 = y2 - y1 = {width}' if width == height
+                else f'x2 - x1 = {width} and y2 - y1 = {height}') in prompt
         assert COORDINATES[family] in prompt
         assert prompt == model.prompts.build('explorer', sample.question, sample.question_type,
                                              sample.get('options', None),

@@ -208,7 +208,7 @@ def test_region_in_model_units_is_stated_as_given(qtype):
 def test_default_region_is_the_frame_size_as_in_the_authors_prompt():
     prompt = PromptBuilder().build('explorer', QUESTION, 'segmentation')
     assert "identify a 256*256 bounding box that best localizes the region" in prompt
-    assert 'x2 - x1 = 256 and y2 - y1 = 256' in prompt
+    assert 'x2 - x1 = y2 - y1 = 256' in prompt
     assert prompt == PromptBuilder().build('explorer', QUESTION, 'segmentation',
                                            region=(256, 256))
 

@@ -19,6 +19,8 @@ Templates are ``str.format`` strings (literal braces doubled: ``{{`` and ``}}``)
   (absolute pixels), ``133`` and ``237`` for Qwen2-VL / Qwen3-VL (0..1000 on each axis) in a
   1920 x 1080 frame; see :meth:`~finers_mm.models.vlm.BaseVLMAdapter.region_size_in_model`. The
   caller passes them to :meth:`PromptBuilder.build` (``region=(w, h)``);
+- ``{region_sides}``: the same as an equation on the box: ``'x2 - x1 = y2 - y1 = 256'`` for a
+  square, ``'x2 - x1 = 133 and y2 - y1 = 237'`` otherwise (optional, explorer templates only);
 - ``{region_size}``: side of the region in explorer-FRAME pixels
   (:attr:`PromptBuilder.region_size`), kept for templates written before the two above. It is what
   the model must write only for Qwen2.5-VL; a template for a relative-coordinate family should use
@@ -69,8 +71,7 @@ _EXPLORER_TASK = (
     'in this high-resolution image; the box must contain all of it.\n')
 _EXPLORER_KEYS = (
     'The final answer is one JSON object with the keys "bbox" and "response". "bbox" is '
-    '[x1, y1, x2, y2] {coordinates} with x2 - x1 = {region_width} and '
-    'y2 - y1 = {region_height}.\n')
+    '[x1, y1, x2, y2] {coordinates} with {region_sides}.\n')
 
 _REFINER_KEYS = (
     'Output the one bbox and points of two largest inscribed circles inside the interested object '
@@ -135,7 +136,7 @@ _ALWAYS_REQUIRED = {EXPLORER: {'question'}, REFINER: {'question'}}
 #: the region size in model units (both) or in frame pixels: an explorer template states one
 _REGION_MODEL = ('region_width', 'region_height')
 _REGION_FRAME = 'region_size'
-_STAGE_OPTIONAL = {EXPLORER: {_REGION_FRAME, *_REGION_MODEL}, REFINER: set()}
+_STAGE_OPTIONAL = {EXPLORER: {_REGION_FRAME, *_REGION_MODEL, 'region_sides'}, REFINER: set()}
 #: placeholders any template may use
 _COMMON_OPTIONAL = {'coordinates'}
 _REQUIRED_BY_TYPE = {SEGMENTATION: set(), MULTIPLE_CHOICE: {'options'}, OPEN: set()}
@@ -239,10 +240,18 @@ def _validate_template(template, stage: str, question_type: str) -> str:
                          f'allowed here: {sorted(allowed)} (write literal braces as {{{{ and }}}})')
     try:
         template.format(question='q', region_size=1, region_width=1, region_height=1,
-                        coordinates='c', options='A. a', option_letters='A', max_answer_words=1)
+                        region_sides='s', coordinates='c', options='A. a', option_letters='A',
+                        max_answer_words=1)
     except (ValueError, IndexError, KeyError) as error:
         raise ValueError(f'prompt template {name} cannot be formatted: {error}') from error
     return template
+
+
+def _region_sides(width: int, height: int) -> str:
+    """``{region_sides}``: the region's size as an equation on the box."""
+    if width == height:
+        return f'x2 - x1 = y2 - y1 = {width}'
+    return f'x2 - x1 = {width} and y2 - y1 = {height}'
 
 
 def coordinates_phrase(coordinate_scale: Optional[int] = None) -> str:
@@ -349,6 +358,7 @@ class PromptBuilder:
             raise ValueError(f'region must be (width, height), two positive ints, got {region!r}')
         values = dict(question=question.strip(), region_size=self.region_size,
                       region_width=int(region[0]), region_height=int(region[1]),
+                      region_sides=_region_sides(int(region[0]), int(region[1])),
                       coordinates=coordinates_phrase(coordinate_scale),
                       max_answer_words=self.max_answer_words)
         if question_type == MULTIPLE_CHOICE:
