@@ -17,12 +17,12 @@ Steps whose results exist are reused (as in the quick start); ``--force`` redoes
         [--work-dir work_dirs/bench_grpo_learning] [--k 10] [--eval-prompts 32] [--seed 0]
     python benchmarks/bench_grpo_learning.py --stage lpr --from-quickstart work_dirs/quickstart
 
-Measured with ``--from-quickstart`` on a default quick start (2 CPU cores shared with other jobs):
-GSE mean reward of the first 10 / last 10 of 80 iterations 1.70 -> 3.07 (x1.80; json_format
-0.33 -> 0.91, answer 0.30 -> 0.53, region_contains 0.08 -> 0.64 by blowing the region up to the
-whole image while region_size stays ~0, see configs/finers/gse_tiny.py); LPR, 100 iterations,
-1.81 -> 2.21 (x1.22; json_format 0.33 -> 0.79; box and points terms stay ~0). Fixed rollout,
-32 prompts x 4 samples: GSE 1.62 -> 2.97, LPR 1.66 -> 2.31 (json_format 0.21 -> 0.86).
+Measured with ``--from-quickstart`` on a default quick start (2 CPU cores; gse_tiny.py at lr 2e-4):
+GSE mean reward of the first 10 / last 10 of 80 iterations 1.80 -> 2.45 (x1.36; json_format
+0.32 -> 0.75, region_contains 0.11 -> 0.40 by blowing the region up while region_size stays ~0,
+see configs/finers/gse_tiny.py); LPR, 100 iterations, 1.54 -> 2.01 (x1.30; json_format
+0.17 -> 0.64; box and points terms stay ~0). Fixed rollout, 32 prompts x 4 samples, warm-up vs
+after GRPO: GSE 1.73 -> 2.48, LPR 1.56 -> 1.98 (json_format 0.20 -> 0.56).
 """
 import argparse
 import importlib.util
