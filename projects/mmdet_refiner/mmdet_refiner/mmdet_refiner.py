@@ -10,10 +10,8 @@ It honours the refiner interface of :mod:`finers_mm.models.stages`
                               detector='path/to/an/mmdet/detector/config.py',
                               checkpoint='path/to/its/checkpoint.pth'))
 """
-import copy
 import json
 import math
-import os.path as osp
 import re
 from typing import List, Optional, Sequence, Tuple, Union
 
@@ -21,24 +19,22 @@ import numpy as np
 import torch
 from mmdet.models.detectors import BaseDetector
 from mmengine.config import Config, ConfigDict
-from mmengine.dataset import Compose, pseudo_collate
+from mmengine.dataset import Compose
 from mmengine.logging import print_log
-from mmengine.model import BaseModule, revert_sync_batchnorm
-from mmengine.runner.checkpoint import load_checkpoint
+from mmengine.model import BaseModule
 
+from finers_mm.models.frozen_mmdet import (build_detector, crop_pipeline, detect_on_crops,
+                                           load_detector_checkpoint, read_detector_config)
 from finers_mm.models.stages import Query, RefinerOutput
-from finers_mm.registry import MODELS, TRANSFORMS
+from finers_mm.registry import MODELS
 from finers_mm.structures import clip_boxes, frame_to_window, inscribed_circle_points
 
 #: how one box is chosen among a crop's detections
 SELECTIONS = ('score', 'class_name', 'text')
 #: where the two points come from
 POINT_SOURCES = ('box', 'mask')
-#: what ``PackDetInputs`` keeps: the rescale keys, plus the text prompt for grounding detectors
-_META_KEYS = ('img_id', 'ori_shape', 'img_shape', 'scale_factor')
+#: what ``PackDetInputs`` keeps on top of the rescale keys for grounding detectors
 _TEXT_META_KEYS = ('text', 'custom_entities')
-_ANNOTATION_LOADERS = ('LoadAnnotations', 'mmdet.LoadAnnotations', 'LoadPanopticAnnotations',
-                       'mmdet.LoadPanopticAnnotations')
 #: the detection score under which ``RefinerOutput.score`` (its log) is floored (log 0 is -inf)
 _MIN_SCORE = 1e-12
 
@@ -206,7 +202,8 @@ class MMDetRefiner(BaseModule):
         self.point_fractions = tuple(float(f) for f in point_fractions)
         self.batch_size = None if batch_size is None else int(batch_size)
 
-        file_cfg, model_cfg, self.source = self._read_detector_config(detector)
+        file_cfg, model_cfg, self.source = read_detector_config(detector,
+                                                                 f'{cfg_key}.detector')
         if detector_overrides:  # --cfg-options style keys into the detector's `model`
             wrapped = Config(dict(model=model_cfg))
             wrapped.merge_from_dict({f'model.{k}': v for k, v in detector_overrides.items()})
@@ -230,47 +227,9 @@ class MMDetRefiner(BaseModule):
     # build
     # ----------------------------------------------------------------------------------------
 
-    def _read_detector_config(self, detector) -> Tuple[Optional[Config], ConfigDict, str]:
-        """``(config file or None, model config, where it came from)``."""
-        key = f'{self.cfg_key}.detector'
-        if isinstance(detector, str):
-            if '::' in detector and not osp.isfile(detector):
-                from mmengine.hub import get_config
-                try:
-                    file_cfg = get_config(detector)
-                except Exception as error:  # noqa: BLE001 -- re-raised with the key and path
-                    raise FileNotFoundError(
-                        f"{key}: cannot read the mmdet config '{detector}': {error}") from error
-            elif not osp.isfile(detector):
-                raise FileNotFoundError(
-                    f"{key}: no mmdet detector config file at '{detector}' (resolved "
-                    f"'{osp.abspath(detector)}')")
-            else:
-                file_cfg = Config.fromfile(detector)
-            if 'model' not in file_cfg:
-                raise KeyError(f"{key}: the config file '{detector}' has no 'model'")
-            return file_cfg, copy.deepcopy(file_cfg.model), f"config file '{detector}'"
-        if isinstance(detector, dict):
-            return None, ConfigDict(copy.deepcopy(dict(detector))), f"inline dict '{key}'"
-        raise TypeError(f'{key} must be an mmdet config file path or a model dict, got '
-                        f'{type(detector).__name__}')
-
     def _build_detector(self, model_cfg: ConfigDict) -> BaseDetector:
-        """Check the detector type is a registered mmdet detector, then build it."""
-        key = f'{self.cfg_key}.detector.type'
-        type_name = model_cfg.get('type', None)
-        if type_name is None:
-            raise ValueError(f'{key} is missing in the detector config ({self.source})')
-        detector_cls = MODELS.get(type_name) if isinstance(type_name, str) else type_name
-        if detector_cls is None:
-            raise ValueError(
-                f"{key}: unknown detector type '{type_name}' in the detector config "
-                f"({self.source}); it is not registered in mmdet's or finers_mm's MODELS (a typo, "
-                f"or a missing custom_imports?)")
-        if not (isinstance(detector_cls, type) and issubclass(detector_cls, BaseDetector)):
-            raise TypeError(f"{key}: '{type_name}' ({self.source}) is not an mmdet detector "
-                            f"(a subclass of mmdet.models.detectors.BaseDetector)")
-        detector = revert_sync_batchnorm(MODELS.build(model_cfg))
+        """The registered mmdet detector of ``model_cfg``, its text encoders patched."""
+        detector = build_detector(model_cfg, f'{self.cfg_key}.detector.type', self.source)
         _patch_text_encoders(detector)
         return detector
 
@@ -280,13 +239,8 @@ class MMDetRefiner(BaseModule):
             print_log(f'MMDetRefiner: no {self.cfg_key}.checkpoint, the detector ({self.source}) '
                       f'keeps its freshly built weights', logger='current')
             return {}
-        if not osp.isfile(checkpoint):
-            raise FileNotFoundError(
-                f"{self.cfg_key}.checkpoint: no checkpoint file at '{checkpoint}' (resolved "
-                f"'{osp.abspath(checkpoint)}'; detector {self.source}). Give the LOCAL path of the "
-                f"detector's checkpoint; nothing is downloaded.")
-        loaded = load_checkpoint(self.detector, checkpoint, map_location='cpu', logger='current')
-        return dict(loaded.get('meta', None) or {}) if isinstance(loaded, dict) else {}
+        return load_detector_checkpoint(self.detector, checkpoint, f'{self.cfg_key}.checkpoint',
+                                        self.source)
 
     @staticmethod
     def _class_names(class_names, meta: dict, file_cfg: Optional[Config]) -> Optional[tuple]:
@@ -301,28 +255,10 @@ class MMDetRefiner(BaseModule):
     def _build_pipeline(self, pipeline, input_size, keep_ratio: bool,
                         file_cfg: Optional[Config]) -> Compose:
         """The test pipeline crops go through (see the class docstring for the precedence)."""
-        text = self.selection == 'text'
-        if pipeline is not None:
-            transforms = copy.deepcopy(list(pipeline))
-        elif input_size is None and file_cfg is not None and 'test_dataloader' in file_cfg:
-            from mmdet.utils import get_test_pipeline_cfg
-            transforms = [t for t in copy.deepcopy(list(get_test_pipeline_cfg(file_cfg)))
-                          if t['type'] not in _ANNOTATION_LOADERS]
-            transforms[0]['type'] = 'mmdet.LoadImageFromNDArray'
-            last = transforms[-1]
-            if text and 'meta_keys' in last:
-                last['meta_keys'] = tuple(last['meta_keys']) + tuple(
-                    k for k in _TEXT_META_KEYS if k not in last['meta_keys'])
-        else:
-            # Resize(scale_factor=1.0) keeps full resolution and sets the scale_factor that
-            # mmdet's rescale reads
-            resize = (dict(scale_factor=1.0) if input_size is None else
-                      dict(scale=tuple(int(v) for v in input_size), keep_ratio=bool(keep_ratio)))
-            transforms = [dict(type='mmdet.LoadImageFromNDArray'),
-                          dict(type='mmdet.Resize', **resize)]
-            transforms.append(dict(type='mmdet.PackDetInputs',
-                                   meta_keys=_META_KEYS + (_TEXT_META_KEYS if text else ())))
-        return Compose([TRANSFORMS.build(t) if isinstance(t, dict) else t for t in transforms])
+        resize = (None if input_size is None else
+                  dict(scale=tuple(int(v) for v in input_size), keep_ratio=bool(keep_ratio)))
+        return crop_pipeline(pipeline, file_cfg, resize,
+                             _TEXT_META_KEYS if self.selection == 'text' else ())
 
     # ----------------------------------------------------------------------------------------
     # frozen
@@ -385,20 +321,13 @@ class MMDetRefiner(BaseModule):
 
     def _detect(self, crops: List[np.ndarray], queries: Sequence[Query]) -> list:
         """The detector's ``pred_instances`` of each crop, boxes in CROP pixels (rescaled)."""
-        packed = []
-        for index, (crop, query) in enumerate(zip(crops, queries)):
-            # mmdet pipelines take BGR (LoadImageFromFile); each data_preprocessor converts
-            item = dict(img=np.ascontiguousarray(crop[..., ::-1]), img_id=index)
-            if self.selection == 'text':
-                item['text'] = (self.text_prompt.format(question=query.question,
-                                                        question_type=query.question_type), )
-                item['custom_entities'] = True
-            packed.append(self.pipeline(item))
-        step = self.batch_size or max(len(packed), 1)
-        results = []
-        for start in range(0, len(packed), step):
-            results.extend(self.detector.test_step(pseudo_collate(packed[start:start + step])))
-        return [result.pred_instances for result in results]
+        extras = None
+        if self.selection == 'text':
+            extras = [dict(text=(self.text_prompt.format(question=query.question,
+                                                         question_type=query.question_type), ),
+                           custom_entities=True) for query in queries]
+        found, _ = detect_on_crops(self.detector, self.pipeline, crops, self.batch_size, extras)
+        return found
 
     def _named_labels(self, question: str) -> List[int]:
         """Indices of the classes whose name the question contains."""

@@ -11,24 +11,16 @@ pairs, ``window`` (4,) int ``[x1, y1, x2, y2]`` in ORIGINAL pixels; one ``Instan
 (``bboxes`` (N, 4) in CROP pixels, ``scores`` (N,), ``labels`` (N,)) per job. ``num_inputs`` counts
 the crops seen and ``num_forwards`` the batched forward passes, for the benchmark.
 """
-import copy
-import os.path as osp
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
-from mmdet.models.detectors import BaseDetector
-from mmengine.config import Config, ConfigDict
-from mmengine.dataset import Compose, pseudo_collate
-from mmengine.model import BaseModule, revert_sync_batchnorm
-from mmengine.runner.checkpoint import load_checkpoint
+from mmengine.model import BaseModule
 from mmengine.structures import InstanceData
 
-from finers_mm.registry import MODELS, TRANSFORMS
-
-_ANNOTATION_LOADERS = ('LoadAnnotations', 'mmdet.LoadAnnotations', 'LoadPanopticAnnotations',
-                       'mmdet.LoadPanopticAnnotations')
-_META_KEYS = ('img_id', 'ori_shape', 'img_shape', 'scale_factor')
+from finers_mm.models.frozen_mmdet import (build_detector, crop_pipeline, detect_on_crops,
+                                           load_detector_checkpoint, read_detector_config)
+from finers_mm.registry import MODELS
 
 Job = Tuple[int, np.ndarray]
 
@@ -76,75 +68,15 @@ class MMDetCropDetector(BaseModule, _CountingMixin):
         if batch_size is not None and int(batch_size) < 1:
             raise ValueError(f'{cfg_key}.batch_size must be >= 1 or None, got {batch_size}')
         self.batch_size = None if batch_size is None else int(batch_size)
-        file_cfg, model_cfg, self.source = self._read_config(config)
-        self.detector = self._build(model_cfg)
-        self._load(checkpoint)
-        self.pipeline = self._build_pipeline(pipeline, file_cfg)
+        file_cfg, model_cfg, self.source = read_detector_config(config, f'{cfg_key}.config')
+        self.detector = build_detector(model_cfg, f'{cfg_key}.config.type', self.source)
+        if checkpoint is not None:
+            load_detector_checkpoint(self.detector, checkpoint, f'{cfg_key}.checkpoint',
+                                     self.source)
+        self.pipeline = crop_pipeline(pipeline, file_cfg)
         self.reset_counters()
         self.requires_grad_(False)
         self.eval()
-
-    def _read_config(self, config) -> Tuple[Optional[Config], ConfigDict, str]:
-        key = f'{self.cfg_key}.config'
-        if isinstance(config, str):
-            if '::' in config and not osp.isfile(config):
-                from mmengine.hub import get_config
-                try:
-                    file_cfg = get_config(config)
-                except Exception as error:  # noqa: BLE001 -- re-raised with the key and path
-                    raise FileNotFoundError(
-                        f"{key}: cannot read the mmdet config '{config}': {error}") from error
-            elif not osp.isfile(config):
-                raise FileNotFoundError(f"{key}: no mmdet detector config file at '{config}' "
-                                        f"(resolved '{osp.abspath(config)}')")
-            else:
-                file_cfg = Config.fromfile(config)
-            if 'model' not in file_cfg:
-                raise KeyError(f"{key}: the config file '{config}' has no 'model'")
-            return file_cfg, copy.deepcopy(file_cfg.model), f"config file '{config}'"
-        if isinstance(config, dict):
-            return None, ConfigDict(copy.deepcopy(dict(config))), f"inline dict '{key}'"
-        raise TypeError(f'{key} must be an mmdet config file path or a model dict, got '
-                        f'{type(config).__name__}')
-
-    def _build(self, model_cfg: ConfigDict) -> BaseDetector:
-        key = f'{self.cfg_key}.config.type'
-        type_name = model_cfg.get('type', None)
-        if type_name is None:
-            raise ValueError(f'{key} is missing in the detector config ({self.source})')
-        cls = MODELS.get(type_name) if isinstance(type_name, str) else type_name
-        if cls is None:
-            raise ValueError(f"{key}: unknown detector type '{type_name}' in the detector config "
-                             f"({self.source}); it is not registered in mmdet's or finers_mm's "
-                             f"MODELS (a typo, or a missing custom_imports?)")
-        if not (isinstance(cls, type) and issubclass(cls, BaseDetector)):
-            raise TypeError(f"{key}: '{type_name}' ({self.source}) is not an mmdet detector")
-        return revert_sync_batchnorm(MODELS.build(model_cfg))
-
-    def _load(self, checkpoint: Optional[str]) -> None:
-        if checkpoint is None:
-            return
-        if not osp.isfile(checkpoint):
-            raise FileNotFoundError(
-                f"{self.cfg_key}.checkpoint: no checkpoint file at '{checkpoint}' (resolved "
-                f"'{osp.abspath(checkpoint)}'; detector {self.source}). Give the LOCAL path of the "
-                f"detector's checkpoint; nothing is downloaded.")
-        load_checkpoint(self.detector, checkpoint, map_location='cpu', logger='current')
-
-    @staticmethod
-    def _build_pipeline(pipeline, file_cfg: Optional[Config]) -> Compose:
-        if pipeline is not None:
-            transforms = copy.deepcopy(list(pipeline))
-        elif file_cfg is not None and 'test_dataloader' in file_cfg:
-            from mmdet.utils import get_test_pipeline_cfg
-            transforms = [t for t in copy.deepcopy(list(get_test_pipeline_cfg(file_cfg)))
-                          if t['type'] not in _ANNOTATION_LOADERS]
-            transforms[0]['type'] = 'mmdet.LoadImageFromNDArray'
-        else:
-            transforms = [dict(type='mmdet.LoadImageFromNDArray'),
-                          dict(type='mmdet.Resize', scale_factor=1.0),
-                          dict(type='mmdet.PackDetInputs', meta_keys=_META_KEYS)]
-        return Compose([TRANSFORMS.build(t) if isinstance(t, dict) else t for t in transforms])
 
     def train(self, mode: bool = True) -> 'MMDetCropDetector':
         """Frozen: always eval mode."""
@@ -157,25 +89,19 @@ class MMDetCropDetector(BaseModule, _CountingMixin):
     def detect(self, images: Sequence[np.ndarray], jobs: Sequence[Job],
                data_samples=None) -> List[InstanceData]:
         """Detections of each job's crop, boxes in CROP pixels (see the module docstring)."""
-        packed = []
-        for index, (image_index, window) in enumerate(jobs):
+        crops = []
+        for image_index, window in jobs:
             x1, y1, x2, y2 = (int(v) for v in window)
-            crop = images[image_index][y1:y2, x1:x2]
-            packed.append(self.pipeline(dict(img=np.ascontiguousarray(crop[..., ::-1]),
-                                             img_id=index)))
-        step = self.batch_size or max(len(packed), 1)
-        results = []
-        for start in range(0, len(packed), step):
-            results.extend(self.detector.test_step(pseudo_collate(packed[start:start + step])))
-            self.num_forwards += 1
-        self.num_inputs += len(packed)
+            crops.append(images[image_index][y1:y2, x1:x2])
+        found, calls = detect_on_crops(self.detector, self.pipeline, crops, self.batch_size)
+        self.num_forwards += calls
+        self.num_inputs += len(crops)
         outputs = []
-        for result in results:
-            found = result.pred_instances
+        for instances in found:
             out = InstanceData()
-            out.bboxes = found.bboxes.detach().float().cpu().reshape(-1, 4)
-            out.scores = found.scores.detach().float().cpu().reshape(-1)
-            out.labels = found.labels.detach().cpu().long().reshape(-1)
+            out.bboxes = instances.bboxes.detach().float().cpu().reshape(-1, 4)
+            out.scores = instances.scores.detach().float().cpu().reshape(-1)
+            out.labels = instances.labels.detach().cpu().long().reshape(-1)
             outputs.append(out)
         return outputs
 
