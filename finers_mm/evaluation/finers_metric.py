@@ -9,7 +9,6 @@ file) is its own COCO image, with id :func:`~finers_mm.evaluation.functional.coc
 """
 import json
 import logging
-import os.path as osp
 from collections import Counter, defaultdict
 from typing import Dict, List, Optional, Sequence, Union
 
