@@ -30,7 +30,7 @@ sys.path.insert(0, REPO_ROOT)
 from finers_mm.models.prompts import EXPLORER, REFINER  # noqa: E402
 from finers_mm.models.stages import Query  # noqa: E402
 from finers_mm.registry import DATASETS, MODELS  # noqa: E402
-from finers_mm.structures import crop_to_frame, crop_window_from_region  # noqa: E402
+from finers_mm.structures import crop_to_frame, crop_window_from_region, image_size  # noqa: E402
 from finers_mm.utils.tiny_models import build_tiny_models  # noqa: E402
 from timing import median_time  # noqa: E402
 
@@ -91,7 +91,7 @@ def main() -> None:
     refiner_views = [crop_to_frame(image, w, detector.refiner.frame_size)
                      for image, w in zip(originals, windows)]
     queries = [Query(s['question'], s['question_type'], s['options']) for s in samples]
-    prompts = {stage: [model.build_prompt(q, (v.shape[1], v.shape[0]))
+    prompts = {stage: [model.build_prompt(q, image_size(v))
                        for q, v in zip(queries, stage_views)]
                for stage, model, stage_views in ((EXPLORER, detector.explorer, views),
                                                  (REFINER, detector.refiner, refiner_views))}

@@ -8,7 +8,7 @@ from mmdet.models.detectors import BaseDetector
 from mmdet.structures import DetDataSample
 
 from finers_mm.registry import MODELS
-from finers_mm.structures import crop_window_from_region, paste_crop_mask
+from finers_mm.structures import crop_window_from_region, image_size, paste_crop_mask
 from .hypotheses import (adaptive_window, fallback_tiles, fuse_scores, parse_multi_hypothesis,
                          select_hypothesis)
 from .stages import (ExplorerOutput, Query, RefinerOutput, accepts_keyword, explore_regions,
@@ -161,7 +161,7 @@ class FineRSDetector(BaseDetector):
             ``'tiled'``).
         """
         originals = batch_inputs['original']
-        sizes = [(image.shape[1], image.shape[0]) for image in originals]
+        sizes = [image_size(image) for image in originals]
         queries = [Query.from_data_sample(sample) for sample in batch_data_samples]
         multi = self.multi_hypothesis
         k = 1 if multi is None else multi.num_regions

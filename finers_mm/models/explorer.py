@@ -6,7 +6,7 @@ import numpy as np
 from mmdet.structures import DetDataSample
 
 from finers_mm.registry import MODELS
-from finers_mm.structures import explorer_to_original
+from finers_mm.structures import explorer_to_original, image_size
 from .parsing import parse_completion
 from .prompts import EXPLORER
 from .stages import ExplorerOutput, Query, make_pred_instances
@@ -15,11 +15,6 @@ from .vlm_stage import VLMStageModel
 
 #: decodings of ``k > 1`` regions (``multi_region``)
 MULTI_REGION_DECODING = ('beam', 'sample')
-
-
-def _frame_size(view: np.ndarray) -> Tuple[int, int]:
-    """``(w, h)`` of an (h, w, 3) view."""
-    return int(view.shape[1]), int(view.shape[0])
 
 
 @MODELS.register_module()
@@ -92,14 +87,9 @@ class GlobalExplorer(VLMStageModel):
     def reward_sample(self, data_sample: DetDataSample, view: np.ndarray,
                       with_mask: bool = False):
         """GT in the explorer frame: the GT box and the retrospective target region, if searched."""
-        from finers_mm.rl.rewards import RewardSample
-        frame = _frame_size(view)
         region = data_sample.get('best_region_explorer', None)
-        return RewardSample(
-            stage=self.stage, frame_size=frame, model_coord_size=self.vlm.model_coord_size(frame),
-            question_type=data_sample.question_type, answer=data_sample.answer,
-            options=dict(data_sample.get('options', None) or {}),
-            gt_box=np.asarray(data_sample.gt_bbox_explorer, np.float32),
+        return self._reward_sample(
+            data_sample, view, gt_box=np.asarray(data_sample.gt_bbox_explorer, np.float32),
             target_region=None if region is None else np.asarray(region, np.float32),
             region_size=self.prompts.region_size)
 
@@ -108,7 +98,7 @@ class GlobalExplorer(VLMStageModel):
         region = data_sample.get('best_region_explorer', None)
         if region is None:
             region = data_sample.gt_region_explorer
-        box = self.vlm.frame_to_model(np.asarray(region, np.float32), _frame_size(view))
+        box = self.vlm.frame_to_model(np.asarray(region, np.float32), image_size(view))
         return dict(bbox=[int(round(v)) for v in box], response=self.target_response(data_sample))
 
     def explore(self, views: Sequence[np.ndarray], image_sizes: Sequence[Tuple[int, int]],
@@ -131,7 +121,7 @@ class GlobalExplorer(VLMStageModel):
         if len(views) != len(queries):
             raise ValueError(f'GlobalExplorer.explore: {len(views)} views for {len(queries)} '
                              'queries')
-        prompts = [self.build_prompt(query, _frame_size(view))
+        prompts = [self.build_prompt(query, image_size(view))
                    for query, view in zip(queries, views)]
         if k == 1:
             generation = self.vlm.generate(list(views), prompts)
@@ -148,7 +138,7 @@ class GlobalExplorer(VLMStageModel):
             parsed = parse_completion(text, EXPLORER)
             region = None
             if parsed.bbox is not None:
-                frame_size = _frame_size(views[sample])
+                frame_size = image_size(views[sample])
                 frame_box = self.vlm.model_to_frame(np.asarray(parsed.bbox), frame_size)
                 region = explorer_to_original(frame_box, image_sizes[sample], frame_size)
             outputs.append(ExplorerOutput(

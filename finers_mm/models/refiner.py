@@ -6,7 +6,7 @@ import numpy as np
 from mmdet.structures import DetDataSample
 
 from finers_mm.registry import MODELS
-from finers_mm.structures import crop_to_frame, frame_to_window
+from finers_mm.structures import crop_to_frame, frame_to_window, image_size
 from .parsing import parse_completion
 from .prompts import ABSENT_RESPONSE, REFINER
 from .stages import Query, RefinerOutput, make_pred_instances
@@ -44,27 +44,22 @@ class LocalRefiner(VLMStageModel):
                       with_mask: bool = False):
         """GT in the refiner frame: box (all zeros when outside the crop), points, and optionally
         the view and the GT mask cut and resized like the view."""
-        from finers_mm.rl.rewards import RewardSample
-        frame = (int(view.shape[1]), int(view.shape[0]))
         image = gt_mask = None
         if with_mask:
             full_mask = data_sample.gt_instances.masks.to_ndarray()[0].astype(np.uint8)
-            gt_mask = crop_to_frame(full_mask, data_sample.crop_window, frame,
+            gt_mask = crop_to_frame(full_mask, data_sample.crop_window, image_size(view),
                                     interpolation='nearest').astype(bool)
             image = view
         points = data_sample.get('gt_points_refiner', None)
-        return RewardSample(
-            stage=self.stage, frame_size=frame, model_coord_size=self.vlm.model_coord_size(frame),
-            question_type=data_sample.question_type, answer=data_sample.answer,
-            options=dict(data_sample.get('options', None) or {}),
-            gt_box=np.asarray(data_sample.gt_bbox_refiner, np.float32),
+        return self._reward_sample(
+            data_sample, view, gt_box=np.asarray(data_sample.gt_bbox_refiner, np.float32),
             gt_points=None if points is None else np.asarray(points, np.float32),
             image=image, gt_mask=gt_mask)
 
     def target_answer(self, data_sample: DetDataSample, view: np.ndarray) -> dict:
         """``{"bbox", "points_1", "points_2", "response"}`` in model coordinates; the all-zero
         "No object found" answer when the target is outside the crop."""
-        frame = (int(view.shape[1]), int(view.shape[0]))
+        frame = image_size(view)
         box = np.asarray(data_sample.gt_bbox_refiner, np.float32)
         if not np.any(box):
             return dict(bbox=[0, 0, 0, 0], points_1=[0, 0], points_2=[0, 0],
@@ -109,7 +104,7 @@ class LocalRefiner(VLMStageModel):
             list[RefinerOutput]: one per view, in ORIGINAL pixels (an all-zero box stays all
             zeros: the refiner's "no object").
         """
-        prompts = [self.build_prompt(q, (int(view.shape[1]), int(view.shape[0])))
+        prompts = [self.build_prompt(q, image_size(view))
                    for q, view in zip(queries, views)]
         if with_scores:
             generation = self.vlm.generate(list(views), prompts, with_scores=True)
@@ -124,7 +119,7 @@ class LocalRefiner(VLMStageModel):
                      score: Optional[float] = None) -> RefinerOutput:
         """Parse one completion and map its box and points from model coordinates to ORIGINAL."""
         parsed = parse_completion(text, REFINER)
-        frame_size = (view.shape[1], view.shape[0])
+        frame_size = image_size(view)
         box = points = None
         if parsed.bbox is not None:
             box = np.asarray(parsed.bbox, np.float32)

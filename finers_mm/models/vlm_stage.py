@@ -27,6 +27,7 @@ from mmengine.model import BaseModel
 
 from finers_mm.datasets.question_types import MULTIPLE_CHOICE, SEGMENTATION
 from finers_mm.registry import MODELS
+from finers_mm.structures import image_size
 from finers_mm.structures.frames import Size
 from .answers import extract_option_letter
 from .prompts import FOUND_RESPONSE, PromptBuilder
@@ -98,6 +99,17 @@ class VLMStageModel(BaseModel):
 
     # --- shared ---------------------------------------------------------------------------------
 
+    def _reward_sample(self, data_sample: DetDataSample, view: np.ndarray, **stage_fields):
+        """A :class:`~finers_mm.rl.rewards.RewardSample` of ``view`` with the fields every stage
+        fills (stage, frame and model coordinate sizes, question, answer, options) and the
+        stage's own ``stage_fields``."""
+        from finers_mm.rl.rewards import RewardSample
+        frame = image_size(view)
+        return RewardSample(
+            stage=self.stage, frame_size=frame, model_coord_size=self.vlm.model_coord_size(frame),
+            question_type=data_sample.question_type, answer=data_sample.answer,
+            options=Query.from_data_sample(data_sample).options, **stage_fields)
+
     def build_prompt(self, query: Query, frame_size: Optional[Size] = None) -> str:
         """This stage's prompt for one query: the one place that builds it, in training
         (:meth:`build_prompts`) and at inference alike.
@@ -128,7 +140,7 @@ class VLMStageModel(BaseModel):
         if len(views) != len(data_samples):
             raise ValueError(f'{len(views)} views for {len(data_samples)} samples')
         return [self.build_prompt(Query.from_data_sample(sample),
-                                  (int(view.shape[1]), int(view.shape[0])))
+                                  image_size(view))
                 for sample, view in zip(data_samples, views)]
 
     def target_text(self, data_sample: DetDataSample, view: np.ndarray) -> str:

@@ -3,7 +3,7 @@
 from .frames import (Size, box_contains, clip_boxes, crop_window_from_region, explorer_to_original,
                      frame_to_window, full_window, original_to_explorer, random_window_containing,
                      region_around_box, window_to_frame)
-from .images import crop_to_frame, resize_to_frame
+from .images import crop_to_frame, image_size, resize_to_frame
 from .masks import (area_percent, mask_bbox, paste_crop_mask, polygon_bbox, polygon_vertices,
                     rasterize_polygon)
 from .points import box_center_jitter_points, inscribed_circle_points
@@ -13,6 +13,6 @@ __all__ = [
     'Size', 'full_window', 'window_to_frame', 'frame_to_window', 'original_to_explorer',
     'explorer_to_original', 'clip_boxes', 'crop_window_from_region', 'random_window_containing',
     'region_around_box', 'box_contains', 'polygon_vertices', 'rasterize_polygon', 'polygon_bbox',
-    'mask_bbox', 'area_percent', 'paste_crop_mask', 'resize_to_frame', 'crop_to_frame',
-    'inscribed_circle_points', 'box_center_jitter_points', 'slice_windows'
+    'mask_bbox', 'area_percent', 'paste_crop_mask', 'image_size', 'resize_to_frame',
+    'crop_to_frame', 'inscribed_circle_points', 'box_center_jitter_points', 'slice_windows'
 ]

@@ -11,6 +11,11 @@ import mmcv
 import numpy as np
 
 
+def image_size(img: np.ndarray) -> Tuple[int, int]:
+    """``(W, H)`` of an (H, W, ...) image array (a view's frame size, an original's size)."""
+    return int(img.shape[1]), int(img.shape[0])
+
+
 def resize_to_frame(img: np.ndarray, frame_size: Tuple[int, int],
                     interpolation: str = 'bilinear') -> np.ndarray:
     """Resize a whole image to a frame, aspect ratio NOT kept.

@@ -8,17 +8,12 @@ from mmcv.transforms import BaseTransform
 
 from finers_mm.registry import TRANSFORMS
 from finers_mm.structures import (clip_boxes, crop_to_frame, crop_window_from_region,
-                                  original_to_explorer, resize_to_frame,
+                                  image_size, original_to_explorer, resize_to_frame,
                                   random_window_containing, region_around_box, window_to_frame)
 from .loading import record_name
 from .randomness import sample_rng
 
 REFINER_CROP_MODES = ('random', 'region', 'best_region')
-
-
-def _image_size(img: np.ndarray) -> Tuple[int, int]:
-    """``(W, H)`` of an (H, W, C) image."""
-    return int(img.shape[1]), int(img.shape[0])
 
 
 @TRANSFORMS.register_module()
@@ -63,18 +58,18 @@ class ExplorerView(BaseTransform):
             dict: ``results`` with the added keys.
         """
         img = results['img']
-        image_size = _image_size(img)
+        size = image_size(img)
         results['explorer_img'] = resize_to_frame(img, self.frame_size, self.interpolation)
         results['explorer_frame'] = self.frame_size
         results['region_size'] = self.region_size
         if 'gt_bbox' in results:
-            gt_bbox = original_to_explorer(results['gt_bbox'], image_size, self.frame_size)
+            gt_bbox = original_to_explorer(results['gt_bbox'], size, self.frame_size)
             results['gt_bbox_explorer'] = gt_bbox
             results['gt_region_explorer'] = region_around_box(gt_bbox, self.frame_size,
                                                               self.region_size)
         if results.get('best_region') is not None:
             results['best_region_explorer'] = original_to_explorer(
-                results['best_region'], image_size, self.frame_size)
+                results['best_region'], size, self.frame_size)
         return results
 
     def __repr__(self) -> str:
@@ -150,7 +145,7 @@ class RefinerCrop(BaseTransform):
             dict: ``results`` with the added keys.
         """
         img = results['img']
-        window = self._window(results, _image_size(img))
+        window = self._window(results, image_size(img))
         results['crop_window'] = window
         results['refiner_img'] = crop_to_frame(img, window, self.frame_size, self.interpolation)
         results['refiner_frame'] = self.frame_size

@@ -15,7 +15,8 @@ from mmengine.structures import InstanceData
 from finers_mm.models.hypotheses import fallback_tiles, parse_tiled_fallback
 from finers_mm.models.stages import Query, accepts_keyword, explore_regions
 from finers_mm.registry import MODELS
-from finers_mm.structures import clip_boxes, crop_window_from_region, slice_windows
+from finers_mm.structures import (clip_boxes, crop_window_from_region, image_size,
+                                  slice_windows)
 from .crop_detector import _empty_instances
 
 
@@ -197,7 +198,7 @@ class ReasoningProposerDetector(_WindowedDetector):
             ``fallback`` (None or ``'tiled'``).
         """
         originals = batch_inputs['original']
-        sizes = [(image.shape[1], image.shape[0]) for image in originals]
+        sizes = [image_size(image) for image in originals]
         queries = [Query.from_data_sample(sample) for sample in batch_data_samples]
         k = self.num_regions
         explored = explore_regions(self.explorer, batch_inputs['explorer'], sizes, queries, k)
@@ -264,7 +265,7 @@ class SlicedDetector(_WindowedDetector):
                 rescale: bool = True) -> List[DetDataSample]:
         originals = batch_inputs['original']
         windows_per_sample = [
-            list(slice_windows((im.shape[1], im.shape[0]), self.tile_size, self.overlap_ratio))
+            list(slice_windows(image_size(im), self.tile_size, self.overlap_ratio))
             for im in originals]
         merged = self._detect_and_merge(originals, windows_per_sample, batch_data_samples)
         for sample, instances, windows in zip(batch_data_samples, merged, windows_per_sample):
