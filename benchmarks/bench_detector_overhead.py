@@ -27,12 +27,13 @@ from mmengine.registry import init_default_scope
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 
-from finers_mm.models.prompts import EXPLORER, REFINER  # noqa: E402
+from timing import median_time  # noqa: E402
+
 from finers_mm.models.stages import Query  # noqa: E402
 from finers_mm.registry import DATASETS, MODELS  # noqa: E402
 from finers_mm.structures import crop_to_frame, crop_window_from_region, image_size  # noqa: E402
-from finers_mm.utils.tiny_models import build_tiny_models  # noqa: E402
-from timing import median_time  # noqa: E402
+from finers_mm.structures.vocabulary import EXPLORER, REFINER  # noqa: E402
+from finers_mm.testing.tiny_models import build_tiny_models  # noqa: E402
 
 
 def raw_generate(vlm, images, prompts):

@@ -3,7 +3,7 @@
 against trl 1.16's ``GRPOTrainer``, on the same tiny Qwen2.5-VL, prompts, images and settings.
 
 Everything runs in ONE process on CPU (one torch thread), offline, with the tiny models built into a
-temp dir (:func:`finers_mm.utils.tiny_models.build_tiny_models`).
+temp dir (:func:`finers_mm.testing.tiny_models.build_tiny_models`).
 
 What is the same on both sides
 ------------------------------
@@ -101,7 +101,7 @@ from mmengine.registry import init_default_scope  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 from finers_mm.rl.rewards import CompositeReward  # noqa: E402
-from finers_mm.utils.tiny_models import build_tiny_models  # noqa: E402
+from finers_mm.testing.tiny_models import build_tiny_models  # noqa: E402
 
 BUNDLED = osp.join(REPO_ROOT, 'finers_mm', 'data', 'synthetic') + '/'
 #: the reward of both sides: the authors' two format terms (text only)

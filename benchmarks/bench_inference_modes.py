@@ -110,7 +110,7 @@ def stage_paths(args):
     if all(osp.isfile(osp.join(p, 'config.json')) for p in trained):
         return trained[0], trained[1], 'quick-start-trained tiny stages'
     if not osp.isfile(osp.join(args.models_dir, 'qwen2_5_vl', 'config.json')):
-        from finers_mm.utils.tiny_models import build_tiny_models
+        from finers_mm.testing.tiny_models import build_tiny_models
         build_tiny_models(args.models_dir, seed=0)
     random = osp.join(args.models_dir, 'qwen2_5_vl')
     return random, random, 'RANDOM tiny models (no quick start exports found)'
@@ -128,7 +128,7 @@ def build(args):
         'model.mask_head.checkpoint': osp.join(args.models_dir, 'sam_tiny.pth'),
         'test_dataloader.dataset.data_root': osp.join(REPO_ROOT, 'finers_mm/data/synthetic/')})
     if not osp.isfile(cfg.model.mask_head.checkpoint):
-        from finers_mm.utils.tiny_models import build_tiny_models
+        from finers_mm.testing.tiny_models import build_tiny_models
         build_tiny_models(args.models_dir, seed=0)
     detector = MODELS.build(cfg.model).eval()
     dataset = DATASETS.build(cfg.test_dataloader.dataset)

@@ -47,8 +47,8 @@ sys.path.insert(0, REPO_ROOT)
 
 from finers_mm.models.stages import Query  # noqa: E402
 from finers_mm.registry import DATASETS, MODELS  # noqa: E402
-from projects.reasoning_proposer.reasoning_proposer import region_for  # noqa: E402
 from projects.mmdet_refiner.tools.build_tiny_detector import main as build_detector  # noqa
+from projects.reasoning_proposer.reasoning_proposer import region_for  # noqa: E402
 
 PROJECT = osp.join(REPO_ROOT, 'projects', 'reasoning_proposer')
 PROPOSER_CFG = osp.join(PROJECT, 'configs', 'finers_tiny_reasoning_proposer.py')
@@ -162,7 +162,7 @@ def main() -> None:
     explorer_time = None
     vlm_dir = osp.join(args.tiny_models, 'qwen2_5_vl')
     if not osp.isdir(vlm_dir):
-        from finers_mm.utils.tiny_models import build_tiny_models
+        from finers_mm.testing.tiny_models import build_tiny_models
         vlm_dir = build_tiny_models(osp.join(tmp, 'tiny_models'), seed=0)['qwen2_5_vl']
     explorer_cfg = copy.deepcopy(proposer_cfg.model.explorer)
     explorer_cfg.vlm.pretrained = vlm_dir

@@ -19,10 +19,12 @@ import numpy as np
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 
-from finers_mm.models.parsing import parse_completion  # noqa: E402
-from finers_mm.rl.rewards import CompositeReward, RewardSample  # noqa: E402
 from mmengine.config import Config  # noqa: E402
 from timing import median_time  # noqa: E402
+
+from finers_mm.rl.rewards import CompositeReward  # noqa: E402
+from finers_mm.structures.parsing import parse_completion  # noqa: E402
+from finers_mm.structures.reward_sample import RewardSample  # noqa: E402
 
 #: the authors' reward terms, from the training configs
 AUTHORS_REFINER_TERMS = Config.fromfile(

@@ -7,8 +7,7 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope, init_default_scope
 
 from finers_mm import registry
-
-REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from finers_mm.testing import REPO_ROOT
 
 
 @pytest.fixture(autouse=True)
@@ -42,9 +41,9 @@ def test_rewards_registry_builds_registered_terms():
 
 
 def test_stock_mmdet_types_build_in_the_finers_scope():
+    from mmdet.evaluation import CocoMetric
     from mmdet.models import RetinaNet
     from mmdet.models.backbones import ResNet
-    from mmdet.evaluation import CocoMetric
     backbone = registry.MODELS.build(dict(type='ResNet', depth=18))
     assert isinstance(backbone, ResNet)
     metric = registry.METRICS.build(dict(type='CocoMetric', ann_file=None, metric='bbox'))

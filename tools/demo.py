@@ -15,10 +15,11 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
+from mmengine.config import Config, DictAction  # noqa: E402
+
 import finers_mm  # noqa: E402,F401
 from finers_mm.apis import FineRSInferencer  # noqa: E402
-from finers_mm.datasets.question_types import QUESTION_TYPES  # noqa: E402
-from mmengine.config import Config, DictAction  # noqa: E402
+from finers_mm.structures.vocabulary import QUESTION_TYPES  # noqa: E402
 
 DEFAULT_CONFIG = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs', 'finers',
                           'finers_tiny_test.py')

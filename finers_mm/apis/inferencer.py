@@ -12,8 +12,8 @@ from mmengine.infer import BaseInferencer
 from mmengine.registry import init_default_scope
 from PIL import Image
 
-from finers_mm.datasets.question_types import (QTYPE_FROM_ANNOTATION, QUESTION_TYPES,
-                                               SEGMENTATION, normalize_options)
+from finers_mm.structures.vocabulary import (QTYPE_FROM_ANNOTATION, QUESTION_TYPES, SEGMENTATION,
+                                             normalize_options)
 from finers_mm.utils.fileio import write_atomic
 
 #: pipeline steps that need annotations (GT mask, GT points) and are dropped for free inputs

@@ -17,6 +17,7 @@ The annotation file is read unchanged::
 
 Loading is cheap: the image size comes from the image header (no decode) and the mask is NOT
 rasterised; ``LoadFineRSMask`` does that in the pipeline with :mod:`finers_mm.structures.masks`.
+The checks of one record's fields are in :mod:`finers_mm.datasets.records`.
 
 Bad input fails early with one :class:`FineRSAnnotationError` naming the annotation file, the record
 index and the fix, or, with ``on_bad_record='skip'``, the bad records are dropped and counted in one
@@ -41,26 +42,20 @@ warning. The record rules:
 """
 import json
 import logging
-import math
 import os.path as osp
 from collections import defaultdict
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
-import numpy as np
 from mmdet.datasets import BaseDetDataset
-from mmengine.fileio import exists, get_local_path
+from mmengine.fileio import get_local_path
 from mmengine.logging import print_log
-from PIL import Image
 
 from finers_mm.registry import DATASETS
-from finers_mm.structures.masks import polygon_bbox
-from .question_types import (MULTIPLE_CHOICE, QTYPE_FROM_ANNOTATION, QUESTION_TYPES,
-                             SIZE_THRESHOLDS, normalize_options, size_bucket)
+from finers_mm.structures.vocabulary import (CATEGORY_NAME, QUESTION_TYPES, SIZE_THRESHOLDS,
+                                             size_bucket)
+from . import records
 
-#: a polygon whose vertices all lie within this distance (px) of one line is degenerate
-_COLLINEAR_TOL = 1e-6
 _SKIP_HINT = "or pass on_bad_record='skip' to drop such records"
-_POLYGON_HINT = 'give ONE polygon as [[x, y], [x, y], [x, y], ...] in original image pixels'
 
 
 class FineRSAnnotationError(ValueError):
@@ -83,14 +78,6 @@ class FineRSAnnotationError(ValueError):
         super().__init__(f'{where}: {reason}: {detail}. Fix: {fix}')
 
 
-class _RecordProblem(Exception):
-    """Raised by the record checks; the dataset turns it into a :class:`FineRSAnnotationError`."""
-
-    def __init__(self, reason: str, detail: str, fix: str) -> None:
-        super().__init__(reason, detail, fix)
-        self.reason, self.detail, self.fix = reason, detail, fix
-
-
 @DATASETS.register_module()
 class FineRS4kDataset(BaseDetDataset):
     """FineRS-4k reasoning-segmentation dataset: one sample per (image, question) record.
@@ -109,7 +96,7 @@ class FineRS4kDataset(BaseDetDataset):
 
     Args:
         size_thresholds (dict, optional): ``s_min`` / ``xxs_max`` of
-            :func:`~finers_mm.datasets.question_types.size_bucket` on ``area_percent``. Defaults to
+            :func:`~finers_mm.structures.vocabulary.size_bucket` on ``area_percent``. Defaults to
             ``dict(s_min=0.055, xxs_max=0.017)`` (the paper's).
         on_bad_record (str): ``'raise'`` (default): the first bad record raises
             :class:`FineRSAnnotationError`; ``'skip'``: bad records are dropped and counted per
@@ -121,7 +108,7 @@ class FineRS4kDataset(BaseDetDataset):
             ``data_prefix=dict(img=...)``, ``filter_cfg``, ``pipeline``, ``backend_args``, ...).
     """
 
-    METAINFO = dict(classes=('object', ), palette=[(220, 20, 60)])
+    METAINFO = dict(classes=(CATEGORY_NAME, ), palette=[(220, 20, 60)])
     #: keys every record must have (not null); ``options`` is checked per question type
     REQUIRED_KEYS = ('image_path', 'Q', 'A', 'Q-type', 'points', 'attribute', 'area_percent')
     BAD_RECORD_MODES = ('raise', 'skip')
@@ -156,11 +143,11 @@ class FineRS4kDataset(BaseDetDataset):
             FineRSAnnotationError: a file-level problem, or a bad record when
                 ``on_bad_record='raise'``.
         """
-        records = self._load_records()
-        self._image_sizes: Dict[str, Union[Tuple[int, int], _RecordProblem]] = {}
+        raw_records = self._load_records()
+        self._image_sizes: Dict[str, Union[Tuple[int, int], records.RecordProblem]] = {}
         data_list, skipped = [], defaultdict(list)
         try:
-            for index, record in enumerate(records):
+            for index, record in enumerate(raw_records):
                 try:
                     data_list.append(
                         self.parse_data_info(dict(raw_record=record, ann_index=index)))
@@ -172,7 +159,7 @@ class FineRS4kDataset(BaseDetDataset):
             del self._image_sizes
         self.skipped_records = dict(skipped)
         if skipped:
-            self._warn_skipped(len(records))
+            self._warn_skipped(len(raw_records))
         return data_list
 
     def parse_data_info(self, raw_data_info: dict) -> dict:
@@ -191,9 +178,9 @@ class FineRS4kDataset(BaseDetDataset):
         record, index = raw_data_info['raw_record'], raw_data_info['ann_index']
         try:
             return self._parse_record(record, index)
-        except _RecordProblem as problem:
+        except records.RecordProblem as problem:
             raise FineRSAnnotationError(
-                self.ann_file, problem.reason, f'{_describe(record)}{problem.detail}',
+                self.ann_file, problem.reason, f'{records.describe(record)}{problem.detail}',
                 f'{problem.fix}, {_SKIP_HINT}', index=index) from None
 
     def filter_data(self) -> List[dict]:
@@ -247,40 +234,40 @@ class FineRS4kDataset(BaseDetDataset):
     def _parse_record(self, record, index: int) -> dict:
         """The checks and fields of one record, in the order cheap -> image header -> bounds."""
         if not isinstance(record, dict):
-            raise _RecordProblem('not a record', f'got a {type(record).__name__}',
-                                 'each entry of "annotations" must be a JSON object')
-        _check_required_keys(record, self.REQUIRED_KEYS)
-        image_path = _parse_image_path(record['image_path'])
-        question_type = _parse_question_type(record['Q-type'])
-        polygon = _parse_polygon(record['points'])
+            raise records.RecordProblem('not a record', f'got a {type(record).__name__}',
+                                        'each entry of "annotations" must be a JSON object')
+        records.check_required_keys(record, self.REQUIRED_KEYS)
+        image_path = records.parse_image_path(record['image_path'])
+        question_type = records.parse_question_type(record['Q-type'])
+        polygon = records.parse_polygon(record['points'])
         info = dict(
             img_id=image_path,
             ann_index=index,
-            question=_parse_question(record['Q']),
+            question=records.parse_question(record['Q']),
             question_type=question_type,
-            options=_parse_options(record.get('options'), question_type),
-            answer=_parse_answer(record['A']),
-            attribute=_parse_attribute(record['attribute']),
-            area_percent=_parse_area_percent(record['area_percent']),
-            best_region=_parse_best_region(record.get('best_region')))
+            options=records.parse_options(record.get('options'), question_type),
+            answer=records.parse_answer(record['A']),
+            attribute=records.parse_attribute(record['attribute']),
+            area_percent=records.parse_area_percent(record['area_percent']),
+            best_region=records.parse_best_region(record.get('best_region')))
         info['size_bucket'] = size_bucket(info['area_percent'], **self.size_thresholds)
         info['img_path'] = osp.join(self.data_prefix['img'], image_path)
         info['height'], info['width'] = self._image_size(info['img_path'])
-        info['gt_bbox'] = _check_inside_image(
+        info['gt_bbox'] = records.check_inside_image(
             polygon, info['height'], info['width'], self.out_of_image_tol)
-        info['gt_polygon'] = _float32_keeping_raster(polygon)
+        info['gt_polygon'] = records.float32_keeping_raster(polygon)
         return info
 
     def _image_size(self, img_path: str) -> Tuple[int, int]:
         """(height, width) of an image from its header, read once per image and load."""
         if img_path not in self._image_sizes:
             try:
-                self._image_sizes[img_path] = _read_image_size(img_path, self.backend_args)
-            except _RecordProblem as problem:
+                self._image_sizes[img_path] = records.read_image_size(img_path, self.backend_args)
+            except records.RecordProblem as problem:
                 self._image_sizes[img_path] = problem
         size = self._image_sizes[img_path]
-        if isinstance(size, _RecordProblem):
-            raise _RecordProblem(size.reason, size.detail, size.fix)
+        if isinstance(size, records.RecordProblem):
+            raise records.RecordProblem(size.reason, size.detail, size.fix)
         return size
 
     def _warn_skipped(self, num_records: int) -> None:
@@ -322,194 +309,7 @@ def _check_filter_cfg(filter_cfg: Optional[dict]) -> Optional[dict]:
     return dict(question_types=types)
 
 
-def _describe(record: dict) -> str:
-    """``"image_path='x.jpg': "`` for a message, empty when unknown."""
-    image_path = record.get('image_path') if isinstance(record, dict) else None
-    return f'image_path={image_path!r}: ' if image_path is not None else ''
-
-
 def _first_few(indices: Sequence[int], limit: int = 5) -> str:
     """``'3, 8, 11, ...'``."""
     shown = ', '.join(str(i) for i in indices[:limit])
     return shown + (', ...' if len(indices) > limit else '')
-
-
-def _check_required_keys(record: dict, keys: Sequence[str]) -> None:
-    """Every required key present and not null."""
-    missing = [key for key in keys if record.get(key) is None]
-    if 'points' in missing:
-        raise _RecordProblem('missing polygon', 'the record has no "points"', _POLYGON_HINT)
-    if missing:
-        raise _RecordProblem('missing key', f'keys {missing} are missing or null (the record has '
-                             f'{sorted(record)})', f'add them; every record needs {list(keys)}')
-
-
-def _parse_image_path(image_path) -> str:
-    """A non-empty string."""
-    if not isinstance(image_path, str) or not image_path.strip():
-        raise _RecordProblem('malformed image_path', f'image_path is {image_path!r}',
-                             'give the image file name relative to the images folder')
-    return image_path
-
-
-def _parse_question(question) -> str:
-    """``Q``: a non-empty string."""
-    if not isinstance(question, str) or not question.strip():
-        raise _RecordProblem('empty question', f'Q is {question!r}',
-                             'give the question text in "Q"')
-    return question
-
-
-def _parse_answer(answer) -> str:
-    """``A``: a string, or a number written as text (open questions may count things)."""
-    if isinstance(answer, bool) or not isinstance(answer, (str, int, float)):
-        raise _RecordProblem('malformed answer', f'A is a {type(answer).__name__}: {answer!r}',
-                             'give the answer in "A" as a string')
-    return str(answer)
-
-
-def _parse_attribute(attribute) -> str:
-    """``attribute``: a string (colors / shape / position / others in the released data)."""
-    if not isinstance(attribute, str):
-        raise _RecordProblem('malformed attribute', f'attribute is {attribute!r}',
-                             'give the attribute as one string, e.g. "colors"')
-    return attribute
-
-
-def _parse_question_type(qtype) -> str:
-    """``Q-type`` -> finers_mm's question type."""
-    if not isinstance(qtype, str) or qtype not in QTYPE_FROM_ANNOTATION:
-        raise _RecordProblem('unknown Q-type', f'Q-type is {qtype!r}',
-                             f'use one of {sorted(QTYPE_FROM_ANNOTATION)}')
-    return QTYPE_FROM_ANNOTATION[qtype]
-
-
-def _parse_options(options, question_type: str) -> Dict[str, str]:
-    """``options`` -> ``{letter: text}``; a multiple-choice record must have some."""
-    fix = ("give the choices as a list ['red', 'white'], a dict {'A': 'red', 'B': 'white'} or one "
-           "string 'A. red B. white'")
-    try:
-        normalized = normalize_options(options)
-    except ValueError as error:
-        raise _RecordProblem('malformed options', str(error), fix) from None
-    if question_type == MULTIPLE_CHOICE and not normalized:
-        raise _RecordProblem('missing options', f'a multiple-choice record has options={options!r}',
-                             fix)
-    return normalized
-
-
-def _parse_area_percent(value) -> float:
-    """``area_percent``: a finite number >= 0."""
-    try:
-        area = float(value)
-    except (TypeError, ValueError):
-        area = float('nan')
-    if isinstance(value, bool) or not math.isfinite(area) or area < 0:
-        raise _RecordProblem('malformed area_percent', f'area_percent is {value!r}',
-                             'give the mask area in percent of the image as a number >= 0')
-    return area
-
-
-def _parse_best_region(region) -> Optional[np.ndarray]:
-    """``best_region``: None when absent, else a (4,) float32 box with positive size."""
-    if region is None:
-        return None
-    try:
-        box = np.asarray(region, dtype=np.float64)
-    except (TypeError, ValueError):
-        box = np.empty(0)
-    if box.shape != (4, ) or not np.isfinite(box).all() or box[2] <= box[0] or box[3] <= box[1]:
-        raise _RecordProblem('malformed best_region', f'best_region is {region!r}',
-                             'give [x1, y1, x2, y2] in original pixels with x2 > x1 and y2 > y1, '
-                             'or drop the key')
-    return box.astype(np.float32)
-
-
-def _parse_polygon(points) -> np.ndarray:
-    """``points`` -> (N, 2) float64 polygon with N >= 3 and non-collinear vertices."""
-    if isinstance(points, (list, tuple)) and len(points) == 0:
-        raise _RecordProblem('missing polygon', f'points is {points!r}', _POLYGON_HINT)
-    try:
-        polygon = np.asarray(points, dtype=np.float64)
-    except (TypeError, ValueError):
-        polygon = np.empty((0, 0))
-    if polygon.ndim != 2 or polygon.shape[1] != 2 or not np.isfinite(polygon).all():
-        raise _RecordProblem('malformed polygon', f'points is {_shorten(points)}', _POLYGON_HINT)
-    if len(polygon) < 3:
-        raise _RecordProblem('too few points', f'the polygon has {len(polygon)} vertices',
-                             'give at least 3 vertices')
-    if _collinear_width(polygon) < _COLLINEAR_TOL:
-        raise _RecordProblem('degenerate polygon',
-                             f'all vertices lie on one line ({_shorten(points)}): zero area',
-                             'redraw the object outline')
-    return polygon
-
-
-def _collinear_width(polygon: np.ndarray) -> float:
-    """Largest distance of a vertex from the line through vertex 0 and the vertex farthest from it.
-
-    Zero exactly when all vertices lie on one line (or coincide); robust to self-intersecting
-    polygons, whose shoelace area can cancel to zero while they still cover pixels.
-    """
-    offsets = polygon - polygon[0]
-    base = offsets[np.argmax((offsets**2).sum(axis=1))]
-    length = math.hypot(base[0], base[1])
-    if length == 0:
-        return 0.0
-    return float(np.abs(base[0] * offsets[:, 1] - base[1] * offsets[:, 0]).max() / length)
-
-
-def _check_inside_image(polygon: np.ndarray, height: int, width: int, tol: float) -> np.ndarray:
-    """The box of the polygon's raster; raise when the polygon lies outside (see module doc)."""
-    x, y = polygon[:, 0], polygon[:, 1]
-    if x.min() < -tol or y.min() < -tol or x.max() > width + tol or y.max() > height + tol:
-        raise _RecordProblem(
-            'polygon outside image',
-            f'vertices span x [{x.min():.1f}, {x.max():.1f}], y [{y.min():.1f}, {y.max():.1f}] '
-            f'but the image is {width}x{height} (tolerance {tol:g} px)',
-            'check that image_path names the annotated image and that points are in its original '
-            'pixels (not a resized frame)')
-    bbox = polygon_bbox(polygon, height, width)
-    if not bbox[2] > bbox[0]:
-        raise _RecordProblem(
-            'polygon outside image', f'no pixel of the polygon\'s raster lies inside the {width}x'
-            f'{height} image', 'check the points against the image')
-    return bbox
-
-
-def _float32_keeping_raster(polygon: np.ndarray) -> np.ndarray:
-    """float64 polygon -> float32 that truncates to the same integer vertices.
-
-    Rounding to float32 can carry a coordinate just below an integer (e.g. 2047.99999) up to that
-    integer, which moves the truncated raster vertex by 1 px; those coordinates are stepped back to
-    the float32 just below, so ``rasterize_polygon(gt_polygon)`` is the authors' raster.
-    """
-    converted = polygon.astype(np.float32)
-    crossed = np.trunc(converted) != np.trunc(polygon)
-    converted[crossed] = np.nextafter(converted[crossed], np.float32(0))
-    return converted
-
-
-def _read_image_size(img_path: str, backend_args: Optional[dict]) -> Tuple[int, int]:
-    """(height, width) from the image header; PIL does not decode the pixels."""
-    if not exists(img_path, backend_args=backend_args):
-        raise _RecordProblem('missing image file', f'{img_path} does not exist',
-                             "check data_root, data_prefix['img'] and the record's image_path")
-    try:
-        with get_local_path(img_path, backend_args=backend_args) as local_path:
-            with Image.open(local_path) as image:
-                width, height = image.size
-    except (OSError, ValueError) as error:
-        detail = str(error) if img_path in str(error) else f'{img_path}: {error}'
-        raise _RecordProblem('unreadable image', detail,
-                             're-export the image (JPEG/PNG)') from None
-    if width <= 0 or height <= 0:
-        raise _RecordProblem('unreadable image', f'{img_path} has size {width}x{height}',
-                             're-export the image')
-    return int(height), int(width)
-
-
-def _shorten(value, limit: int = 80) -> str:
-    """repr cut to ``limit`` characters for messages."""
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit - 3] + '...'

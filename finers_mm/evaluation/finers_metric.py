@@ -20,12 +20,11 @@ from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
 from mmengine.structures import BaseDataElement
 
-from finers_mm.datasets.finers4k import FineRS4kDataset
-from finers_mm.datasets.question_types import MULTIPLE_CHOICE, OPEN, SEGMENTATION, SIZE_BUCKETS
-from finers_mm.models.answers import answer_is_correct
-from finers_mm.models.prompts import REFINER, check_stage
 from finers_mm.registry import METRICS
+from finers_mm.structures.answers import answer_is_correct
 from finers_mm.structures.masks import mask_bbox, rasterize_polygon
+from finers_mm.structures.vocabulary import (CATEGORY_NAME, MULTIPLE_CHOICE, OPEN, REFINER,
+                                             SEGMENTATION, SIZE_BUCKETS, check_stage)
 from finers_mm.utils.fileio import write_atomic
 from .functional import (COCO_CATEGORY_ID, check_empty_rule, coco_image_id, encode_mask,
                          mask_overlap, sample_iou, segmentation_scores, xyxy_to_xywh)
@@ -48,7 +47,7 @@ class FineRSMetric(BaseMetric):
       ``empty_rule`` (peers disagree; see :mod:`finers_mm.evaluation.functional`).
     - ``MVQA`` (multiple-choice samples) and ``OVQA`` (open samples) accuracy, overall and per
       attribute (``MVQA_colors``, ``OVQA_shape``, ...), decided by
-      :func:`finers_mm.models.answers.answer_is_correct` on the sample's ``pred_answer``: a
+      :func:`finers_mm.structures.answers.answer_is_correct` on the sample's ``pred_answer``: a
       multiple-choice answer is right only when it names exactly one option and that one is the
       GT's (``"A B C D"`` is wrong).
     - ``invalid_rate``: samples whose ``invalid_reason`` is not None; ``num_invalid_<stage>``: how
@@ -292,7 +291,7 @@ def dump_coco_gt(dataset_or_data_list: Union[BaseDataset, Sequence[dict]], out_f
     content = dict(
         info=dict(description='FineRS ground truth: one COCO image per sample (id ann_index + 1)'),
         images=images, annotations=annotations,
-        categories=[dict(id=COCO_CATEGORY_ID, name=FineRS4kDataset.METAINFO['classes'][0])])
+        categories=[dict(id=COCO_CATEGORY_ID, name=CATEGORY_NAME)])
     write_atomic(out_file, json.dumps(content))
 
 

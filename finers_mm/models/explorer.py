@@ -7,11 +7,10 @@ from mmdet.structures import DetDataSample
 
 from finers_mm.registry import MODELS
 from finers_mm.structures import explorer_to_original, image_size
-from .parsing import parse_completion
-from .prompts import EXPLORER
+from finers_mm.structures.parsing import parse_completion
+from finers_mm.structures.vocabulary import EXPLORER
 from .stages import ExplorerOutput, Query, make_pred_instances
 from .vlm_stage import VLMStageModel
-
 
 #: decodings of ``k > 1`` regions (``multi_region``)
 MULTI_REGION_DECODING = ('beam', 'sample')

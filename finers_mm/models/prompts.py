@@ -3,7 +3,7 @@
 
 Stages: ``'explorer'`` is GSE (global semantic exploration: the resized full image, answers a
 fixed-size region) and ``'refiner'`` is LPR (localized perceptual refinement: a crop, answers a box
-and two points). Question types are those of :mod:`finers_mm.datasets.question_types`.
+and two points). Question types are those of :mod:`finers_mm.structures.vocabulary`.
 
 The defaults follow the authors' wording (METHOD.md, "Answer formats") and spell out, for every
 combination, the task, the question, the ``<think>``/``<answer>`` tags, the JSON keys with an
@@ -46,17 +46,10 @@ from typing import Dict, Mapping, Optional, Tuple, Union
 
 import numpy as np
 
-from finers_mm.datasets.question_types import (MULTIPLE_CHOICE, OPEN, QUESTION_TYPES,
-                                               SEGMENTATION, normalize_options)
+from finers_mm.structures.answers import ABSENT_RESPONSE, FOUND_RESPONSE
+from finers_mm.structures.vocabulary import (EXPLORER, MULTIPLE_CHOICE, OPEN, REFINER, SEGMENTATION,
+                                             check_question_type, check_stage, normalize_options)
 
-EXPLORER = 'explorer'
-REFINER = 'refiner'
-STAGES = (EXPLORER, REFINER)
-
-#: the refiner's ``response`` when the object is not in its crop (with an all-zero box)
-ABSENT_RESPONSE = 'No object found'
-#: the ``response`` to a segmentation instruction when the object is there
-FOUND_RESPONSE = 'The object is found.'
 #: side of the explorer's region in its frame (METHOD.md: 256 in a 1920x1080 frame)
 DEFAULT_REGION_SIZE = 256
 #: most words of an open answer asked for in the open templates (the authors' LPR reward rule)
@@ -102,8 +95,8 @@ def _example(example: str, response: str) -> str:
 DEFAULT_TEMPLATES: Dict[str, Dict[str, str]] = {
     EXPLORER: {
         SEGMENTATION: (_EXPLORER_TASK + _TAGS + _EXPLORER_KEYS
-                       + '"response" must be "The object is found."\n'
-                       + _example(_EXPLORER_EXAMPLE, 'The object is found.')),
+                       + f'"response" must be "{FOUND_RESPONSE}"\n'
+                       + _example(_EXPLORER_EXAMPLE, FOUND_RESPONSE)),
         MULTIPLE_CHOICE: (_EXPLORER_TASK + _OPTIONS
                           + 'Also answer the question with one of the options.\n' + _TAGS
                           + _EXPLORER_KEYS + _LETTER_RESPONSE
@@ -114,9 +107,9 @@ DEFAULT_TEMPLATES: Dict[str, Dict[str, str]] = {
     REFINER: {
         SEGMENTATION: ("Please find '{question}' with bbox and points. Compare the difference "
                        'between objects and find the most closely matched one.\n' + _TAGS
-                       + _REFINER_KEYS + '"response" must be "The object is found." '
+                       + _REFINER_KEYS + f'"response" must be "{FOUND_RESPONSE}" '
                        + _REFINER_ABSENT + f', and "response" "{ABSENT_RESPONSE}".\n'
-                       + _example(_REFINER_EXAMPLE, 'The object is found.')),
+                       + _example(_REFINER_EXAMPLE, FOUND_RESPONSE)),
         MULTIPLE_CHOICE: ("Please find the object that the question '{question}' is about with "
                           'bbox and points, and answer the question with one of the options. '
                           'Compare the difference between objects and find the most closely '
@@ -142,42 +135,6 @@ _COMMON_OPTIONAL = {'coordinates'}
 _REQUIRED_BY_TYPE = {SEGMENTATION: set(), MULTIPLE_CHOICE: {'options'}, OPEN: set()}
 _OPTIONAL_BY_TYPE = {SEGMENTATION: set(), MULTIPLE_CHOICE: {'option_letters'},
                      OPEN: {'max_answer_words'}}
-
-
-def check_stage(stage: str) -> str:
-    """Return ``stage`` if it names a FineRS stage.
-
-    Args:
-        stage (str): ``'explorer'`` (GSE) or ``'refiner'`` (LPR).
-
-    Returns:
-        str: ``stage``.
-
-    Raises:
-        ValueError: any other value.
-    """
-    if stage not in STAGES:
-        raise ValueError(f'unknown stage {stage!r}; expected one of {STAGES}')
-    return stage
-
-
-def check_question_type(question_type: str) -> str:
-    """Return ``question_type`` if it is one of finers_mm's question types.
-
-    Args:
-        question_type (str): ``'segmentation'``, ``'multiple_choice'`` or ``'open'``.
-
-    Returns:
-        str: ``question_type``.
-
-    Raises:
-        ValueError: any other value (the annotation's names ``'referring'``, ``'option'``,
-            ``'reasoning'`` map through ``question_types.QTYPE_FROM_ANNOTATION`` first).
-    """
-    if question_type not in QUESTION_TYPES:
-        raise ValueError(f'unknown question type {question_type!r}; expected one of '
-                         f'{QUESTION_TYPES} (map annotation names with QTYPE_FROM_ANNOTATION)')
-    return question_type
 
 
 def render_options(options: Mapping[str, str]) -> str:

@@ -7,8 +7,9 @@ from mmdet.structures import DetDataSample
 
 from finers_mm.registry import MODELS
 from finers_mm.structures import crop_to_frame, frame_to_window, image_size
-from .parsing import parse_completion
-from .prompts import ABSENT_RESPONSE, REFINER
+from finers_mm.structures.answers import ABSENT_RESPONSE
+from finers_mm.structures.parsing import parse_completion
+from finers_mm.structures.vocabulary import REFINER
 from .stages import Query, RefinerOutput, make_pred_instances
 from .vlm_stage import VLMStageModel
 
@@ -148,7 +149,7 @@ class LocalRefiner(VLMStageModel):
         outputs = self.refine_views(inputs['refiner'], windows,
                                     [Query.from_data_sample(s) for s in data_samples])
         for sample, output in zip(data_samples, outputs):
-            found = output.box is not None and output.points is not None and not output.absent
+            found = output.usable
             sample.pred_instances = make_pred_instances(
                 [output.box] if found else [], points=[output.points] if found else [])
             sample.set_metainfo(dict(

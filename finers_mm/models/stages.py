@@ -40,6 +40,8 @@ import numpy as np
 import torch
 from mmengine.structures import InstanceData
 
+from finers_mm.structures.frames import is_absent
+
 
 @dataclass(frozen=True)
 class Query:
@@ -105,7 +107,7 @@ class RefinerOutput:
     @property
     def absent(self) -> bool:
         """Whether the refiner answered "no object" (an all-zero box)."""
-        return self.box is not None and not np.any(self.box)
+        return is_absent(self.box)
 
     @property
     def usable(self) -> bool:

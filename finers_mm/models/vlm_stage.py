@@ -8,7 +8,7 @@ A stage is one VLM, one prompt per (stage, question type), and two ways to train
   prompt.
 - ``train_mode='grpo'``: :class:`~finers_mm.rl.GRPOHook` samples completions before each iteration,
   scores them and puts a :class:`~finers_mm.rl.Rollout` in the batch; the loss is the GRPO loss
-  (:func:`finers_mm.rl.grpo.grpo_loss`) of those completions under the current policy.
+  (:class:`~finers_mm.models.losses.GRPOLoss`) of those completions under the current policy.
 
 mmengine's OptimWrapper (AMP, gradient accumulation, clipping), schedulers, checkpointing and DDP do
 the rest; one mmengine iteration is one optimiser step (or one accumulation step).
@@ -18,25 +18,26 @@ in training), :meth:`reward_sample` (the GT of a view in its frame) and :meth:`t
 """
 import copy
 import json
+import re
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
 from mmdet.structures import DetDataSample
+from mmengine.logging import MMLogger
 from mmengine.model import BaseModel
+from mmengine.runner.checkpoint import _load_checkpoint, load_state_dict
 
-from finers_mm.datasets.question_types import MULTIPLE_CHOICE, SEGMENTATION
 from finers_mm.registry import MODELS
 from finers_mm.structures import image_size
+from finers_mm.structures.answers import FOUND_RESPONSE, extract_option_letter
 from finers_mm.structures.frames import Size
-from .answers import extract_option_letter
-from .prompts import FOUND_RESPONSE, PromptBuilder
+from finers_mm.structures.reward_sample import RewardSample
+from finers_mm.structures.vocabulary import MULTIPLE_CHOICE, SEGMENTATION
+from .prompts import PromptBuilder
 from .stages import Query
 
 TRAIN_MODES = ('sft', 'grpo')
-#: the authors' GRPO loss settings (METHOD.md, "GRPO")
-DEFAULT_GRPO_LOSS = dict(clip_eps=0.2, kl_coef=5e-3, kl_clamp=10.0, entropy_coef=1e-3,
-                         loss_type='dapo')
 
 
 class VLMStageModel(BaseModel):
@@ -46,8 +47,9 @@ class VLMStageModel(BaseModel):
         vlm (dict): config of a VLM adapter (:mod:`finers_mm.models.vlm`).
         prompt (dict, optional): :class:`~finers_mm.models.prompts.PromptBuilder` arguments.
         train_mode (str): ``'grpo'`` (default) or ``'sft'``.
-        grpo_loss (dict, optional): overrides of :data:`DEFAULT_GRPO_LOSS` (``clip_eps``,
-            ``clip_eps_high``, ``kl_coef``, ``kl_clamp``, ``entropy_coef``, ``loss_type``).
+        grpo_loss (dict, optional): config of the GRPO loss; ``type`` defaults to
+            :class:`~finers_mm.models.losses.GRPOLoss` (the authors' settings as its defaults), so
+            ``dict(kl_coef=0.0)`` changes one setting.
         think_template (str): the ``<think>`` text of SFT targets; ``{question}`` is filled in.
         data_preprocessor (dict): defaults to ``FineRSDataPreprocessor``.
         init_cfg (dict, optional): mmengine init config.
@@ -65,15 +67,11 @@ class VLMStageModel(BaseModel):
                          init_cfg=init_cfg)
         if train_mode not in TRAIN_MODES:
             raise ValueError(f'train_mode must be one of {TRAIN_MODES}, got {train_mode!r}')
-        unknown = set(grpo_loss or {}) - set(DEFAULT_GRPO_LOSS) - {'clip_eps_high'}
-        if unknown:
-            raise ValueError(f'unknown grpo_loss settings {sorted(unknown)}; expected '
-                             f'{sorted(DEFAULT_GRPO_LOSS)} or clip_eps_high')
+        self.loss_grpo = _build_grpo_loss(grpo_loss)
         self.vlm_cfg = copy.deepcopy(vlm)
         self.vlm = MODELS.build(vlm)
         self.prompts = PromptBuilder(**(prompt or {}))
         self.train_mode = train_mode
-        self.grpo_loss_cfg = dict(DEFAULT_GRPO_LOSS, **(grpo_loss or {}))
         self.think_template = think_template
 
     # --- the stage's frames (subclasses) ------------------------------------------------------
@@ -103,7 +101,6 @@ class VLMStageModel(BaseModel):
         """A :class:`~finers_mm.rl.rewards.RewardSample` of ``view`` with the fields every stage
         fills (stage, frame and model coordinate sizes, question, answer, options) and the
         stage's own ``stage_fields``."""
-        from finers_mm.rl.rewards import RewardSample
         frame = image_size(view)
         return RewardSample(
             stage=self.stage, frame_size=frame, model_coord_size=self.vlm.model_coord_size(frame),
@@ -204,10 +201,6 @@ class VLMStageModel(BaseModel):
     @staticmethod
     def _load_reference_weights(reference, checkpoint: str) -> None:
         """Load the ``vlm.`` weights of a stage checkpoint into ``reference`` (like load_from)."""
-        import re
-
-        from mmengine.logging import MMLogger
-        from mmengine.runner.checkpoint import _load_checkpoint, load_state_dict
         loaded = _load_checkpoint(checkpoint, map_location='cpu')
         state_dict = loaded.get('state_dict', loaded)
         state_dict = {re.sub(r'^module\.', '', key): value for key, value in state_dict.items()}
@@ -250,20 +243,15 @@ class VLMStageModel(BaseModel):
         Returns:
             dict: ``loss`` and the logged ``kl``, ``clip_fraction``, ``entropy``.
         """
-        from finers_mm.rl.grpo import grpo_loss
-        cfg = self.grpo_loss_cfg
         logps, entropies = self.vlm.completion_logprobs(
             rollout.prompt_inputs, rollout.completion_ids, rollout.completion_mask,
             temperature=rollout.temperature, return_entropy=True)
         device = logps.device
         old_logps = logps.detach() if rollout.old_logps is None else rollout.old_logps.to(device)
-        use_kl = cfg['kl_coef'] > 0
-        out = grpo_loss(
+        ref_logps = rollout.ref_logps
+        out = self.loss_grpo(
             logps, old_logps, rollout.advantages.to(device), rollout.completion_mask.to(device),
-            clip_eps=cfg['clip_eps'], clip_eps_high=cfg.get('clip_eps_high'),
-            ref_logps=rollout.ref_logps.to(device) if use_kl else None,
-            kl_coef=cfg['kl_coef'], kl_clamp=cfg['kl_clamp'], entropies=entropies,
-            entropy_coef=cfg['entropy_coef'], loss_type=cfg['loss_type'],
+            ref_logps=None if ref_logps is None else ref_logps.to(device), entropies=entropies,
             max_completion_length=rollout.max_completion_length)
         logged = dict(loss=out.loss, clip_fraction=out.clip_fraction.detach(),
                       entropy=out.entropy.detach())
@@ -300,3 +288,13 @@ class VLMStageModel(BaseModel):
         if mode == 'predict':
             return self.predict(inputs, data_samples)
         raise ValueError(f"{type(self).__name__} supports mode 'loss' and 'predict', got {mode!r}")
+
+
+def _build_grpo_loss(cfg: Optional[dict]) -> torch.nn.Module:
+    """The stage's GRPO loss module from its ``grpo_loss`` config (``type`` GRPOLoss by default)."""
+    cfg = dict(cfg or {})
+    cfg.setdefault('type', 'GRPOLoss')
+    try:
+        return MODELS.build(cfg)
+    except TypeError as error:
+        raise ValueError(f'grpo_loss={cfg!r}: {error}') from error

@@ -7,12 +7,13 @@ from typing import Optional
 
 import numpy as np
 import torch
+from mmengine.dist import get_rank, get_world_size
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 
+from finers_mm.models.losses import group_advantages
 from finers_mm.registry import HOOKS, REWARDS
-from .grpo import group_advantages
 from .rollout import Rollout
 
 DATA_BATCH = Optional[dict]
@@ -110,7 +111,7 @@ class GRPOHook(Hook):
         """
         model = self._stage(runner)
         self._check_data(runner.train_dataloader.dataset)
-        if model.grpo_loss_cfg['kl_coef'] <= 0 or model.vlm.use_lora:
+        if not model.loss_grpo.uses_reference or model.vlm.use_lora:
             return
         if self._resumed(runner):
             origin = self._loaded_origin
@@ -183,7 +184,7 @@ class GRPOHook(Hook):
 
         start = time.perf_counter()
         ref_logps = None
-        if model.grpo_loss_cfg['kl_coef'] > 0:
+        if model.loss_grpo.uses_reference:
             ref_logps = self._reference_logps(model, generation)
         reference_time = time.perf_counter() - start
 
@@ -208,7 +209,6 @@ class GRPOHook(Hook):
     def _rollout_seed(runner) -> int:
         """The sampling seed of this iteration and rank: a function of the run's seed, the
         iteration and the rank only, so a resumed run samples what an uninterrupted one would."""
-        from mmengine.dist import get_rank, get_world_size
         base = runner.seed if runner.seed is not None else 0
         return (base + 1_000_003 * runner.iter * get_world_size() + get_rank()) % (2**31 - 1)
 

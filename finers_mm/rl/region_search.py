@@ -209,8 +209,7 @@ def localization_ious(outputs: Sequence[RefinerOutput], gt_bbox) -> np.ndarray:
         np.ndarray: (len(outputs),) float64 IoUs in [0, 1].
     """
     ious = np.zeros(len(outputs))
-    usable = [i for i, out in enumerate(outputs)
-              if out.box is not None and out.points is not None and not out.absent]
+    usable = [i for i, out in enumerate(outputs) if out.usable]
     if usable:
         boxes = np.stack([outputs[i].box for i in usable]).astype(np.float32)
         gt = np.asarray(gt_bbox, np.float32)[None]

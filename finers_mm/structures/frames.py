@@ -11,6 +11,11 @@ Frames (METHOD.md, "Coordinate frames"); every size is an argument, never a lite
   :func:`random_window_containing` (training).
 - **refiner frame**: the crop window resized to ``frame_size = (rw, rh)`` (512x512 in the paper).
   The refiner (LPR) predicts its box and points here.
+- **model coordinates**: the numbers a VLM writes for a frame, spanning
+  ``[0, sx] x [0, sy]`` over it (``model_coord_size``): the processor-resized image's pixels for
+  Qwen2.5-VL, ``(1000, 1000)`` for the relative convention of Qwen2-VL / Qwen3-VL. The adapter of
+  each family says which (``BaseVLMAdapter.model_coord_size``); :func:`model_to_frame` and
+  :func:`frame_to_model` are the maps.
 
 Conventions, shared with :mod:`finers_mm.structures.masks`:
 
@@ -28,7 +33,7 @@ matches ``cv2.resize`` (which samples destination pixel centres at source ``(i +
 a box mapped into a resized view covers the same pixels there.
 """
 import math
-from typing import Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -47,9 +52,7 @@ def _affine(coords, offset: np.ndarray, scale: np.ndarray) -> np.ndarray:
     Returns:
         np.ndarray: same shape as ``coords``, float32.
     """
-    coords = np.asarray(coords, dtype=np.float64)
-    if coords.ndim == 0 or coords.shape[-1] not in (2, 4):
-        raise ValueError(f'expected boxes (..., 4) or points (..., 2), got shape {coords.shape}')
+    coords = _coords_array(coords)
     repeat = coords.shape[-1] // 2
     offset = np.tile(offset, repeat)
     scale = np.tile(scale, repeat)
@@ -135,6 +138,69 @@ def explorer_to_original(coords, image_size: Size, frame_size: Size) -> np.ndarr
         np.ndarray: float32, same shape, in ORIGINAL pixels.
     """
     return frame_to_window(coords, full_window(image_size), frame_size)
+
+
+def _model_scale(frame_size: Size, model_coord_size: Sequence[float], repeat: int) -> np.ndarray:
+    """Per-coordinate ``frame / model`` scale of a model -> frame map, checked."""
+    frame = np.asarray(frame_size, dtype=np.float64)
+    model = np.asarray(model_coord_size, dtype=np.float64)
+    if (frame.shape != (2,) or model.shape != (2,) or not np.isfinite(model).all()
+            or not (model > 0).all() or not (frame > 0).all()):
+        raise ValueError(f'frame_size {frame_size!r} and model_coord_size {model_coord_size!r} '
+                         'must each be two numbers > 0')
+    return np.tile(frame / model, repeat)
+
+
+def _coords_array(coords) -> np.ndarray:
+    """``coords`` as float64 boxes (..., 4) or points (..., 2); ValueError for another shape."""
+    coords = np.asarray(coords, dtype=np.float64)
+    if coords.ndim == 0 or coords.shape[-1] not in (2, 4):
+        raise ValueError(f'expected boxes (..., 4) or points (..., 2), got shape {coords.shape}')
+    return coords
+
+
+def model_to_frame(coords, frame_size: Size, model_coord_size: Sequence[float]) -> np.ndarray:
+    """Coordinates as a model writes them -> pixels of the frame it was fed.
+
+    Args:
+        coords: boxes (..., 4) or points (..., 2) in MODEL coordinates.
+        frame_size (tuple[int, int]): ``(fw, fh)`` of the image fed to the model.
+        model_coord_size (tuple[float, float]): ``(sx, sy)``: the frame's right / bottom edge in
+            model coordinates.
+
+    Returns:
+        np.ndarray: float64, same shape, in FRAME pixels (not clipped; a coordinate too large for
+        float64 after scaling becomes inf).
+    """
+    coords = _coords_array(coords)
+    scale = _model_scale(frame_size, model_coord_size, coords.shape[-1] // 2)
+    with np.errstate(over='ignore'):
+        return coords * scale
+
+
+def frame_to_model(coords, frame_size: Size, model_coord_size: Sequence[float]) -> np.ndarray:
+    """Inverse of :func:`model_to_frame`: frame pixels -> the model's coordinates (targets).
+
+    Args:
+        coords: boxes (..., 4) or points (..., 2) in FRAME pixels.
+        frame_size (tuple[int, int]): ``(fw, fh)`` of the image fed to the model.
+        model_coord_size (tuple[float, float]): ``(sx, sy)``, as :func:`model_to_frame`.
+
+    Returns:
+        np.ndarray: float64, same shape, in MODEL coordinates.
+    """
+    coords = _coords_array(coords)
+    scale = _model_scale(frame_size, model_coord_size, coords.shape[-1] // 2)
+    with np.errstate(over='ignore'):
+        return coords / scale
+
+
+def is_absent(coords: Optional[Sequence[float]]) -> bool:
+    """Whether ``coords`` (a box or a flat list of numbers) are all zero: the "absent" answer.
+
+    None is not absent: it is no box at all.
+    """
+    return coords is not None and not np.any(np.asarray(coords, dtype=np.float64))
 
 
 def clip_boxes(boxes, frame_size: Size) -> np.ndarray:

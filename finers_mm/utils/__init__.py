@@ -1,2 +1,2 @@
 # Copyright (c) finers_mm contributors. All rights reserved.
-"""Utilities: compatibility fixes and the tiny local models."""
+"""Utilities: compatibility fixes, atomic writes, the run-config helpers of the tools."""

@@ -14,7 +14,7 @@ import time
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 os.environ.setdefault('TRANSFORMERS_OFFLINE', '1')
 
-from finers_mm.utils.tiny_models import build_tiny_models  # noqa: E402
+from finers_mm.testing.tiny_models import build_tiny_models  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:

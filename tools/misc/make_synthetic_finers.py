@@ -7,12 +7,12 @@ Example::
         --image-size 3840 2160 --seed 0 --split train
 
 writes ``data/synthetic_finers/images/train_*.jpg`` and
-``data/synthetic_finers/annotations/train.json`` (see :mod:`finers_mm.datasets.synthetic`).
+``data/synthetic_finers/annotations/train.json`` (see :mod:`finers_mm.testing.synthetic`).
 """
 import argparse
 
-from finers_mm.datasets.synthetic import (DISTRACTORS_PER_MEGAPIXEL, MIN_DISTRACTORS,
-                                          generate_synthetic_finers)
+from finers_mm.testing.synthetic import (DISTRACTORS_PER_MEGAPIXEL, MIN_DISTRACTORS,
+                                         generate_synthetic_finers)
 
 
 def parse_args() -> argparse.Namespace:

@@ -4,7 +4,7 @@
 Everything runs on CPU in a few minutes, offline, through the project's own tools (each step a
 subprocess, its output in a log file next to its results):
 
-1. build (once, cached) the tiny models of :mod:`finers_mm.utils.tiny_models`;
+1. build (once, cached) the tiny models of :mod:`finers_mm.testing.tiny_models`;
 2. generate a small synthetic training set (``tools/misc/make_synthetic_finers.py``);
 3. evaluate the UNTRAINED tiny models on the bundled synthetic set (``tools/test.py`` with
    ``configs/finers/finers_tiny_test.py``, FineRSMetric);
@@ -51,9 +51,9 @@ sys.path.insert(0, osp.join(REPO_ROOT, 'tools'))
 
 import demo  # noqa: E402
 
-from finers_mm.datasets.question_types import QTYPE_FROM_ANNOTATION  # noqa: E402
+from finers_mm.structures.vocabulary import QTYPE_FROM_ANNOTATION  # noqa: E402
+from finers_mm.testing.tiny_models import build_tiny_models  # noqa: E402
 from finers_mm.utils.fileio import write_atomic  # noqa: E402
-from finers_mm.utils.tiny_models import build_tiny_models  # noqa: E402
 
 BUNDLED = osp.join(REPO_ROOT, 'finers_mm', 'data', 'synthetic')
 CONFIGS = osp.join(REPO_ROOT, 'configs', 'finers')

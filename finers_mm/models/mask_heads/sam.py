@@ -29,8 +29,8 @@ from segment_anything.modeling import Sam
 from segment_anything.utils.transforms import ResizeLongestSide
 
 from finers_mm.registry import MODELS
-from finers_mm.utils.tiny_models import build_sam_from_config
 from .base import ArrayLike, BaseMaskHead
+from .sam_builder import build_sam_from_config
 
 #: ``model_type`` values built through ``segment_anything.sam_model_registry``.
 SAM_REGISTRY_TYPES = ('vit_b', 'vit_l', 'vit_h')
@@ -73,7 +73,7 @@ def _load_build_config(config: Union[str, Mapping[str, Any]]) -> Dict[str, Any]:
     if not osp.isfile(config):
         raise FileNotFoundError(f"SAMMaskHead: SAM build config file not found: '{config}' (config "
                                 f"key 'config'). Point it to a json written by "
-                                f"finers_mm.utils.tiny_models.build_tiny_models (sam_config).")
+                                f"finers_mm.testing.tiny_models.build_tiny_models (sam_config).")
     with open(config, encoding='utf-8') as f:
         return json.load(f)
 
@@ -98,12 +98,12 @@ class SAMMaskHead(BaseMaskHead):
     Args:
         model_type (str, optional): ``'vit_b'``, ``'vit_l'`` or ``'vit_h'`` (Meta's released
             architectures, built with ``segment_anything.sam_model_registry``) or ``'tiny'`` (built
-            from ``config`` with :func:`~finers_mm.utils.tiny_models.build_sam_from_config`).
+            from ``config`` with :func:`~finers_mm.models.mask_heads.sam_builder.build_sam_from_config`).
             Defaults to None, which requires ``config``.
         checkpoint (str, optional): LOCAL path of the model's ``state_dict`` (e.g.
             ``sam_vit_h_4b8939.pth``). None builds random weights, only meaningful in tests.
         config (str | dict, optional): Build config (a json path or a dict) for ``'tiny'`` (None:
-            :data:`~finers_mm.utils.tiny_models.TINY_SAM_CONFIG`). Giving it implies ``'tiny'``.
+            :data:`~finers_mm.models.mask_heads.sam_builder.TINY_SAM_CONFIG`). Giving it implies ``'tiny'``.
         multimask (bool): Predict SAM's 3 candidate masks and keep the highest-scoring one (SAM's
             advice for ambiguous prompts; the authors' setting). False: SAM's single-mask output.
             Defaults to True.

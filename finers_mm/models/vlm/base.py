@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from mmengine.model import BaseModule
 
-from finers_mm.structures.frames import Size, frame_to_window, full_window, window_to_frame
+from finers_mm.structures.frames import Size, frame_to_model, model_to_frame
 
 if TYPE_CHECKING:
     from peft import PeftModel
@@ -353,7 +353,8 @@ class BaseVLMAdapter(BaseModule):
         Returns:
             np.ndarray: float32, same shape, in frame pixels (continuous, not clipped).
         """
-        return frame_to_window(coords, full_window(frame_size), self.model_coord_size(frame_size))
+        return model_to_frame(coords, frame_size,
+                              self.model_coord_size(frame_size)).astype(np.float32)
 
     def frame_to_model(self, coords, frame_size: Size) -> np.ndarray:
         """Map pixels of the fed image to the model's coordinates (inverse of
@@ -366,7 +367,8 @@ class BaseVLMAdapter(BaseModule):
         Returns:
             np.ndarray: float32, same shape, in model coordinates.
         """
-        return window_to_frame(coords, full_window(frame_size), self.model_coord_size(frame_size))
+        return frame_to_model(coords, frame_size,
+                              self.model_coord_size(frame_size)).astype(np.float32)
 
     def region_size_in_model(self, region_size: int, frame_size: Size) -> Tuple[int, int]:
         """Width and height, in the model's coordinates, of a ``region_size`` square of the frame:

@@ -1,7 +1,7 @@
 # Copyright (c) finers_mm contributors. All rights reserved.
 """GRPO reward terms (registered in ``finers_mm.registry.REWARDS``) and their weighted sum."""
 from .answer import AnswerReward
-from .base import BaseReward
+from .base import BaseReward, required
 from .composite import CompositeReward, RewardResult
 from .format import JsonFormatReward, ThinkFormatReward
 from .localization import (BOX_TARGETS, BoxIoUReward, BoxL1Reward, BoxTargetReward, IoUReward,
@@ -9,13 +9,12 @@ from .localization import (BOX_TARGETS, BoxIoUReward, BoxL1Reward, BoxTargetRewa
                            RegionSizeReward, box_iou, box_l1, point_in_box, points_distance,
                            predicted_box)
 from .mask import MaskIoUReward
-from .sample import RewardSample, is_absent, required, to_frame
 
 __all__ = [
     'AnswerReward',
     'BOX_TARGETS', 'BaseReward', 'BoxIoUReward', 'BoxL1Reward', 'BoxTargetReward',
     'CompositeReward', 'IoUReward', 'JsonFormatReward', 'MaskIoUReward', 'PointsReward',
     'RegionContainsReward', 'RegionIoUReward', 'RegionL1Reward', 'RegionSizeReward',
-    'RewardResult', 'RewardSample', 'ThinkFormatReward', 'box_iou', 'box_l1', 'is_absent',
-    'point_in_box', 'points_distance', 'predicted_box', 'required', 'to_frame'
+    'RewardResult', 'ThinkFormatReward', 'box_iou', 'box_l1',
+    'point_in_box', 'points_distance', 'predicted_box', 'required'
 ]

@@ -2,15 +2,14 @@
 """The answer term: whether the text response answers the question (both stages)."""
 from typing import Optional
 
-from finers_mm.datasets.question_types import SEGMENTATION
-from finers_mm.models.answers import OPEN_MIN_RATIO, REFINER_MAX_WORDS, answer_is_correct
-from finers_mm.models.parsing import ParsedCompletion
-from finers_mm.models.prompts import ABSENT_RESPONSE, REFINER
 from finers_mm.registry import REWARDS
+from finers_mm.structures.answers import (ABSENT_RESPONSE, OPEN_MIN_RATIO, REFINER_MAX_WORDS,
+                                          answer_is_correct)
+from finers_mm.structures.frames import is_absent
+from finers_mm.structures.parsing import ParsedCompletion
+from finers_mm.structures.reward_sample import RewardSample
+from finers_mm.structures.vocabulary import REFINER, SEGMENTATION
 from .base import BaseReward
-from .sample import RewardSample, is_absent
-
-#: the refiner's reply for a segmentation instruction whose target is not in the crop
 
 
 @REWARDS.register_module()
@@ -22,7 +21,7 @@ class AnswerReward(BaseReward):
     option (``"A B C D"``, ``"A or B"`` or all option texts score 0).
 
     Absent target: for a refiner segmentation sample whose ``gt_box`` is all zeros the ground
-    truth is :data:`~finers_mm.models.prompts.ABSENT_RESPONSE` whatever ``sample.answer`` says, so only a response saying the
+    truth is :data:`~finers_mm.structures.answers.ABSENT_RESPONSE` whatever ``sample.answer`` says, so only a response saying the
     object is absent (and not that it is found) scores 1. Multiple-choice and open questions are
     still scored against ``sample.answer`` (the refiner prompt asks to still answer them).
 

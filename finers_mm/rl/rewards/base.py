@@ -2,10 +2,10 @@
 """The interface of a reward term."""
 import math
 from abc import ABCMeta, abstractmethod
-from typing import Optional, Tuple
+from typing import Any, Optional, Tuple
 
-from finers_mm.models.parsing import ParsedCompletion
-from .sample import RewardSample
+from finers_mm.structures.parsing import ParsedCompletion
+from finers_mm.structures.reward_sample import RewardSample
 
 
 class BaseReward(metaclass=ABCMeta):
@@ -51,3 +51,21 @@ class BaseReward(metaclass=ABCMeta):
 
     def __repr__(self) -> str:
         return f'{type(self).__name__}(name={self.name!r}, weight={self.weight})'
+
+
+def required(sample: RewardSample, name: str, term: str) -> Any:
+    """A field a term needs; ValueError naming the term when the sample lacks it.
+
+    Args:
+        sample (RewardSample): the sample.
+        name (str): the field name (one of the term's ``requires``).
+        term (str): the term's name, for the message.
+
+    Returns:
+        The field's value (not None).
+    """
+    value = getattr(sample, name)
+    if value is None:
+        raise ValueError(f"reward term '{term}' needs RewardSample.{name}, which is None; give it "
+                         f'in the data or remove the term (see CompositeReward.requires)')
+    return value

@@ -9,10 +9,11 @@ from typing import Dict, List, Sequence, Tuple, Union
 
 import numpy as np
 
-from finers_mm.models.parsing import parse_completion
 from finers_mm.registry import REWARDS
+from finers_mm.structures.parsing import parse_completion
+from finers_mm.structures.reward_sample import RewardSample
 from .base import BaseReward
-from .sample import RewardSample
+
 
 @dataclass
 class RewardResult:

@@ -1,13 +1,13 @@
 # Copyright (c) finers_mm contributors. All rights reserved.
 """Format terms: the ``<think>``/``<answer>`` layout and the answer's JSON (both stages).
 
-Both read the one parser's verdicts (:mod:`finers_mm.models.parsing`), so a format rule lives
+Both read the one parser's verdicts (:mod:`finers_mm.structures.parsing`), so a format rule lives
 there only.
 """
-from finers_mm.models.parsing import ParsedCompletion
 from finers_mm.registry import REWARDS
+from finers_mm.structures.parsing import ParsedCompletion
+from finers_mm.structures.reward_sample import RewardSample
 from .base import BaseReward
-from .sample import RewardSample
 
 
 @REWARDS.register_module()

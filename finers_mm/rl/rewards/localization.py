@@ -19,11 +19,11 @@ import math
 from abc import abstractmethod
 from typing import List, Optional, Sequence
 
-from finers_mm.models.parsing import ParsedCompletion
 from finers_mm.registry import REWARDS
-from finers_mm.structures.frames import box_contains
-from .base import BaseReward
-from .sample import RewardSample, is_absent, required, to_frame
+from finers_mm.structures.frames import box_contains, is_absent
+from finers_mm.structures.parsing import ParsedCompletion
+from finers_mm.structures.reward_sample import RewardSample, to_frame
+from .base import BaseReward, required
 
 #: the sample fields a box term may compare the prediction with
 BOX_TARGETS = ('gt_box', 'target_region')

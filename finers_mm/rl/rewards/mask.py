@@ -7,11 +7,12 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
-from finers_mm.models.parsing import ParsedCompletion
 from finers_mm.registry import MODELS, REWARDS
-from .base import BaseReward
+from finers_mm.structures.frames import is_absent
+from finers_mm.structures.parsing import ParsedCompletion
+from finers_mm.structures.reward_sample import RewardSample, to_frame
+from .base import BaseReward, required
 from .localization import predicted_box
-from .sample import RewardSample, is_absent, required, to_frame
 
 
 @REWARDS.register_module()

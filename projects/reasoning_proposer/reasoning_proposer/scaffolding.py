@@ -15,6 +15,7 @@ from mmengine.model import BaseModule
 from finers_mm.models.stages import ExplorerOutput, Query
 from finers_mm.registry import MODELS
 from finers_mm.structures import explorer_to_original, original_to_explorer, region_around_box
+from finers_mm.structures.answers import FOUND_RESPONSE
 
 
 def region_for(gt_bbox, image_size: Tuple[int, int], explorer_frame=(1920, 1080),
@@ -65,6 +66,6 @@ class ScriptedRegionExplorer(BaseModule):
                                                   invalid='scripted_none'))
                 else:
                     outputs.append(ExplorerOutput(region=np.asarray(region, np.float32),
-                                                  answer='The object is found.',
+                                                  answer=FOUND_RESPONSE,
                                                   completion='scripted'))
         return outputs

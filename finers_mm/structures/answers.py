@@ -1,0 +1,253 @@
+# Copyright (c) finers_mm contributors. All rights reserved.
+"""The responses the stages give and the one place that decides whether a response answers the
+question.
+
+:data:`FOUND_RESPONSE` and :data:`ABSENT_RESPONSE` are what a model is asked to answer to a
+segmentation instruction (the prompts, the SFT targets and the synthetic data use them).
+
+Rewards (the "answer correct" term), inference and the QA metrics all call
+:func:`answer_is_correct` on ``ParsedCompletion.response``. Rules per question type:
+
+**Segmentation.** The response must SAY FOUND and must not SAY ABSENT:
+
+- says found: some sentence (split at ``. ! ? ;`` and line breaks) contains ``is found`` or
+  ``is detected`` (case-insensitive, the authors' phrases) and no negation word (``no``, ``not``,
+  ``none``, ``nothing``, ``never``, ``cannot``, ``without``, ``...n't``);
+- says absent: some sentence contains ``found`` or ``detected`` together with a negation word
+  (``"No object found"``, ``"The object is not detected"``, ``"No object is found"``).
+
+So the refiner's absent-target reply "No object found" is wrong for a present target, and a reply
+hedging both ways is wrong whatever the truth. A ground truth that itself says absent (a window
+without the target) is answered correctly by a response that says absent and not found; any other
+ground truth (None, ``""``, ``"The object is found."``) means the target is present.
+
+**Multiple choice.** :func:`extract_option_letter` must find exactly ONE option and it must be the
+ground truth's option; the ground truth may be a letter or an option's text (read with the same
+function). The authors' regex also rewarded ``"A B C D"`` and ``"It is a red car"`` for A; a
+reward that can be gamed is a bug, so naming several options or none scores 0.
+
+**Open.** Both texts are normalised (:func:`normalize_answer`) and compared with
+``difflib.SequenceMatcher(None, response, gt).ratio() >= min_ratio`` (0.8). At the refiner stage a
+response of more than ``refiner_max_words`` (3) whitespace-separated words scores 0 (the authors'
+LPR rule; not applied at the explorer stage).
+"""
+import difflib
+import re
+import string
+import unicodedata
+from typing import Mapping, Optional, Union
+
+from .vocabulary import (EXPLORER, MULTIPLE_CHOICE, REFINER, SEGMENTATION, check_question_type,
+                         check_stage, normalize_options)
+
+#: the ``response`` to a segmentation instruction when the object is there
+FOUND_RESPONSE = 'The object is found.'
+#: the refiner's ``response`` when the object is not in its crop (with an all-zero box)
+ABSENT_RESPONSE = 'No object found'
+
+#: difflib ratio at or above which an open answer is correct
+OPEN_MIN_RATIO = 0.8
+#: most words of a correct open answer at the refiner stage
+REFINER_MAX_WORDS = 3
+#: option letters assumed when a multiple-choice question comes without its options
+DEFAULT_OPTION_LETTERS = ('A', 'B', 'C', 'D')
+
+_SENTENCE_SPLIT = re.compile(r'[.!?;\n]+')
+_SAYS_FOUND = re.compile(r'\bis\s+(?:found|detected)\b', re.IGNORECASE)
+_FOUND_WORD = re.compile(r'\b(?:found|detected)\b', re.IGNORECASE)
+_NEGATION = re.compile(r"\b(?:no|not|none|nothing|never|cannot|without)\b|n['’]t\b",
+                       re.IGNORECASE)
+
+_ARTICLES = re.compile(r'\b(?:a|an|the)\b')
+_NON_WORD = re.compile(r'[\W_]+')
+#: an uppercase letter standing alone (not part of a word or number)
+_LETTER_TOKEN = re.compile(r'(?<![^\W_])([A-Z])(?![^\W_])')
+#: what may precede a sentence-initial word: start, or the end of a sentence, then quotes/brackets
+_SENTENCE_START = re.compile(r'(?:^|[.!?]\s|\n)[\s"\'“‘*_(\[]*$')
+_NEXT_WORD = re.compile(r'\s+(\w+)')
+#: words that cannot follow the article "A", so a capital before them is an option letter
+_AFTER_LETTER_ONLY = frozenset({'is', 'was', 'or', 'and', 'nor', 'but', 'vs', 'versus', 'because',
+                                'seems', 'appears', 'looks', 'matches'})
+#: a response starting with a letter marker: "A. text", "A: text", "(A) text", "A) text"
+_LETTERED = re.compile(r'\s*[(\[]?([A-Z])\s*[.:)\]]\s*(\S.*)$', re.DOTALL)
+_BARE_LETTER_STRIP = string.whitespace + string.punctuation + '“”‘’'
+
+
+def normalize_answer(text: str) -> str:
+    """Text reduced for comparing answers.
+
+    Unicode NFKC, lowercase, every run of characters other than letters and digits becomes one
+    space, the articles ``a``, ``an``, ``the`` are dropped, whitespace is collapsed and stripped.
+
+    Args:
+        text (str): an answer.
+
+    Returns:
+        str: e.g. ``'The Red-Car!'`` -> ``'red car'``.
+    """
+    text = _NON_WORD.sub(' ', unicodedata.normalize('NFKC', str(text)).lower())
+    return ' '.join(_ARTICLES.sub(' ', text).split())
+
+
+def _sentences(text: str) -> list:
+    """Non-blank sentences of ``text``, split at ``. ! ? ;`` and line breaks."""
+    return [part for part in _SENTENCE_SPLIT.split(text) if part.strip()]
+
+
+def says_found(text: Optional[str]) -> bool:
+    """The text states that the object is found (module docstring, "Segmentation").
+
+    Args:
+        text (str, optional): a response or ground-truth answer.
+
+    Returns:
+        bool: some sentence has ``is found`` / ``is detected`` and no negation.
+    """
+    return text is not None and any(
+        _SAYS_FOUND.search(s) and not _NEGATION.search(s) for s in _sentences(str(text)))
+
+
+def says_absent(text: Optional[str]) -> bool:
+    """The text states that the object is not found (module docstring, "Segmentation").
+
+    Args:
+        text (str, optional): a response or ground-truth answer.
+
+    Returns:
+        bool: some sentence has ``found`` / ``detected`` and a negation.
+    """
+    return text is not None and any(
+        _FOUND_WORD.search(s) and _NEGATION.search(s) for s in _sentences(str(text)))
+
+
+def _letters_by_text(text: str, options: Mapping[str, str]) -> set:
+    """Letters of the options whose normalised text equals the normalised ``text``."""
+    normalized = normalize_answer(text)
+    if not normalized:
+        return set()
+    return {letter for letter, option in options.items() if normalize_answer(option) == normalized}
+
+
+def _may_be_word(text: str, start: int, end: int) -> bool:
+    """The capital at ``text[start:end]`` may be the article "A" / the pronoun "I", not a letter.
+
+    It starts a sentence and a lowercase word follows that is not in ``_AFTER_LETTER_ONLY``.
+    """
+    following = _NEXT_WORD.match(text, end)
+    return (following is not None and following.group(1)[0].islower()
+            and following.group(1) not in _AFTER_LETTER_ONLY
+            and _SENTENCE_START.search(text[:start]) is not None)
+
+
+def extract_option_letter(response: Optional[str],
+                          options: Union[list, dict, str, None] = None) -> Optional[str]:
+    """The ONE option a response names, or None when it names none or several.
+
+    Rules, in order (``response`` NFKC-normalised and stripped first):
+
+    1. the whole response is one letter, any case, inside punctuation (``"b"``, ``"(B)"``,
+       ``"**B.**"``) -> that letter;
+    2. a letter marker then text (``"A. red car"``, ``"(A) red car"``, ``"A: red car"``): the text
+       is the marker's option -> that letter; another option's -> None (contradiction, so the
+       article-like ``"A."`` can never turn into another option's text); no option's -> go on;
+    3. the whole response equals one option's text (compared with :func:`normalize_answer`,
+       which drops articles: ``"A red car."`` is the option ``"red car"`` whatever its letter,
+       and an option text that looks lettered, ``"E. coli"``, is still found) -> that option;
+    4. every standalone UPPERCASE option letter is a mention (``"The answer is A"``,
+       ``"Option (C)."``, ``"A is correct"``). A capital that starts a sentence and is followed
+       by a lowercase word (``"A red car ..."``) is ambiguous (the article "A", the pronoun "I")
+       unless that word is one that cannot follow an article (``is``, ``or``, ``and``, ... in
+       ``_AFTER_LETTER_ONLY``): an ambiguous capital names nothing by itself but makes the answer
+       ambiguous when it differs from the letter named. Lowercase letters inside a sentence are
+       never letters (``"It is a red car"`` names no option). Exactly one distinct letter named
+       and no ambiguous capital other than it -> that letter; else None (``"A B C D"``,
+       ``"A or B"``, ``"A, C"``, ``"A red car is visible, so B"``).
+
+    Args:
+        response (str, optional): the model's response.
+        options (list | dict | str, optional): the question's options in any form
+            ``normalize_options`` accepts; without them the letters are A-D and only rules 1 and 4
+            apply.
+
+    Returns:
+        str, optional: the option letter.
+    """
+    if not isinstance(response, str):
+        return None
+    text = unicodedata.normalize('NFKC', response).strip()
+    options = normalize_options(options)
+    letters = tuple(options) or DEFAULT_OPTION_LETTERS
+    bare = text.strip(_BARE_LETTER_STRIP)
+    if len(bare) == 1 and bare.upper() in letters:
+        return bare.upper()
+
+    marker = _LETTERED.match(text)
+    if marker is not None and marker.group(1) in letters:
+        by_text = _letters_by_text(marker.group(2), options)
+        if by_text:
+            return marker.group(1) if by_text == {marker.group(1)} else None
+    by_text = _letters_by_text(text, options)
+    if by_text:
+        return by_text.pop() if len(by_text) == 1 else None
+
+    named, ambiguous = set(), set()
+    for match in _LETTER_TOKEN.finditer(text):
+        letter = match.group(1)
+        if letter in letters:
+            word = _may_be_word(text, match.start(), match.end())
+            (ambiguous if word else named).add(letter)
+    if len(named) != 1 or not ambiguous <= named:
+        return None
+    return named.pop()
+
+
+def answer_is_correct(response: Optional[str],
+                      gt_answer: Optional[str],
+                      question_type: str,
+                      options: Union[list, dict, str, None] = None,
+                      stage: str = EXPLORER,
+                      min_ratio: float = OPEN_MIN_RATIO,
+                      refiner_max_words: int = REFINER_MAX_WORDS) -> bool:
+    """Whether ``response`` answers the question (module docstring has the rules).
+
+    Args:
+        response (str, optional): the parsed response; None (unparsable) is never correct.
+        gt_answer (str, optional): the record's answer: for segmentation None or a text (absent
+            only if it says so), for multiple choice a letter or an option's text, for open the
+            reference answer.
+        question_type (str): ``'segmentation'``, ``'multiple_choice'`` or ``'open'``.
+        options (list | dict | str, optional): the options of a multiple-choice question.
+        stage (str): ``'explorer'`` or ``'refiner'``; the refiner's open answers are capped at
+            ``refiner_max_words`` words.
+        min_ratio (float): open answers: least ``difflib`` ratio of a correct answer.
+        refiner_max_words (int): open answers at the refiner stage: most words of a correct one.
+
+    Returns:
+        bool: True when the response is correct.
+
+    Raises:
+        ValueError: unknown stage or question type, or a multiple-choice ground truth that names
+            no single option (bad data, reported instead of silently scoring 0).
+    """
+    check_stage(stage)
+    check_question_type(question_type)
+    if question_type == MULTIPLE_CHOICE:
+        gt_letter = extract_option_letter(None if gt_answer is None else str(gt_answer), options)
+        if gt_letter is None:
+            raise ValueError(f'multiple-choice answer {gt_answer!r} names no single option of '
+                             f'{options!r}; give its letter or its exact text')
+        return extract_option_letter(response, options) == gt_letter
+    if not isinstance(response, str):
+        return False
+    if question_type == SEGMENTATION:
+        if says_absent(gt_answer):
+            return says_absent(response) and not says_found(response)
+        return says_found(response) and not says_absent(response)
+    # open question
+    if stage == REFINER and len(response.split()) > refiner_max_words:
+        return False
+    normalized = normalize_answer(response)
+    reference = normalize_answer('' if gt_answer is None else gt_answer)
+    if not normalized or not reference:
+        return False
+    return difflib.SequenceMatcher(None, normalized, reference).ratio() >= min_ratio

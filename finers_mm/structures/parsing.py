@@ -1,0 +1,325 @@
+# Copyright (c) finers_mm contributors. All rights reserved.
+"""The one parser of explorer (GSE) and refiner (LPR) completions.
+
+Inference, rewards and metrics all read a completion through :func:`parse_completion`, so a format
+rule lives here only. The expected answers (METHOD.md, "Answer formats")::
+
+    explorer: <think>...</think><answer>{"bbox": [x1, y1, x2, y2], "response": "..."}</answer>
+    refiner:  <think>...</think><answer>{"bbox": [x1, y1, x2, y2], "points_1": [x, y],
+                                         "points_2": [x, y], "response": "..."}</answer>
+
+A malformed completion is data, never an error: :func:`parse_completion` never raises on any text
+and reports the first problem in ``ParsedCompletion.invalid``.
+
+Rules (each a decision, tested in ``tests/test_parsing.py``):
+
+- **Think format** (``think_format_ok``): the WHOLE text matches
+  ``^\\s*<think>.*?</think>\\s*<answer>.*?</answer>\\s*$`` (``re.DOTALL``, Unicode ``\\s``). Only
+  whitespace may come before ``<think>``, between ``</think>`` and ``<answer>`` and after the final
+  ``</answer>``; any other trailing text (a second sentence, an end-of-turn token left in by
+  decoding without ``skip_special_tokens``) makes it False. As in the authors' pattern the lazy
+  groups may span further tags, so ``<think>a</think><answer>x</answer><answer>y</answer>`` matches.
+  Tags are case-sensitive.
+- **Answer block** (``answer_text``): the LAST complete ``<answer>...</answer>`` block, i.e. the
+  text between the last ``</answer>`` and the last ``<answer>`` before it (so answers quoted
+  inside the reasoning are skipped). Without any complete block (a generation cut off before ``</answer>``)
+  it is the text after the last ``<answer>``, parsed all the same (``think_format_ok`` is False
+  then). No ``<answer>`` at all: ``'no_answer_tag'``. Nothing outside the answer block is searched
+  for JSON, so braces and JSON-like text in the reasoning never interfere.
+- **Think** (``think``): the text between the first ``<think>`` and the first ``</think>`` after it;
+  None without both.
+- **JSON object** (``data``): every ``{`` of the answer block is tried left to right as the start of
+  a JSON object (``json.JSONDecoder.raw_decode``, so text after the object, Markdown code fences
+  around it and a list around it are fine); where strict JSON fails, the bracket-balanced span
+  (quotes respected, at most 16 brackets deep) is read as a Python literal with
+  ``ast.literal_eval`` (single quotes, trailing commas, tuples; never ``eval``). Objects nested in
+  one already read are not tried again. The first object holding ``"bbox"`` is used, else the
+  first object. No ``{`` in the block:
+  ``'no_json'``; no ``{`` that starts a readable object: ``'bad_json'``.
+- **Numbers**: ints, floats and strings holding one number (``"12"``, ``" 3.5 "``) are accepted;
+  booleans and anything else are not. NaN and infinities (also ``"nan"``, ``NaN``, ``1e999``) are
+  ``'non_finite'``.
+- **bbox**: ``[x1, y1, x2, y2]``; one level of nesting is flattened, so ``[[x1, y1], [x2, y2]]`` and
+  ``[[x1, y1, x2, y2]]`` are accepted; it must give exactly 4 numbers. A box needs ``x2 > x1`` and
+  ``y2 > y1``; an inverted or zero-width box is ``'bad_bbox'`` (never reordered), except the
+  all-zero box ``[0, 0, 0, 0]``, which the refiner answers for an absent object ("No object
+  found") and which is valid for the refiner only. Coordinates are not checked against the image
+  size (the parser does not know the frame).
+- **points** (refiner only): ``points_1`` and ``points_2`` each give exactly 2 numbers (``[[x, y]]``
+  is flattened too); any other shape is ``'bad_points'``.
+- **response**: a string, stripped; an int or float is written as ``str(value)``; any other type is
+  ``'bad_response'``; empty after stripping is ``'empty_response'``.
+- Each of ``bbox``, ``points`` and ``response`` is filled whenever it is itself valid, even when
+  another field is not (rewards score the box of an answer whose response is empty); ``invalid``
+  names the first problem in the order: answer tag, JSON, ``bbox``, ``points_1``, ``points_2``,
+  ``response``.
+
+Reasons in ``invalid``: ``'no_answer_tag'``, ``'no_json'``, ``'bad_json'``, ``'missing_key:<key>'``,
+``'bad_bbox'``, ``'bad_points'``, ``'non_finite'``, ``'bad_response'``, ``'empty_response'``.
+"""
+import ast
+import json
+import math
+import re
+from dataclasses import dataclass
+from typing import Any, Optional, Tuple
+
+from .vocabulary import REFINER, check_stage
+
+Box = Tuple[float, float, float, float]
+Point = Tuple[float, float]
+
+_THINK_FORMAT = re.compile(r'\s*<think>.*?</think>\s*<answer>.*?</answer>\s*', re.DOTALL)
+_ANSWER_OPEN, _ANSWER_CLOSE = '<answer>', '</answer>'
+_THINK_OPEN, _THINK_CLOSE = '<think>', '</think>'
+#: deepest bracket nesting handed to ``ast.literal_eval`` (the answer JSON nests 2 deep)
+_MAX_LITERAL_DEPTH = 16
+_CLOSING_OF = {'{': '}', '[': ']', '(': ')'}
+
+
+@dataclass(frozen=True)
+class ParsedCompletion:
+    """One completion of a stage, parsed.
+
+    Attributes:
+        stage (str): ``'explorer'`` or ``'refiner'``.
+        think (str, optional): the reasoning inside ``<think>...</think>``.
+        answer_text (str, optional): the text inside the answer block used.
+        data (dict, optional): the JSON object read from ``answer_text``.
+        bbox (tuple, optional): ``(x1, y1, x2, y2)`` in the stage's frame, when valid.
+        points (tuple, optional): ``((x, y), (x, y))`` from ``points_1`` and ``points_2`` (refiner
+            only), when both are valid.
+        response (str, optional): the stripped text answer, when non-empty.
+        think_format_ok (bool): the whole text has the ``<think>``/``<answer>`` layout.
+        invalid (str, optional): the first problem found, None when the answer is well-formed.
+    """
+
+    stage: str
+    think: Optional[str] = None
+    answer_text: Optional[str] = None
+    data: Optional[dict] = None
+    bbox: Optional[Box] = None
+    points: Optional[Tuple[Point, Point]] = None
+    response: Optional[str] = None
+    think_format_ok: bool = False
+    invalid: Optional[str] = None
+
+    @property
+    def json_format_ok(self) -> bool:
+        """The answer holds a JSON object with every key of the stage well-formed.
+
+        Explorer: ``bbox`` of 4 finite numbers and a non-empty ``response``; refiner: also
+        ``points_1`` and ``points_2`` of 2 finite numbers each. Same as ``invalid is None``.
+        """
+        return self.invalid is None
+
+
+def parse_completion(text: str, stage: str) -> ParsedCompletion:
+    """Parse a completion of the explorer or the refiner; never raises on any ``text``.
+
+    Args:
+        text (str): the decoded completion (special tokens skipped). A non-string parses as
+            ``'no_answer_tag'``.
+        stage (str): ``'explorer'`` or ``'refiner'``.
+
+    Returns:
+        ParsedCompletion: the fields found and the first problem (module docstring has the rules).
+
+    Raises:
+        ValueError: ``stage`` is not a stage name (a programming error, not a model output).
+    """
+    check_stage(stage)
+    if not isinstance(text, str):
+        return ParsedCompletion(stage=stage, invalid='no_answer_tag')
+    think = _think(text)
+    think_format_ok = _THINK_FORMAT.fullmatch(text) is not None
+    answer_text = _answer_block(text)
+    common = dict(stage=stage, think=think, think_format_ok=think_format_ok,
+                  answer_text=answer_text)
+    if answer_text is None:
+        return ParsedCompletion(invalid='no_answer_tag', **common)
+    data, problem = _find_object(answer_text)
+    if data is None:
+        return ParsedCompletion(invalid=problem, **common)
+
+    problems = []
+    bbox, problem = _read_box(data, stage)
+    problems.append(problem)
+    points = None
+    if stage == REFINER:
+        point_1, problem_1 = _read_point(data, 'points_1')
+        point_2, problem_2 = _read_point(data, 'points_2')
+        problems += [problem_1, problem_2]
+        if point_1 is not None and point_2 is not None:
+            points = (point_1, point_2)
+    response, problem = _read_response(data)
+    problems.append(problem)
+    invalid = next((p for p in problems if p is not None), None)
+    return ParsedCompletion(data=data, bbox=bbox, points=points, response=response,
+                            invalid=invalid, **common)
+
+
+def _think(text: str) -> Optional[str]:
+    """Text between the first ``<think>`` and the first ``</think>`` after it."""
+    start = text.find(_THINK_OPEN)
+    if start < 0:
+        return None
+    start += len(_THINK_OPEN)
+    end = text.find(_THINK_CLOSE, start)
+    return None if end < 0 else text[start:end]
+
+
+def _answer_block(text: str) -> Optional[str]:
+    """The last complete answer block's content, else the text after the last ``<answer>``."""
+    close = text.rfind(_ANSWER_CLOSE)
+    if close >= 0:
+        start = text.rfind(_ANSWER_OPEN, 0, close)
+        if start >= 0:
+            return text[start + len(_ANSWER_OPEN):close]
+    start = text.rfind(_ANSWER_OPEN)
+    return None if start < 0 else text[start + len(_ANSWER_OPEN):]
+
+
+def _find_object(text: str) -> Tuple[Optional[dict], Optional[str]]:
+    """The answer's JSON object and None, or None and ``'no_json'`` / ``'bad_json'``."""
+    if '{' not in text:
+        return None, 'no_json'
+    objects = []
+    position = 0
+    while True:
+        start = text.find('{', position)
+        if start < 0:
+            break
+        found, end = _object_at(text, start)
+        if found is None:
+            position = start + 1
+        else:
+            objects.append(found)
+            position = end
+    if not objects:
+        return None, 'bad_json'
+    return next((obj for obj in objects if 'bbox' in obj), objects[0]), None
+
+
+def _object_at(text: str, start: int) -> Tuple[Optional[dict], int]:
+    """A dict starting at ``text[start] == '{'`` and the index after it, else ``(None, start)``."""
+    try:
+        found, end = json.JSONDecoder().raw_decode(text, start)
+    except (ValueError, RecursionError):
+        pass
+    else:
+        return (found, end) if isinstance(found, dict) else (None, start)
+    end = _balanced_end(text, start)
+    if end is None:
+        return None, start
+    try:
+        found = ast.literal_eval(text[start:end])
+    except Exception:  # literal_eval raises many types on arbitrary text; all mean "not a literal"
+        return None, start
+    return (found, end) if isinstance(found, dict) else (None, start)
+
+
+def _balanced_end(text: str, start: int) -> Optional[int]:
+    """Index after the ``}`` closing ``text[start]``, skipping quoted strings.
+
+    Returns None when a closing bracket does not match its opener, the brackets never balance, or
+    they nest deeper than ``_MAX_LITERAL_DEPTH`` (kept away from ``ast.literal_eval``).
+    """
+    expected = []  # the closing bracket of every open one, innermost last
+    quote = None
+    index = start
+    while index < len(text):
+        char = text[index]
+        if quote is not None:
+            if char == '\\':
+                index += 1
+            elif char == quote:
+                quote = None
+        elif char in '\'"':
+            quote = char
+        elif char in _CLOSING_OF:
+            expected.append(_CLOSING_OF[char])
+            if len(expected) > _MAX_LITERAL_DEPTH:
+                return None
+        elif char in '}])':
+            if not expected or expected.pop() != char:
+                return None
+            if not expected:
+                return index + 1
+        index += 1
+    return None
+
+
+def _number(value: Any) -> Tuple[Optional[float], Optional[str]]:
+    """One coordinate as a float, or None and ``'bad'`` / ``'non_finite'``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return None, 'bad'
+    try:
+        number = float(value.strip() if isinstance(value, str) else value)
+    except ValueError:
+        return None, 'bad'
+    except OverflowError:  # an int too large for a float
+        return None, 'non_finite'
+    if not math.isfinite(number):
+        return None, 'non_finite'
+    return number, None
+
+
+def _numbers(value: Any, count: int) -> Tuple[Optional[tuple], Optional[str]]:
+    """Exactly ``count`` numbers from a list (one nesting level flattened), or a problem."""
+    if not isinstance(value, (list, tuple)):
+        return None, 'bad'
+    flat = []
+    for item in value:
+        if isinstance(item, (list, tuple)):
+            flat.extend(item)
+        else:
+            flat.append(item)
+    if len(flat) != count:
+        return None, 'bad'
+    numbers = []
+    for item in flat:
+        number, problem = _number(item)
+        if problem is not None:
+            return None, problem
+        numbers.append(number)
+    return tuple(numbers), None
+
+
+def _read_box(data: dict, stage: str) -> Tuple[Optional[Box], Optional[str]]:
+    """``data['bbox']`` checked (module docstring), or None and the problem."""
+    if 'bbox' not in data:
+        return None, 'missing_key:bbox'
+    box, problem = _numbers(data['bbox'], 4)
+    if problem is not None:
+        return None, 'non_finite' if problem == 'non_finite' else 'bad_bbox'
+    x1, y1, x2, y2 = box
+    if box == (0.0, 0.0, 0.0, 0.0):
+        return (box, None) if stage == REFINER else (None, 'bad_bbox')
+    if x2 <= x1 or y2 <= y1:
+        return None, 'bad_bbox'
+    return box, None
+
+
+def _read_point(data: dict, key: str) -> Tuple[Optional[Point], Optional[str]]:
+    """``data[key]`` as ``(x, y)``, or None and the problem."""
+    if key not in data:
+        return None, f'missing_key:{key}'
+    point, problem = _numbers(data[key], 2)
+    if problem is not None:
+        return None, 'non_finite' if problem == 'non_finite' else 'bad_points'
+    return point, None
+
+
+def _read_response(data: dict) -> Tuple[Optional[str], Optional[str]]:
+    """``data['response']`` stripped, or None and the problem."""
+    if 'response' not in data:
+        return None, 'missing_key:response'
+    value = data['response']
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        return None, 'bad_response'
+    response = str(value).strip()
+    if not response:
+        return None, 'empty_response'
+    return response, None
+

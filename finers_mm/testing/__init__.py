@@ -1,0 +1,16 @@
+# Copyright (c) finers_mm contributors. All rights reserved.
+"""Test fixtures shipped with finers_mm, as mmdet keeps ``mmdet.testing``.
+
+- :mod:`.tiny_models`: tiny local Qwen2.5-VL / Qwen2-VL / SAM, built offline and cached;
+- :mod:`.synthetic`: the synthetic FineRS-format data generator;
+- :mod:`.scripted`: VLM adapters whose ``generate`` is scripted (registered on import), and the
+  oracle completions that name the ground truth;
+- :mod:`.samples`: data samples for metrics and random masks;
+- :mod:`.chains`: the tiny FineRS test configs pointed at the tiny models.
+
+The tests, benchmarks and tools use them; finers_mm's library code never imports this package
+(``tests/test_architecture.py`` checks it). Importing this ``__init__`` registers nothing.
+"""
+from .paths import BUNDLED_DATA, CONFIGS, REPO_ROOT, config_path
+
+__all__ = ['REPO_ROOT', 'CONFIGS', 'BUNDLED_DATA', 'config_path']

@@ -1,0 +1,135 @@
+# Copyright (c) finers_mm contributors. All rights reserved.
+"""The README's main job (tools/misc/quickstart.py): train the tiny stages through our tools,
+evaluate before/after, run the demo. Here with --quick (2 steps per stage, 2 eval questions): the
+flow and its outputs, not the quality (the full run is the quick start itself)."""
+import importlib.util
+import json
+import os
+import os.path as osp
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from finers_mm.testing import REPO_ROOT
+
+#: the steps in the order they run (the refiner's, the explorer's and the first evaluation run
+#: side by side, each chain in order)
+CHAINS = (('synthetic training set', 'UNTRAINED tiny models', 'TRAINED stages'),
+          ('synthetic training set', 'refiner (LPR): supervised warm-up, 2 iterations',
+           'export the LPR SFT checkpoint', 'refiner (LPR): GRPO from the warm-up, 2 iterations',
+           'export the LPR GRPO checkpoint', 'TRAINED stages'),
+          ('synthetic training set', 'explorer (GSE): supervised warm-up, 2 iterations',
+           'export the GSE SFT checkpoint', 'explorer (GSE): GRPO from the warm-up, 2 iterations',
+           'export the GSE GRPO checkpoint', 'TRAINED stages'))
+STEPS = {title for chain in CHAINS for title in chain}
+
+
+@pytest.fixture(scope='module')
+def quickstart():
+    spec = importlib.util.spec_from_file_location(
+        '_quickstart', osp.join(REPO_ROOT, 'tools', 'misc', 'quickstart.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _stamps(out_dir) -> dict:
+    return {osp.relpath(osp.join(root, name), out_dir): os.stat(osp.join(root, name)).st_mtime_ns
+            for root, _, names in os.walk(out_dir) for name in names
+            if name == '.quickstart_done.json'}
+
+
+@pytest.mark.slow
+def test_quickstart_trains_evaluates_and_runs_the_demo(quickstart, tmp_path, tiny_models, capsys):
+    models_dir = osp.dirname(tiny_models['sam'])  # the session's tiny models: reused, not rebuilt
+    out_dir = tmp_path / 'quickstart'
+    argv = ['--quick', '--out-dir', str(out_dir), '--models-dir', models_dir]
+    prediction = quickstart.main(argv)
+    printed = capsys.readouterr().out
+
+    # every step ran once, in order, through our tools
+    for chain in CHAINS:
+        positions = [printed.find(f'{title}') for title in chain]
+        assert -1 not in positions and positions == sorted(positions), printed
+    assert printed.count('done in') == len(STEPS)
+
+    # before/after FineRSMetric tables side by side, the GRPO rewards of both stages
+    summary = json.loads((out_dir / 'summary.json').read_text())
+    untrained, trained = summary['metrics']['untrained'], summary['metrics']['trained']
+    for name in ('gIoU', 'cIoU', 'invalid_rate'):
+        assert name in untrained and name in trained
+        assert any(line.split()[:1] == [name] for line in printed.splitlines())
+    assert untrained['invalid_rate'] == 100.0  # random weights never close an answer tag
+    assert 'untrained' in printed and 'trained' in printed
+    for stage, localisation in (('LPR', 'reward/box_iou'), ('GSE', 'reward/region_contains')):
+        rewards = summary['grpo_rewards'][stage]
+        assert rewards['reward']['iters'] == 2 and localisation in rewards
+        assert f'{stage} GRPO (2 iters)' in printed
+        assert 0.0 <= rewards['reward']['first'] <= 7.0
+
+    # the exports are Hugging Face dirs, and the trained run evaluated and demoed them
+    for name in ('lpr_sft', 'lpr', 'gse_sft', 'gse'):
+        assert (out_dir / 'models' / name / 'hf' / 'config.json').is_file()
+    assert summary['models'] == dict(explorer=str(out_dir / 'models' / 'gse' / 'hf'),
+                                     refiner=str(out_dir / 'models' / 'lpr' / 'hf'))
+    after = json.loads((out_dir / 'eval' / 'eval_after' / '.quickstart_done.json').read_text())
+    command = ' '.join(after['key']['command'])
+    assert f"model.explorer.vlm.pretrained={summary['models']['explorer']}" in command
+    assert f"model.refiner.vlm.pretrained={summary['models']['refiner']}" in command
+
+    # the demo on the first bundled question
+    record = quickstart.first_bundled_record()
+    assert record['Q'] in printed and 'answer   :' in printed
+    image = Image.open(osp.join(quickstart.BUNDLED, 'images', record['image_path']))
+    mask = np.asarray(Image.open(prediction['mask_file']))
+    assert mask.shape == (image.size[1], image.size[0])
+    assert osp.isfile(out_dir / 'vis' / f"0000_{osp.splitext(record['image_path'])[0]}.jpg")
+
+    # run again: every finished step is reused untouched, only the demo runs
+    stamps = _stamps(out_dir)
+    assert len(stamps) == len(STEPS)
+    quickstart.main(argv)
+    printed = capsys.readouterr().out
+    assert printed.count('done before, reusing') == len(STEPS)
+    assert _stamps(out_dir) == stamps
+
+
+def test_a_step_reruns_when_its_command_or_a_dependency_changes(quickstart, tmp_path, capsys):
+    steps = quickstart.Steps(str(tmp_path), total=2, force=False)
+    first, second = str(tmp_path / 'first'), str(tmp_path / 'second')
+    write = "import pathlib, sys; pathlib.Path(sys.argv[1], 'out.txt').write_text(sys.argv[2])"
+    assert steps.run('first', 'first', first, ['-c', write, first, 'a'])
+    assert steps.run('second', 'second', second, ['-c', write, second, 'b'], depends=['first'])
+
+    again = quickstart.Steps(str(tmp_path), total=2, force=False)
+    assert not again.run('first', 'first', first, ['-c', write, first, 'a'])
+    assert not again.run('second', 'second', second, ['-c', write, second, 'b'],
+                         depends=['first'])
+
+    changed = quickstart.Steps(str(tmp_path), total=2, force=False)
+    assert changed.run('first', 'first', first, ['-c', write, first, 'c'])
+    # same command, but what it depends on changed: it runs again
+    assert changed.run('second', 'second', second, ['-c', write, second, 'b'], depends=['first'])
+    assert (tmp_path / 'first' / 'out.txt').read_text() == 'c'
+
+
+def test_a_failed_step_stops_with_its_log_and_is_never_reused(quickstart, tmp_path):
+    steps = quickstart.Steps(str(tmp_path), total=1, force=False)
+    folder = str(tmp_path / 'step')
+    fail = "import sys; print('half done'); sys.exit(3)"
+    with pytest.raises(SystemExit, match=r'(?s)FAILED \(exit code 3\).*half done'):
+        steps.run('step', 'a failing step', folder, ['-c', fail])
+    assert not osp.exists(osp.join(folder, '.quickstart_done.json'))
+    # the next run starts the step afresh (its folder emptied), not from the broken output
+    again = quickstart.Steps(str(tmp_path), total=1, force=False)
+    assert again.run('step', 'a failing step', folder, ['-c', 'print(1)'])
+    assert sorted(os.listdir(folder)) == ['.quickstart_done.json', 'quickstart_step.log']
+
+
+def test_quick_sets_only_what_is_not_given(quickstart):
+    args = quickstart.parse_args(['--quick', '--grpo-iters', '5'])
+    assert (args.num_images, args.sft_iters, args.grpo_iters, args.eval_samples) == (2, 2, 5, 2)
+    args = quickstart.parse_args([])
+    assert (args.num_images, args.sft_iters, args.grpo_iters, args.eval_samples) == (
+        64, None, None, None)
