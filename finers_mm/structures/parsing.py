@@ -11,7 +11,7 @@ rule lives here only. The expected answers (METHOD.md, "Answer formats")::
 A malformed completion is data, never an error: :func:`parse_completion` never raises on any text
 and reports the first problem in ``ParsedCompletion.invalid``.
 
-Rules (each a decision, tested in ``tests/test_parsing.py``):
+Rules (each a decision, tested in ``tests/test_structures/test_parsing.py``):
 
 - **Think format** (``think_format_ok``): the WHOLE text matches
   ``^\\s*<think>.*?</think>\\s*<answer>.*?</answer>\\s*$`` (``re.DOTALL``, Unicode ``\\s``). Only

@@ -10,8 +10,9 @@ The loss is the PPO clipped surrogate with a group-relative, sequence-level adva
 every token of a completion), plus a KL term to a frozen reference policy and minus an entropy
 bonus. For 'dapo', 'grpo' and 'dr_grpo', the loss types trl 1.16's ``GRPOTrainer`` has with the
 same meaning, the value and gradients are trl's, with the differences below
-(``tests/test_grpo_math.py`` drives trl's own loss code on the same tensors). trl's 'dapo' divides
-by ``num_items_in_batch``, the token count of the whole generation batch: ``normalizer`` here.
+(``tests/test_models/test_losses/test_grpo_loss.py`` drives trl's own loss code on the same
+tensors). trl's 'dapo' divides by ``num_items_in_batch``, the token count of the whole generation
+batch: ``normalizer`` here.
 The authors' settings (EasyR1/veRL), the defaults of :class:`GRPOLoss` (the functions' own defaults
 are neutral: no KL, no entropy bonus):
 

@@ -2,7 +2,7 @@
 """TEST / BENCHMARK SCAFFOLDING: an explorer that answers regions written down beforehand.
 
 The tiny random Qwen2.5-VL explorer never writes a parsable region, so the end-to-end test and the
-benchmark script the explorer instead (as ``tests/test_detector.py`` scripts completions): the
+benchmark script the explorer instead (as ``finers_mm.testing.scripted`` scripts completions): the
 regions (ORIGINAL pixels) come from a JSON file ``{question: [x1, y1, x2, y2] | null}``, made from
 the GT (``region_for``), optionally displaced to mimic a localisation error.
 """
