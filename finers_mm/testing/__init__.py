@@ -1,7 +1,8 @@
 # Copyright (c) finers_mm contributors. All rights reserved.
 """Test fixtures shipped with finers_mm, as mmdet keeps ``mmdet.testing``.
 
-- :mod:`.tiny_models`: tiny local Qwen2.5-VL / Qwen2-VL / SAM, built offline and cached;
+- :mod:`.tiny_models`: tiny local Qwen2.5-VL / Qwen2-VL / SAM, built offline and cached (their
+  tokenizer: :mod:`.tiny_tokenizer`);
 - :mod:`.synthetic`: the synthetic FineRS-format data generator;
 - :mod:`.scripted`: VLM adapters whose ``generate`` is scripted (registered on import), and the
   oracle completions that name the ground truth;

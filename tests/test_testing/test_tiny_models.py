@@ -13,8 +13,8 @@ from PIL import Image
 
 from finers_mm.models.mask_heads.sam_builder import TINY_SAM_CONFIG, build_sam_from_config
 from finers_mm.testing import REPO_ROOT
-from finers_mm.testing.tiny_models import (MANIFEST_NAME, QWEN_SPECIAL_TOKENS, TINY_MAX_PIXELS,
-                                           build_tiny_models)
+from finers_mm.testing.tiny_models import MANIFEST_NAME, TINY_MAX_PIXELS, build_tiny_models
+from finers_mm.testing.tiny_tokenizer import QWEN_SPECIAL_TOKENS
 
 FAMILIES = ('qwen2_5_vl', 'qwen2_vl')
 VLM_CLASSES = {'qwen2_5_vl': 'Qwen2_5_VLForConditionalGeneration',
