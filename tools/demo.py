@@ -67,6 +67,9 @@ def main(argv=None) -> dict:
     print(f"reasoning (explorer): {prediction['explorer_completion']!r}")
     print(f"reasoning (refiner) : {prediction['refiner_completion']!r}")
     print(f"drawing  : {osp.join(args.out_dir, 'vis')}")
+    layout = getattr(inferencer.visualizer, 'layout', None)  # FineRSVisualizer's record
+    for note in layout.notes if layout is not None else []:
+        print(f'  note   : {note}')
     print(f"mask     : {prediction['mask_file']}")
     print(f"all      : {osp.join(args.out_dir, 'preds')}")
     return prediction

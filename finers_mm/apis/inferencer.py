@@ -107,8 +107,21 @@ class FineRSInferencer(BaseInferencer):
                   img_out_dir: str = '') -> Optional[List[np.ndarray]]:
         """Draw each prediction with the config's visualiser (``FineRSVisualizer``).
 
+        Each drawing is saved as ``img_out_dir/<index>_<image stem>.jpg``; with
+        ``FineRSVisualizer``, ``self.visualizer.layout`` describes the last one (panels, what was
+        drawn clipped).
+
+        Args:
+            inputs (list[dict]): the inputs, as given to :meth:`__call__`.
+            preds (list[DetDataSample]): their predictions.
+            show (bool): show each drawing in a window.
+            wait_time (float): seconds a shown drawing stays.
+            draw_pred (bool): draw the predictions (False: the image and question only).
+            img_out_dir (str): where drawings go; empty: not saved.
+
         Returns:
-            list[np.ndarray] | None: drawn RGB images; None when nothing is drawn or shown.
+            list[np.ndarray] | None: drawn (h, w, 3) RGB images; None when nothing is drawn or
+            shown.
         """
         if not show and not img_out_dir:
             return None

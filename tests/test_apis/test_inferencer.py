@@ -44,12 +44,16 @@ def test_inferencer_writes_drawing_mask_and_prediction(inferencer, tmp_path):
     width, height = Image.open(IMAGE).size
     mask = np.asarray(Image.open(prediction['mask_file']))
     assert mask.shape == (height, width)
+    # the drawing: the whole image in its first panel, on a canvas of bounded width
     drawing = Image.open(tmp_path / 'vis' / '0000_train_000000.jpg')
-    assert drawing.size[1] == height and drawing.size[0] >= width
+    layout = inferencer.visualizer.layout
+    assert drawing.size == layout.canvas_size
+    assert drawing.size[0] <= inferencer.visualizer.max_width
+    assert layout.panels['image'].window == (0, 0, width, height)
     with open(tmp_path / 'preds' / '0000_train_000000.json') as f:
         assert json.load(f) == prediction
     [drawn] = result['visualization']
-    assert drawn.shape[0] == height
+    assert drawn.shape == (drawing.size[1], drawing.size[0], 3)
 
 
 def test_array_input_matches_path_input(inferencer):
