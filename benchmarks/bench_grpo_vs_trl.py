@@ -298,7 +298,7 @@ def build_trl(args, tiny, records, ours_processor, work_dir, lockstep, profile=F
     from transformers.trainer_callback import PrinterCallback
     from trl import GRPOConfig, GRPOTrainer
 
-    from finers_mm.models.vlm.base import VISION_TOKEN_ID_KEYS
+    from finers_mm.models.vlm.loading import VISION_TOKEN_ID_KEYS
 
     model = Qwen2_5_VLForConditionalGeneration.from_pretrained(
         tiny['qwen2_5_vl'], local_files_only=True, dtype=torch.float32,

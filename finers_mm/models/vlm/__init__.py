@@ -1,6 +1,12 @@
 # Copyright (c) finers_mm contributors. All rights reserved.
-"""VLM adapters: Hugging Face image-text-to-text models loaded from local directories."""
-from .base import BaseVLMAdapter, GenerationResult, completion_mask_after_eos
+"""VLM adapters: Hugging Face image-text-to-text models loaded from local directories.
+
+The interface (:mod:`.base`), by job: loading and LoRA (:mod:`.loading`), the coordinate
+convention (:mod:`.coordinates`), generation (:mod:`.generation`), completion log-probs
+(:mod:`.logprobs`); the Qwen-VL families (:mod:`.qwen_vl`).
+"""
+from .base import BaseVLMAdapter
+from .generation import GenerationResult, completion_mask_after_eos
 from .qwen_vl import Qwen2VLAdapter, Qwen3VLAdapter, Qwen25VLAdapter, QwenVLAdapter
 
 __all__ = [

@@ -29,7 +29,7 @@ All three feed images as patches of ``image_processor.patch_size`` merged ``merg
 image processor's ``smart_resize``.
 """
 import sys
-from typing import Dict
+from typing import TYPE_CHECKING, Dict
 
 import torch
 
@@ -37,9 +37,13 @@ from finers_mm.registry import MODELS
 from finers_mm.structures.frames import Size
 from .base import BaseVLMAdapter
 
+if TYPE_CHECKING:
+    from transformers import BatchFeature
+
 
 class QwenVLAdapter(BaseVLMAdapter):
-    """The part shared by the Qwen-VL families: image size after the processor, prompt repeats.
+    """The part shared by the Qwen-VL families: image size after the processor, prompt repeats
+    and chunks.
 
     See :class:`~finers_mm.models.vlm.base.BaseVLMAdapter` for the arguments.
     """
@@ -90,11 +94,11 @@ class QwenVLAdapter(BaseVLMAdapter):
         repeated['pixel_values'] = torch.cat([p for p in patches for _ in range(n)])
         return repeated
 
-    def select_prompts(self, prompt_inputs, first: int, last: int) -> Dict[str, torch.Tensor]:
+    def select_prompts(self, prompt_inputs, first: int, last: int) -> 'BatchFeature':
         """Prompts ``first`` to ``last - 1`` of a batch (e.g. to score a batch in chunks).
 
-        Per-prompt tensors are sliced by row; ``pixel_values`` by each image's
-        ``image_grid_thw[i].prod()`` patch rows.
+        Per-prompt tensors (B, ...) are sliced by row; ``pixel_values`` (all B images' patches
+        concatenated) by each image's ``image_grid_thw[i].prod()`` patch rows.
 
         Args:
             prompt_inputs (transformers.BatchFeature): B prompts of one image each.
@@ -102,7 +106,8 @@ class QwenVLAdapter(BaseVLMAdapter):
             last (int): one past the last prompt kept.
 
         Returns:
-            transformers.BatchFeature: the inputs of prompts ``first:last``.
+            transformers.BatchFeature: the inputs of prompts ``first:last``: per-prompt tensors
+            ``(last - first, ...)``, ``pixel_values`` of their images only.
         """
         from transformers import BatchFeature
         patches = prompt_inputs['image_grid_thw'].prod(dim=-1)

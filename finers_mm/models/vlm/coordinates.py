@@ -1,0 +1,101 @@
+# Copyright (c) finers_mm contributors. All rights reserved.
+"""A VLM's coordinate convention: between what the model writes and the pixels of the image it
+was fed (the "frame": the explorer view or the refiner crop)."""
+from typing import Optional, Tuple
+
+import numpy as np
+
+from finers_mm.structures.frames import Size, frame_to_model, model_to_frame
+
+
+class CoordinateConventionMixin:
+    """The coordinate convention of a VLM adapter, set by the class attribute ``relative_scale``.
+
+    ``relative_scale`` None: ABSOLUTE pixels of the image as the model saw it, i.e. after the
+    processor's resize (:meth:`model_image_size`, which the adapter implements); an int ``s``:
+    coordinates relative to the image, ``0..s`` along each axis.
+    """
+
+    relative_scale: Optional[int]
+
+    def model_image_size(self, frame_size: Size) -> Size:
+        """Size of an image of ``frame_size`` after the processor's resize (what the model sees).
+
+        Args:
+            frame_size (tuple[int, int]): ``(W, H)`` of the image fed to the model.
+
+        Returns:
+            tuple[int, int]: ``(W, H)`` of the model's input image.
+        """
+        raise NotImplementedError(f'{type(self).__name__} must implement model_image_size (the '
+                                  'size of an image after its processor resized it)')
+
+    def model_coord_size(self, frame_size: Size) -> Size:
+        """Extent of the model's coordinate space over an image of ``frame_size``.
+
+        Args:
+            frame_size (tuple[int, int]): ``(W, H)`` of the image fed to the model.
+
+        Returns:
+            tuple[int, int]: ``(sx, sy)``: the image's right/bottom edge is at ``x = sx`` /
+            ``y = sy`` in model coordinates.
+        """
+        if self.relative_scale is None:
+            return self.model_image_size(frame_size)
+        return (self.relative_scale, self.relative_scale)
+
+    def model_to_frame(self, coords, frame_size: Size) -> np.ndarray:
+        """Map coordinates as the model writes them to pixels of the image it was fed.
+
+        Args:
+            coords: boxes (..., 4) ``[x1, y1, x2, y2]`` or points (..., 2) in model coordinates.
+            frame_size (tuple[int, int]): ``(W, H)`` of the image fed to the model.
+
+        Returns:
+            np.ndarray: float32, same shape, in frame pixels (continuous, not clipped).
+        """
+        return model_to_frame(coords, frame_size,
+                              self.model_coord_size(frame_size)).astype(np.float32)
+
+    def frame_to_model(self, coords, frame_size: Size) -> np.ndarray:
+        """Map pixels of the fed image to the model's coordinates (inverse of
+        :meth:`model_to_frame`), e.g. to write target answers.
+
+        Args:
+            coords: boxes (..., 4) or points (..., 2) in frame pixels.
+            frame_size (tuple[int, int]): ``(W, H)`` of the image fed to the model.
+
+        Returns:
+            np.ndarray: float32, same shape, in model coordinates.
+        """
+        return frame_to_model(coords, frame_size,
+                              self.model_coord_size(frame_size)).astype(np.float32)
+
+    def region_size_in_model(self, region_size: int, frame_size: Size) -> Tuple[int, int]:
+        """Width and height, in the model's coordinates, of a ``region_size`` square of the frame:
+        the region size the explorer prompt states (the one place that knows it).
+
+        - Relative conventions (``relative_scale`` an int, Qwen2-VL / Qwen3-VL): the square mapped
+          with :meth:`frame_to_model` and rounded, e.g. 256 in a 1920 x 1080 frame is
+          ``(133, 237)`` on a 0..1000 scale (at least 1 unit each).
+        - Absolute pixels (``relative_scale`` None, Qwen2.5-VL): ``(region_size, region_size)``
+          unchanged, the authors' prompt ("a 256*256 bounding box"). Strictly the model's pixels
+          are those of the smart-resized image, but for the explorer frame the resize changes each
+          side by less than 2 % (1920 x 1080 becomes 1932 x 1092 with the checkpoint's pixel
+          budget, 1904 x 1064 with ``max_pixels=1920 * 1080``), so the size is stated in frame
+          pixels, as in the authors' prompt. The rewards and the SFT targets still convert the
+          model's boxes exactly (:meth:`model_to_frame`, :meth:`frame_to_model`).
+
+        Args:
+            region_size (int): side of the region in frame pixels.
+            frame_size (tuple[int, int]): ``(W, H)`` of the image fed to the model.
+
+        Returns:
+            tuple[int, int]: ``(width, height)`` in model coordinates.
+        """
+        if self.relative_scale is None:
+            return int(region_size), int(region_size)
+        side = float(region_size)
+        box = self.frame_to_model(np.array([0.0, 0.0, side, side], np.float32), frame_size)
+        return (max(1, int(round(float(box[2] - box[0])))),
+                max(1, int(round(float(box[3] - box[1])))))
