@@ -1,7 +1,5 @@
 # Copyright (c) finers_mm contributors. All rights reserved.
 """GRPOHook: turns an ordinary mmengine training run of a FineRS stage into GRPO."""
-import logging
-import os.path as osp
 import time
 from typing import Optional
 
@@ -9,17 +7,18 @@ import numpy as np
 import torch
 from mmengine.dist import get_rank, get_world_size
 from mmengine.hooks import Hook
-from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 
+from finers_mm.models.data_preprocessor import FineRSDataPreprocessor
 from finers_mm.models.losses import group_advantages
+from finers_mm.models.vlm import BaseVLMAdapter
 from finers_mm.registry import HOOKS, REWARDS
+from .data_checks import check_reward_data
+from .reference import ReferencePolicy
+from .rewards import RewardResult
 from .rollout import Rollout
 
 DATA_BATCH = Optional[dict]
-#: the checkpoint meta key recording where a full fine-tune's KL reference came from
-REFERENCE_META_KEY = 'grpo_reference'
-_UNKNOWN = object()
 
 
 @HOOKS.register_module()
@@ -29,21 +28,23 @@ class GRPOHook(Hook):
     For the batch of prompts the dataloader gives (one per sample of the stage's training view), the
     hook samples ``num_generations`` completions per prompt in one batched generate, scores them
     with the composite ``reward``, computes group advantages and, for the KL term, the reference
-    policy's log-probs (the LoRA adapter disabled, or a frozen copy of the initial weights for a
-    full fine-tune), and puts a :class:`~finers_mm.rl.Rollout` into the batch under ``'rollout'``.
-    The stage's ``loss`` (``train_mode='grpo'``) turns it into the GRPO loss; mmengine's optimiser
-    wrapper, schedulers, checkpointing and DDP do the rest. The policy is updated once per rollout
+    policy's log-probs (:class:`~finers_mm.rl.reference.ReferencePolicy`: the LoRA adapter
+    disabled, or a frozen copy of the initial weights for a full fine-tune, kept across resumes),
+    and puts a :class:`~finers_mm.rl.Rollout` into the batch under ``'rollout'``. The batch is
+    preprocessed once: the hook hands the preprocessed batch on to the model's ``train_step``
+    (:meth:`~finers_mm.models.FineRSDataPreprocessor.hand_on`). The stage's ``loss``
+    (``train_mode='grpo'``) turns the rollout into the GRPO loss; mmengine's optimiser wrapper,
+    schedulers, checkpointing and DDP do the rest. The policy is updated once per rollout
     (on-policy), so the old policy is the current one (``old_logps`` None). Sampling is seeded
     from the run's seed, the iteration and the rank, so a resumed run repeats an uninterrupted one.
 
     Logged each iteration (``train/`` scalars): ``reward`` (mean) and ``reward_std``, the mean of
     every reward term (``reward/<name>``), ``invalid_rate``, ``completion_length``,
-    ``rollout_time``, ``reference_time`` and ``update_time``; the loss adds ``kl``, ``clip_fraction`` and
-    ``entropy``.
+    ``rollout_time``, ``reference_time`` and ``update_time``; the loss adds ``kl``,
+    ``clip_fraction`` and ``entropy``.
 
-    Before training it refuses data that cannot feed the reward: a term that ``requires``
-    ``target_region`` (the retrospective terms) on records without ``best_region`` raises, naming
-    the annotation file and the fix (the authors' release silently trained with those terms at 0).
+    Before training it refuses data that cannot feed the reward
+    (:func:`~finers_mm.rl.data_checks.check_reward_data`).
 
     Args:
         reward (dict): config of the reward, e.g. ``dict(type='CompositeReward', terms=[...])``.
@@ -69,11 +70,14 @@ class GRPOHook(Hook):
         if max_new_tokens is not None:
             self.sampling['max_new_tokens'] = int(max_new_tokens)
         self.scale_rewards = scale_rewards
-        self.reference_micro_batch = int(reference_micro_batch)
-        self.reference = None
-        self._reference_origin = _UNKNOWN  # the load_from checkpoint, None: `pretrained`
-        self._loaded_origin = _UNKNOWN  # what the last loaded checkpoint recorded
+        self.reference_policy = ReferencePolicy(micro_batch=reference_micro_batch)
         self._update_start = 0.0
+
+    @property
+    def reference(self) -> Optional[BaseVLMAdapter]:
+        """The frozen reference adapter of a full fine-tune; None when the LoRA-disabled policy
+        is the reference, or without a KL term."""
+        return self.reference_policy.frozen
 
     @staticmethod
     def _stage(runner):
@@ -85,85 +89,22 @@ class GRPOHook(Hook):
         return model
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        """Remember where the reference of the run that saved ``checkpoint`` came from.
-
-        mmengine calls this for ``load_from`` and for a resume, both before ``before_train``.
-        """
-        self._loaded_origin = checkpoint.get('meta', {}).get(REFERENCE_META_KEY, _UNKNOWN)
+        """Let the reference policy read the loaded checkpoint's record of its origin."""
+        self.reference_policy.after_load_checkpoint(runner, checkpoint)
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        """Record the reference's origin in the checkpoint's meta (not its weights: see
-        :meth:`before_train`), so that a resumed run rebuilds the same reference."""
-        if self._reference_origin is not _UNKNOWN:
-            checkpoint.setdefault('meta', {})[REFERENCE_META_KEY] = self._reference_origin
+        """Let the reference policy record its origin in the checkpoint's meta."""
+        self.reference_policy.before_save_checkpoint(runner, checkpoint)
 
     def before_train(self, runner) -> None:
-        """Check that the data can feed every reward term; build the frozen reference if needed.
-
-        The reference of a full fine-tune is the policy as training starts: a frozen copy of the
-        stage's VLM after mmengine loaded ``load_from`` (which happens before this hook), so an SFT
-        warm-up loaded with ``load_from`` is the reference, not the config's ``pretrained`` model.
-        A resumed run must keep the reference of the run it resumes, not copy the resumed policy:
-        the checkpoints record the reference's origin (``meta['grpo_reference']``: the ``load_from``
-        checkpoint the run started from, or None for the ``pretrained`` model), and a resumed run
-        rebuilds the reference from it. A checkpoint saved before this record existed resumes with
-        the ``pretrained`` model as the reference (the behaviour of those runs).
-        """
+        """Check that the data can feed every reward term; set the reference policy up."""
         model = self._stage(runner)
-        self._check_data(runner.train_dataloader.dataset)
-        if not model.loss_grpo.uses_reference or model.vlm.use_lora:
-            return
-        if self._resumed(runner):
-            origin = self._loaded_origin
-            if origin is _UNKNOWN:
-                print_log('GRPOHook: the resumed checkpoint does not record the reference policy '
-                          f'(meta[{REFERENCE_META_KEY!r}]); using the pretrained model '
-                          f'{model.vlm.pretrained!r} as the reference', logger='current',
-                          level=logging.WARNING)
-                origin = None
-            elif origin is not None and not osp.exists(origin) and '://' not in origin:
-                raise FileNotFoundError(
-                    f'GRPOHook: the resumed run started from load_from={origin!r}, its KL '
-                    'reference, which no longer exists; restore it to resume this run')
-            source = 'pretrained' if origin is None else origin
-            print_log(f'GRPOHook: resumed run: rebuilding the frozen reference policy from '
-                      f'{model.vlm.pretrained if origin is None else origin!r}', logger='current')
-        else:
-            load_from = (getattr(runner, '_load_from', None)
-                         if getattr(runner, '_has_loaded', False) else None)
-            origin = None if load_from is None else (
-                osp.abspath(load_from) if osp.exists(load_from) else str(load_from))
-            source = 'policy'
-            print_log('GRPOHook: full fine-tune with a KL term: a frozen copy of the initial '
-                      f'policy ({model.vlm.pretrained if origin is None else origin!r}) is the '
-                      'reference',
-                      logger='current')
-        self._reference_origin = origin
-        self.reference = model.build_reference(source)
-
-    def _resumed(self, runner) -> bool:
-        """Whether this run resumed a checkpoint (rather than starting, maybe from load_from)."""
-        loaded = getattr(runner, '_has_loaded', False)
-        return bool(loaded and getattr(runner, '_resume', False)) or runner.iter > 0
-
-    def _check_data(self, dataset) -> None:
-        """Refuse records without ``best_region`` when a term needs the retrospective target."""
-        if 'target_region' not in self.reward.requires:
-            return
-        dataset = getattr(dataset, 'dataset', dataset)  # through mmengine's dataset wrappers
-        dataset.full_init()
-        missing = [i for i in range(len(dataset))
-                   if dataset.get_data_info(i).get('best_region') is None]
-        if missing:
-            raise RuntimeError(
-                f'{len(missing)} of {len(dataset)} training records in '
-                f'{getattr(dataset, "ann_file", "the dataset")} have no best_region, but the reward '
-                'terms need it (the locate-informed retrospective reward). Run '
-                'tools/search_best_region.py with the trained refiner first, or remove the terms '
-                'that require target_region from the reward.')
+        check_reward_data(self.reward, runner.train_dataloader.dataset)
+        self.reference_policy.setup(runner, model)
 
     def before_train_iter(self, runner, batch_idx: int, data_batch: DATA_BATCH = None) -> None:
-        """Sample and score this iteration's completions; put the rollout into ``data_batch``."""
+        """Sample and score this iteration's completions; hand the preprocessed batch on with the
+        rollout under ``'rollout'``."""
         model = self._stage(runner)
         data = model.data_preprocessor(data_batch, True)
         samples = data['data_samples']
@@ -185,10 +126,11 @@ class GRPOHook(Hook):
         start = time.perf_counter()
         ref_logps = None
         if model.loss_grpo.uses_reference:
-            ref_logps = self._reference_logps(model, generation)
+            ref_logps = self.reference_policy.logprobs(model, generation,
+                                                       self.sampling['temperature'])
         reference_time = time.perf_counter() - start
 
-        data_batch['rollout'] = Rollout(
+        rollout = Rollout(
             prompt_inputs=generation.prompt_inputs, completion_ids=generation.completion_ids,
             completion_mask=generation.completion_mask, advantages=advantages,
             ref_logps=ref_logps, old_logps=None, rewards=scored.total,
@@ -196,6 +138,10 @@ class GRPOHook(Hook):
             num_generations=self.num_generations, temperature=self.sampling['temperature'],
             max_completion_length=self.sampling.get('max_new_tokens',
                                                     model.vlm.generation['max_new_tokens']))
+        if isinstance(model.data_preprocessor, FineRSDataPreprocessor):
+            model.data_preprocessor.hand_on(data_batch, dict(data, rollout=rollout))
+        else:  # a preprocessor that cannot pass a batch through converts it again in train_step
+            data_batch['rollout'] = rollout
         self._log(runner, scored, generation.completion_mask, rollout_time, reference_time)
         self._update_start = time.perf_counter()
 
@@ -212,28 +158,9 @@ class GRPOHook(Hook):
         base = runner.seed if runner.seed is not None else 0
         return (base + 1_000_003 * runner.iter * get_world_size() + get_rank()) % (2**31 - 1)
 
-    @torch.no_grad()
-    def _reference_logps(self, model, generation) -> torch.Tensor:
-        """Reference log-probs of the completions, ``reference_micro_batch`` prompts' worth at a
-        time (prompt-major rows, so a chunk of prompts is a contiguous block of rows)."""
-        n = self.num_generations
-        prompts = generation.prompt_inputs['input_ids'].shape[0]
-        per_chunk = max(1, self.reference_micro_batch // n)
-        chunks = []
-        for first in range(0, prompts, per_chunk):
-            rows = slice(first * n, min(prompts, first + per_chunk) * n)
-            prompt_inputs = model.vlm.select_prompts(generation.prompt_inputs, first,
-                                                     min(prompts, first + per_chunk))
-            args = (prompt_inputs, generation.completion_ids[rows],
-                    generation.completion_mask[rows], self.sampling['temperature'])
-            if self.reference is not None:
-                chunks.append(self.reference.completion_logprobs(*args))
-            else:
-                with model.vlm.reference_policy():
-                    chunks.append(model.vlm.completion_logprobs(*args))
-        return torch.cat(chunks)
-
-    def _log(self, runner, scored, completion_mask, rollout_time, reference_time) -> None:
+    @staticmethod
+    def _log(runner, scored: RewardResult, completion_mask: torch.Tensor, rollout_time: float,
+             reference_time: float) -> None:
         """Reward statistics and timings as ``train/`` scalars of the message hub."""
         hub = runner.message_hub
         hub.update_scalar('train/reward', float(np.mean(scored.total)))
@@ -245,4 +172,3 @@ class GRPOHook(Hook):
                           float(completion_mask.sum(dim=1).float().mean()))
         hub.update_scalar('train/rollout_time', rollout_time)
         hub.update_scalar('train/reference_time', reference_time)
-

@@ -1,10 +1,16 @@
 # Copyright (c) finers_mm contributors. All rights reserved.
-"""GRPO through mmengine: tools/train.py with GRPOHook on the tiny models and the bundled data."""
+"""GRPO through mmengine: tools/train.py (and in-process runners) with GRPOHook on the tiny models
+and the bundled data: training, logging, the KL reference policy over load_from and resume, one
+preprocessing of the batch per iteration."""
+import ast
+import glob
 import json
 import os
 import os.path as osp
+import shutil
 import subprocess
 import sys
+import uuid
 
 import pytest
 import torch
@@ -12,6 +18,7 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 
+from finers_mm.rl import GRPOHook
 from finers_mm.testing import REPO_ROOT
 
 CONFIGS = osp.join(REPO_ROOT, 'configs', 'finers')
@@ -55,7 +62,9 @@ def test_lpr_grpo_trains_logs_saves_and_resumes(tiny_models, tmp_path):
                 'reward/answer', 'invalid_rate', 'completion_length', 'rollout_time',
                 'reference_time', 'update_time', 'loss', 'kl', 'clip_fraction', 'entropy'):
         assert key in logged[0], key
-    limit = Config.fromfile(osp.join(CONFIGS, 'lpr_tiny.py')).custom_hooks[0]['max_new_tokens']
+    cfg = Config.fromfile(osp.join(CONFIGS, 'lpr_tiny.py'))
+    # the rollout's budget: the hook's max_new_tokens, else the VLM's generation setting
+    limit = cfg.custom_hooks[0].get('max_new_tokens', cfg.model.vlm.generation.max_new_tokens)
     assert 0 < logged[0]['completion_length'] <= limit
     assert osp.isfile(tmp_path / 'iter_2.pth')
 
@@ -153,3 +162,137 @@ def test_reference_is_the_policy_loaded_with_load_from(warm_start_checkpoint, ti
     [row] = _scalars(resumed)
     expected = {k: v for k, v in logged[1].items() if 'time' not in k}
     assert {k: v for k, v in row.items() if 'time' not in k} == expected
+
+
+# ------------------------------------------------------------------------------------------------
+# In process: the reference policy's lifecycle through the public runner API, one preprocessing
+# ------------------------------------------------------------------------------------------------
+
+
+class _PublicView:
+    """The runner as GRPOHook may see it: reading a private attribute (``_load_from``,
+    ``_has_loaded``, ``_resume``, ...) fails loudly; an AssertionError, which ``getattr(runner,
+    name, default)`` does not swallow."""
+
+    def __init__(self, runner: Runner) -> None:
+        self.__dict__['runner'] = runner
+
+    def __getattr__(self, name: str):
+        if name.startswith('_'):
+            raise AssertionError(f'GRPOHook read the private runner attribute {name!r}')
+        return getattr(self.__dict__['runner'], name)
+
+
+class _PublicOnlyRunner(Runner):
+    """mmengine's Runner, handing GRPOHook (all its callbacks, checkpoint ones included) a
+    :class:`_PublicView` of itself."""
+
+    def call_hook(self, fn_name: str, **kwargs) -> None:
+        for hook in self.hooks:
+            if hasattr(hook, fn_name):
+                runner = _PublicView(self) if isinstance(hook, GRPOHook) else self
+                getattr(hook, fn_name)(runner, **kwargs)
+
+
+def _runner(tiny_models, work_dir, **options) -> Runner:
+    """An in-process LPR GRPO run (full fine-tune, KL on) of the short step, a checkpoint per
+    iteration."""
+    init_default_scope('finers_mm')
+    cfg = Config.fromfile(osp.join(CONFIGS, 'lpr_tiny.py'))
+    cfg.merge_from_dict({'model.vlm.pretrained': tiny_models['qwen2_5_vl'],
+                         'train_dataloader.dataset.data_root': BUNDLED,
+                         'train_dataloader.batch_size': 2, 'custom_hooks.0.num_generations': 2,
+                         'custom_hooks.0.max_new_tokens': 16,
+                         'default_hooks.checkpoint.interval': 1, 'work_dir': str(work_dir),
+                         'experiment_name': f'grpo_{uuid.uuid4().hex}',
+                         'visualizer.name': f'grpo_{uuid.uuid4().hex}', **options})
+    return _PublicOnlyRunner.from_cfg(cfg)
+
+
+def _grpo_hook(runner) -> GRPOHook:
+    [hook] = [h for h in runner.hooks if isinstance(h, GRPOHook)]
+    return hook
+
+
+def _vlm_weights(path) -> dict:
+    state = torch.load(path, map_location='cpu', weights_only=False)['state_dict']
+    return {key[len('vlm.'):]: value for key, value in state.items() if key.startswith('vlm.')}
+
+
+def test_reference_lifecycle_through_the_public_runner_api(warm_start_checkpoint, tiny_models,
+                                                           tmp_path):
+    """load_from: the reference is the loaded policy (KL 0 at iteration 1) and the checkpoint
+    records it; resume: the reference is rebuilt from that record (the warm-start weights, not the
+    resumed policy); a record naming a file that is gone stops the resumed run. GRPOHook sees a
+    runner without private attributes throughout."""
+    warm = tmp_path / 'warm.pth'
+    shutil.copy(warm_start_checkpoint, warm)
+    first = _runner(tiny_models, tmp_path / 'first', load_from=str(warm),
+                    **{'train_cfg.max_iters': 1})
+    first.train()
+    assert abs(first.message_hub.get_scalar('train/kl').current()) < 1e-6
+    checkpoint = torch.load(tmp_path / 'first' / 'iter_1.pth', map_location='cpu',
+                            weights_only=False)
+    assert checkpoint['meta']['grpo_reference'] == str(warm)
+
+    resumed = _runner(tiny_models, tmp_path / 'resumed', resume=True,
+                      load_from=str(tmp_path / 'first' / 'iter_1.pth'),
+                      **{'train_cfg.max_iters': 2})
+    resumed.train()
+    warm_weights = _vlm_weights(warm)
+    reference = _grpo_hook(resumed).reference.state_dict()
+    assert reference.keys() == warm_weights.keys()
+    assert all(torch.equal(reference[k], v) for k, v in warm_weights.items())
+    resumed_policy = _vlm_weights(tmp_path / 'first' / 'iter_1.pth')
+    assert any(not torch.equal(resumed_policy[k], v) for k, v in warm_weights.items())
+    saved = torch.load(tmp_path / 'resumed' / 'iter_2.pth', map_location='cpu',
+                       weights_only=False)
+    assert saved['meta']['grpo_reference'] == str(warm)
+
+    os.remove(warm)
+    again = _runner(tiny_models, tmp_path / 'again', resume=True,
+                    load_from=str(tmp_path / 'first' / 'iter_1.pth'),
+                    **{'train_cfg.max_iters': 2})
+    with pytest.raises(FileNotFoundError, match=r'load_from=.*warm\.pth.*no longer exists'):
+        again.train()
+
+
+def test_the_batch_is_preprocessed_once_per_iteration(tiny_models, tmp_path):
+    runner = _runner(tiny_models, tmp_path, **{'train_cfg.max_iters': 2})
+    preprocessor = runner.model.data_preprocessor
+    calls = []
+    convert, forward = preprocessor.convert, preprocessor.forward
+
+    def counted_convert(data):
+        calls.append(('convert', runner.iter))
+        return convert(data)
+
+    def counted_forward(data, training=False):
+        calls.append(('forward', runner.iter))
+        return forward(data, training)
+
+    preprocessor.convert, preprocessor.forward = counted_convert, counted_forward
+    runner.train()
+    converted = [it for kind, it in calls if kind == 'convert']
+    assert converted == [0, 1]  # once per iteration ...
+    # ... though the hook (rollout) and train_step (loss) both call the preprocessor
+    assert [it for kind, it in calls if kind == 'forward'] == [0, 0, 1, 1]
+
+
+def test_the_grpo_hook_and_its_reference_use_no_private_runner_attribute():
+    """The source of finers_mm/rl/ reads no ``runner._*`` (attribute or ``getattr`` string)."""
+    found = []
+    for path in glob.glob(osp.join(REPO_ROOT, 'finers_mm', 'rl', '**', '*.py'), recursive=True):
+        with open(path, encoding='utf-8') as f:
+            tree = ast.parse(f.read(), path)
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Attribute) and node.attr.startswith('_')
+                    and isinstance(node.value, ast.Name) and node.value.id == 'runner'):
+                found.append(f'{path}:{node.lineno} runner.{node.attr}')
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                    and node.func.id in ('getattr', 'hasattr', 'setattr') and len(node.args) > 1
+                    and isinstance(node.args[0], ast.Name) and node.args[0].id == 'runner'
+                    and isinstance(node.args[1], ast.Constant)
+                    and str(node.args[1].value).startswith('_')):
+                found.append(f'{path}:{node.lineno} {node.func.id}(runner, {node.args[1].value!r})')
+    assert not found, '\n'.join(found)
