@@ -1,17 +1,21 @@
 # Copyright (c) finers_mm contributors. All rights reserved.
-"""Compatibility fixes for the pinned stack, applied once at ``import finers_mm``.
+"""Compatibility fixes for the pinned stack (torch 2.14, mmengine 0.10.7, mmdet 3.3,
+transformers 5).
 
-torch >= 2.6 defaults ``torch.load(weights_only=True)``. mmengine 0.10.7 checkpoints hold more than
-tensors (the message hub's ``HistoryBuffer``, numpy scalars, the config text), so resuming or
-``load_from`` fails with ``Unsupported global: mmengine.logging.history_buffer.HistoryBuffer``.
-
-The fix is scoped: it replaces only mmengine's local-file checkpoint scheme (the loader mmengine uses
-for paths without a URL prefix) with one that passes ``weights_only=False``. ``torch.load`` itself, and
-every other caller of it, keep torch's safe default. Only load checkpoints you trust, exactly as with
-mmengine on older torch.
+- Checkpoints, applied once at ``import finers_mm`` (:func:`register_checkpoint_loader`): torch
+  >= 2.6 defaults ``torch.load(weights_only=True)``. mmengine 0.10.7 checkpoints hold more than
+  tensors (the message hub's ``HistoryBuffer``, numpy scalars, the config text), so resuming or
+  ``load_from`` fails with ``Unsupported global: mmengine.logging.history_buffer.HistoryBuffer``.
+  The fix is scoped: it replaces only mmengine's local-file checkpoint scheme (the loader mmengine
+  uses for paths without a URL prefix) with one that passes ``weights_only=False``. ``torch.load``
+  itself, and every other caller of it, keep torch's safe default. Only load checkpoints you
+  trust, exactly as with mmengine on older torch.
+- mmdet's text encoders, applied per detector by whoever builds one
+  (:func:`patch_mmdet_text_encoders`): mmdet 3.3's BERT wrapper (Grounding DINO, GLIP) predates
+  transformers 5.
 """
 import os.path as osp
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import torch
 from mmengine.runner.checkpoint import CheckpointLoader
@@ -39,3 +43,42 @@ def load_local_mmengine_checkpoint(filename: str, map_location: Optional[Any] = 
 def register_checkpoint_loader() -> None:
     """Install :func:`load_local_mmengine_checkpoint` as mmengine's scheme for local paths."""
     CheckpointLoader.register_scheme(prefixes='', loader=load_local_mmengine_checkpoint, force=True)
+
+
+def patch_mmdet_text_encoders(detector: torch.nn.Module) -> None:
+    """Let mmdet 3.3's text encoders (``BertModel``: Grounding DINO, GLIP) inside ``detector`` run
+    on transformers 5.
+
+    Two calls changed, and only the instances inside ``detector`` are patched (no class, no other
+    model of the process):
+
+    - ``tokenizer.batch_encode_plus`` is gone; ``tokenizer.__call__`` takes the same arguments;
+    - Hugging Face BERT no longer extends a 3D ``(B, L, L)`` attention mask (mmdet's sub-sentence
+      mask) to 4D; it is given the 4D additive mask transformers 4 built from it.
+
+    Args:
+        detector (torch.nn.Module): a built mmdet detector (any module; one without a text encoder
+            is left as it is).
+    """
+    for module in detector.modules():
+        tokenizer = getattr(module, 'tokenizer', None)
+        if tokenizer is not None and callable(tokenizer) and not hasattr(
+                tokenizer, 'batch_encode_plus'):
+            object.__setattr__(tokenizer, 'batch_encode_plus', tokenizer.__call__)
+        hf_model = getattr(module, 'model', None)
+        if type(module).__name__ == 'BertEncoder' and isinstance(hf_model, torch.nn.Module):
+            hf_model.forward = _with_4d_mask(hf_model.forward, hf_model)
+
+
+def _with_4d_mask(forward: Callable, hf_model: torch.nn.Module) -> Callable:
+    """``forward`` with a 3D 0/1 ``attention_mask`` (B, L, L) turned into the 4D additive one
+    (B, 1, L, L): 0 where attended, the dtype's minimum elsewhere."""
+
+    def wrapped(*args, attention_mask=None, **kwargs):
+        if attention_mask is not None and attention_mask.dim() == 3:
+            dtype = next(hf_model.parameters()).dtype
+            keep = attention_mask[:, None].to(dtype)
+            attention_mask = (1.0 - keep) * torch.finfo(dtype).min
+        return forward(*args, attention_mask=attention_mask, **kwargs)
+
+    return wrapped

@@ -28,6 +28,7 @@ from finers_mm.models.frozen_mmdet import (build_detector, crop_pipeline, detect
 from finers_mm.models.stages import Query, RefinerOutput
 from finers_mm.registry import MODELS
 from finers_mm.structures import clip_boxes, frame_to_window, inscribed_circle_points
+from finers_mm.utils.compat import patch_mmdet_text_encoders
 
 #: how one box is chosen among a crop's detections
 SELECTIONS = ('score', 'class_name', 'text')
@@ -67,38 +68,6 @@ def box_points(box, fractions: Sequence[float] = (0.25, 0.75)) -> np.ndarray:
         centre = (x1 + x2) / 2
         points = [[centre, y1 + f * height] for f in fractions]
     return np.asarray(points, dtype=np.float32)
-
-
-def _patch_text_encoders(detector: torch.nn.Module) -> None:
-    """Let mmdet 3.3's text encoder (``BertModel``: Grounding DINO, GLIP) run on transformers 5.
-
-    Two calls changed, and only the instances inside ``detector`` are patched:
-
-    - ``tokenizer.batch_encode_plus`` is gone; ``tokenizer.__call__`` takes the same arguments;
-    - Hugging Face BERT no longer extends a 3D ``(B, L, L)`` attention mask (mmdet's sub-sentence
-      mask) to 4D; it is given the 4D additive mask transformers 4 built from it.
-    """
-    for module in detector.modules():
-        tokenizer = getattr(module, 'tokenizer', None)
-        if tokenizer is not None and callable(tokenizer) and not hasattr(
-                tokenizer, 'batch_encode_plus'):
-            object.__setattr__(tokenizer, 'batch_encode_plus', tokenizer.__call__)
-        hf_model = getattr(module, 'model', None)
-        if type(module).__name__ == 'BertEncoder' and isinstance(hf_model, torch.nn.Module):
-            hf_model.forward = _with_4d_mask(hf_model.forward, hf_model)
-
-
-def _with_4d_mask(forward, hf_model):
-    """``forward`` with a 3D 0/1 ``attention_mask`` turned into the 4D additive one."""
-
-    def wrapped(*args, attention_mask=None, **kwargs):
-        if attention_mask is not None and attention_mask.dim() == 3:
-            dtype = next(hf_model.parameters()).dtype
-            keep = attention_mask[:, None].to(dtype)
-            attention_mask = (1.0 - keep) * torch.finfo(dtype).min
-        return forward(*args, attention_mask=attention_mask, **kwargs)
-
-    return wrapped
 
 
 @MODELS.register_module()
@@ -230,7 +199,7 @@ class MMDetRefiner(BaseModule):
     def _build_detector(self, model_cfg: ConfigDict) -> BaseDetector:
         """The registered mmdet detector of ``model_cfg``, its text encoders patched."""
         detector = build_detector(model_cfg, f'{self.cfg_key}.detector.type', self.source)
-        _patch_text_encoders(detector)
+        patch_mmdet_text_encoders(detector)
         return detector
 
     def _load_checkpoint(self, checkpoint: Optional[str]) -> dict:
