@@ -32,7 +32,8 @@ config whose ``model.refiner`` is used. It also holds the dataset config's ``fra
 The output is the input JSON with ``best_region`` set in every record (nothing else changes; an
 existing ``best_region`` is replaced), written atomically. Progress is saved to
 ``NEW_JSON.partial.rank<r>.json`` (one per rank); rerunning the same command resumes, a state from
-other settings is refused, and the state files are deleted once the output is written.
+other settings is refused, and the state files are deleted once the output is written (the
+resumable job: ``tools/region_search_job.py``).
 """
 import argparse
 import datetime
@@ -42,14 +43,18 @@ import os.path as osp
 import sys
 from typing import List, Optional, Tuple
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+TOOLS_DIR = osp.dirname(osp.abspath(__file__))
+sys.path.insert(0, osp.dirname(TOOLS_DIR))
+# the job runner is a sibling module: a script's folder is on sys.path, but not when the file is
+# loaded by its path (tests); appended, so that tools/test.py never shadows the stdlib's `test`
+if TOOLS_DIR not in sys.path:
+    sys.path.append(TOOLS_DIR)
 
 import finers_mm  # noqa: E402,F401  (applies the checkpoint-loading fix before any loading)
 import torch  # noqa: E402
 from finers_mm.datasets import FineRS4kDataset, FineRSAnnotationError  # noqa: E402
 from finers_mm.registry import MODELS  # noqa: E402
-from finers_mm.rl.region_search import (CandidateRegions, RegionSearchStateError,  # noqa: E402
-                                        SearchState, add_best_regions, run_search, summarize)
+from finers_mm.rl.region_search import CandidateRegions  # noqa: E402
 from finers_mm.utils.fileio import write_atomic  # noqa: E402
 from finers_mm.utils.run_config import (  # noqa: E402
     init_cpu_distributed, load_run_config, set_local_rank_env)
@@ -59,6 +64,8 @@ from mmengine.dist import barrier, get_dist_info, init_dist  # noqa: E402
 from mmengine.logging import print_log  # noqa: E402
 from mmengine.registry import init_default_scope  # noqa: E402
 from mmengine.runner import load_checkpoint  # noqa: E402
+from region_search_job import (RegionSearchStateError, SearchState,  # noqa: E402
+                               add_best_regions, run_search, summarize)
 
 #: ``region_search`` keys of the tool (the others configure the candidates)
 RUN_DEFAULTS = dict(batch_size=1, save_interval=16, dist_timeout=86400)
@@ -191,7 +198,7 @@ def main(argv=None) -> Optional[dict]:
         argv (list[str], optional): the command line without the program; ``sys.argv`` if None.
 
     Returns:
-        dict, optional: :func:`~finers_mm.rl.region_search.summarize` of every record on rank 0,
+        dict, optional: :func:`region_search_job.summarize` of every record on rank 0,
         None on the other ranks.
     """
     args = parse_args(argv)

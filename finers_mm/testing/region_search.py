@@ -27,6 +27,9 @@ from .scripted import THINK, _generation, record_for
 
 BUNDLED_ANN = osp.join(BUNDLED_DATA, 'annotations', 'train.json')
 BUNDLED_IMAGES = osp.join(BUNDLED_DATA, 'images')
+#: the configs' ``frames`` (the paper's): the explorer frame (W, H), the region side in EXPLORER
+#: pixels, the smallest crop-window side in ORIGINAL pixels
+EXPLORER_SIZE, REGION_SIZE, CROP_MIN_SIDE = (1920, 1080), 256, 512
 #: the oracle is exact where the window's centre is this far (px) from the GT box's centre ...
 SWEET_SPOT = np.array([60.0, -40.0])
 #: ... and its box is shifted by this fraction of the window centre's distance from there
