@@ -73,7 +73,7 @@ def train_stage(args) -> dict:
                     config=osp.join(quickstart.CONFIGS, f'{args.stage}_tiny.py'))
     out_dir = osp.abspath(osp.join(args.work_dir, args.stage))
     paths = quickstart.build_tiny_models(args.models_dir, seed=0)
-    steps = quickstart.Steps(out_dir, total=5, force=args.force)
+    steps = quickstart.Steps(total=5, force=args.force, cwd=REPO_ROOT)
     data_dir = osp.join(out_dir, 'data')
     steps.run('data', f'synthetic training set: {args.num_images} images', data_dir,
               [osp.join(REPO_ROOT, 'tools', 'misc', 'make_synthetic_finers.py'), data_dir,
@@ -96,7 +96,7 @@ def train_stage(args) -> dict:
         steps.run(phase, f'{args.stage.upper()} {phase.upper()}, {max_iters} iterations', work_dir,
                   [osp.join(REPO_ROOT, 'tools', 'train.py'), config, '--work-dir', work_dir,
                    '--cfg-options', *options], depends=depends,
-                  progress=quickstart._train_progress(max_iters))
+                  progress=quickstart.train_progress(max_iters))
         model_dir = osp.join(out_dir, f'{phase}_hf')
         steps.run(f'{phase}_export', f'export the {phase.upper()} checkpoint', model_dir,
                   [osp.join(REPO_ROOT, 'tools', 'misc', 'export_stage.py'), config,

@@ -2,28 +2,30 @@
 """The embedded default main job: train the tiny FineRS stages, evaluate before/after, run the demo.
 
 Everything runs on CPU in a few minutes, offline, through the project's own tools (each step a
-subprocess, its output in a log file next to its results):
+subprocess, its output in a log file next to its results), one function per step:
 
-1. build (once, cached) the tiny models of :mod:`finers_mm.testing.tiny_models`;
-2. generate a small synthetic training set (``tools/misc/make_synthetic_finers.py``);
-3. evaluate the UNTRAINED tiny models on the bundled synthetic set (``tools/test.py`` with
-   ``configs/finers/finers_tiny_test.py``, FineRSMetric);
-4. refiner (LPR): supervised warm-up (``configs/finers/lpr_tiny_sft.py``), export, GRPO from the
-   export (``configs/finers/lpr_tiny.py``), export (``tools/misc/export_stage.py``);
-5. explorer (GSE): the same with ``gse_tiny_sft.py`` and ``gse_tiny.py``, side by side with the
-   refiner (``--jobs 2``, the default: one core each; the steps use one thread each);
-6. evaluate the trained stages on the bundled set (the exports as ``model.explorer.vlm.pretrained``
-   and ``model.refiner.vlm.pretrained``) and print both metric tables side by side, with the GRPO
-   training reward of the first and last iterations (from each run's ``vis_data/scalars.json``);
-7. run the demo (``tools/demo.py``) with the trained stages on the first bundled question.
+1. :func:`build_models`: build (once, cached) the tiny models of
+   :mod:`finers_mm.testing.tiny_models`;
+2. :func:`make_data`: generate a small synthetic training set
+   (``tools/misc/make_synthetic_finers.py``);
+3. :func:`evaluate_untrained`: evaluate the UNTRAINED tiny models on the bundled synthetic set
+   (``tools/test.py`` with ``configs/finers/finers_tiny_test.py``, FineRSMetric);
+4. :func:`train_stage` of the refiner (LPR): supervised warm-up
+   (``configs/finers/lpr_tiny_sft.py``), export, GRPO from the export
+   (``configs/finers/lpr_tiny.py``), export (``tools/misc/export_stage.py``);
+5. :func:`train_stage` of the explorer (GSE): the same with ``gse_tiny_sft.py`` and ``gse_tiny.py``,
+   side by side with the refiner (``--jobs 2``, the default: one core each; the steps use one
+   thread each);
+6. :func:`evaluate_trained`: evaluate the trained stages on the bundled set (the exports as
+   ``model.explorer.vlm.pretrained`` and ``model.refiner.vlm.pretrained``); :func:`print_tables`
+   prints both metric tables side by side, with the GRPO training reward of the first and last
+   iterations (from each run's ``vis_data/scalars.json``);
+7. :func:`run_demo`: ``tools/demo.py`` with the trained stages on the first bundled question.
 
-A step whose results are complete (a stamp written last, holding the step's command and the
-stamps of the steps it depends on) is reused when the quick start runs again with the same
-settings; otherwise its folder is removed and the step runs again (``--force``: every step).
-
-Each step is a separate process because mmengine keeps process-wide singletons by name (the
-``visualizer`` of the configs, message hubs, loggers): a second runner in the same process would
-get the first run's visualizer and write its scalars into the first run's folder.
+A step whose results are complete is reused when the quick start runs again with the same settings
+(``--force``: every step runs again); the demo runs every time. The step runner (subprocesses,
+logs, stamps, side-by-side chains): ``quickstart_steps.py``; what is read from the steps' outputs
+and the printed tables: ``quickstart_results.py``, both beside this file.
 
 Example::
 
@@ -31,25 +33,27 @@ Example::
     python tools/misc/quickstart.py --quick   # a smoke run: 2 steps per stage, 2 eval samples
 """
 import argparse
-import glob
-import hashlib
 import json
 import os
 import os.path as osp
-import re
-import shutil
-import subprocess
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
-from typing import Dict, List, Optional, Sequence
+from dataclasses import dataclass
+from typing import Dict, List, Sequence, Tuple
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+MISC_DIR = osp.dirname(osp.abspath(__file__))
+REPO_ROOT = osp.dirname(osp.dirname(MISC_DIR))
 sys.path.insert(0, REPO_ROOT)
-sys.path.insert(0, osp.join(REPO_ROOT, 'tools'))
+# the step runner and the results are sibling modules: a script's folder is on sys.path, but not
+# when the file is loaded by its path (tests); appended, so that it shadows no other module
+if MISC_DIR not in sys.path:
+    sys.path.append(MISC_DIR)
 
-import demo  # noqa: E402
+from mmengine.config import Config  # noqa: E402
+from quickstart_results import (format_metrics, format_rewards, read_metrics,  # noqa: E402
+                                read_prediction, read_rewards, reward_summary, train_progress)
+from quickstart_steps import Steps, relative, run_parallel  # noqa: E402
 
 from finers_mm.structures.vocabulary import QTYPE_FROM_ANNOTATION  # noqa: E402
 from finers_mm.testing.tiny_models import build_tiny_models  # noqa: E402
@@ -58,11 +62,11 @@ from finers_mm.utils.fileio import write_atomic  # noqa: E402
 BUNDLED = osp.join(REPO_ROOT, 'finers_mm', 'data', 'synthetic')
 CONFIGS = osp.join(REPO_ROOT, 'configs', 'finers')
 TEST_CONFIG = osp.join(CONFIGS, 'finers_tiny_test.py')
-STAMP = '.quickstart_done.json'
+TOOLS = osp.join(REPO_ROOT, 'tools')
+#: data, 4 per stage (warm-up, export, GRPO, export), the two evaluations, the demo
+TOTAL_STEPS = 12
 #: completion budgets at evaluation (finers_tiny_test.py's 64 is too short for a refiner answer)
 EVAL_MAX_NEW_TOKENS = dict(explorer=64, refiner=96)
-#: the metrics of the side-by-side table (FineRSMetric's names, in percent)
-TABLE_METRICS = ('gIoU', 'cIoU', 'gIoU_XXS', 'invalid_rate', 'MVQA', 'OVQA')
 #: what --quick sets (a smoke run of the whole flow, not a useful model)
 QUICK = dict(num_images=2, sft_iters=2, grpo_iters=2, eval_samples=2)
 #: the defaults of the settings --quick changes (None: the configs' iterations, every question)
@@ -99,272 +103,223 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-class Steps:
-    """Runs the quick start's steps: subprocesses with logs, stamps, reuse and timings."""
+@dataclass
+class QuickStart:
+    """What the steps of one quick start share.
 
-    def __init__(self, out_dir: str, total: int, force: bool) -> None:
-        self.out_dir = out_dir
-        self.total = total
-        self.force = force
-        self.done = 0
-        self.lock = threading.Lock()  # steps of the two stages may run in two threads
-        self.timings: Dict[str, float] = {}
-        self.digests: Dict[str, str] = {}
-        self.env = dict(os.environ, HF_HUB_OFFLINE='1', TRANSFORMERS_OFFLINE='1',
-                        PYTHONUNBUFFERED='1')
-        # one intra-op thread: much faster for the tiny models than several on a busy machine
-        for name in ('OMP_NUM_THREADS', 'MKL_NUM_THREADS'):
-            self.env.setdefault(name, '1')
+    Args:
+        args (argparse.Namespace): the command line (:func:`parse_args`).
+        out_dir (str): the absolute output folder.
+        models (dict[str, str]): the tiny models' paths (:func:`build_models`).
+        steps (Steps): the step runner.
+    """
+    args: argparse.Namespace
+    out_dir: str
+    models: Dict[str, str]
+    steps: Steps
 
-    def run(self, name: str, title: str, folder: str, command: List[str],
-            depends: Sequence[str] = (), progress: Optional[re.Pattern] = None) -> bool:
-        """Run ``command`` (a list, ``sys.executable`` prepended) unless ``folder`` holds the
-        stamp of the same command and dependencies; return whether it ran.
+    @property
+    def data_dir(self) -> str:
+        """The synthetic training set."""
+        return osp.join(self.out_dir, 'data')
 
-        The folder is emptied first, the output goes to ``folder/quickstart_step.log``, the stamp
-        is written (atomically) only after success. Raises SystemExit with the log's tail when
-        the command fails.
-        """
-        with self.lock:
-            self.done += 1
-            key = json.dumps(dict(command=command, depends=[self.digests[d] for d in depends]))
-            digest = hashlib.sha1(key.encode()).hexdigest()
-            self.digests[name] = digest
-            header = f'[{self.done}/{self.total}] {title}'
-        stamp_file = osp.join(folder, STAMP)
-        if not self.force and _read_json(stamp_file).get('digest') == digest:
-            self.timings[name] = 0.0
-            print(f'{header}: done before, reusing {_rel(folder)}', flush=True)
-            return False
-        print(f'{header} ...', flush=True)
-        if osp.isdir(folder):
-            shutil.rmtree(folder)
-        os.makedirs(folder)
-        log_file = osp.join(folder, 'quickstart_step.log')
-        start = time.perf_counter()
-        with open(log_file, 'w', encoding='utf-8') as log:
-            process = subprocess.Popen([sys.executable, *command], cwd=REPO_ROOT, env=self.env,
-                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                       text=True, errors='replace')
-            for line in process.stdout:
-                log.write(line)
-                match = progress.search(line) if progress else None
-                if match:
-                    print(f'    {name}: {match.group(0).strip()}', flush=True)
-            returncode = process.wait()
-        seconds = time.perf_counter() - start
-        if returncode != 0:
-            with open(log_file, encoding='utf-8') as f:
-                tail = f.read()[-4000:]
-            raise SystemExit(f'{header} FAILED (exit code {returncode}); the end of '
-                             f'{log_file}:\n{tail}')
-        self.timings[name] = seconds
-        write_atomic(stamp_file, json.dumps(dict(digest=digest, key=json.loads(key),
-                                                 seconds=seconds), indent=2))
-        print(f'{header}: done in {seconds:.0f} s (log: {_rel(log_file)})', flush=True)
-        return True
+    @property
+    def chain_options(self) -> List[str]:
+        """``--cfg-options`` of the tiny chain (evaluations and demo): the tiny SAM and the
+        completion budgets."""
+        return [f"model.mask_head.config={self.models['sam_config']}",
+                f"model.mask_head.checkpoint={self.models['sam']}",
+                *(f'model.{stage}.vlm.generation.max_new_tokens={n}'
+                  for stage, n in EVAL_MAX_NEW_TOKENS.items())]
 
 
-def _read_json(path: str) -> dict:
-    try:
-        with open(path, encoding='utf-8') as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return {}
+@dataclass
+class TrainedStage:
+    """A trained and exported stage.
+
+    Args:
+        hf_dir (str): the exported Hugging Face model.
+        depends (list[str]): the step that exported it (what later steps depend on).
+        rewards (dict[str, dict]): ``reward_summary`` of its GRPO run.
+    """
+    hf_dir: str
+    depends: List[str]
+    rewards: Dict[str, dict]
 
 
-def _rel(path: str) -> str:
-    rel = osp.relpath(path)
-    return path if rel.startswith('..') else rel
+def build_models(args: argparse.Namespace) -> Dict[str, str]:
+    """Step 0: build the tiny models in ``--models-dir``, or reuse them (cached by their seed)."""
+    print(f'[0/{TOTAL_STEPS}] building (or reusing) the tiny models in {args.models_dir} ...',
+          flush=True)
+    return build_tiny_models(args.models_dir, seed=args.seed)
 
 
-def _train_progress(max_iters: int) -> re.Pattern:
-    """The training log lines worth showing: about 5 per run, with the loss or the reward."""
-    every = max(1, max_iters // 5)
-    wanted = '|'.join(str(i) for i in range(every, max_iters + 1, every))
-    return re.compile(rf'Iter\(train\) \[\s*({wanted})/{max_iters}\].*?'
-                      r'(reward: [-\d.e]+|loss: [-\d.e]+)')
+def make_data(run: QuickStart) -> None:
+    """The synthetic training set (``tools/misc/make_synthetic_finers.py``), step ``data``."""
+    args = run.args
+    run.steps.run('data', f'synthetic training set: {args.num_images} images of '
+                  f'{args.image_size[0]}x{args.image_size[1]}', run.data_dir,
+                  [osp.join(TOOLS, 'misc', 'make_synthetic_finers.py'), run.data_dir,
+                   '--num-images', str(args.num_images), '--image-size',
+                   *map(str, args.image_size), '--seed', str(args.seed)])
 
 
-def first_bundled_record() -> dict:
-    """The first record of the bundled synthetic annotations (the authors' format)."""
-    with open(osp.join(BUNDLED, 'annotations', 'train.json'), encoding='utf-8') as f:
-        return json.load(f)['annotations'][0]
-
-
-def read_metrics(eval_dir: str) -> dict:
-    """FineRSMetric's results (names without the ``finers/`` prefix) that tools/test.py wrote."""
-    files = sorted(glob.glob(osp.join(eval_dir, '*', '*.json')))
-    if not files:
-        raise SystemExit(f'no metrics file under {eval_dir}')
-    metrics = _read_json(files[-1])
-    return {key.split('/', 1)[1]: value for key, value in metrics.items() if '/' in key}
-
-
-def read_rewards(work_dir: str) -> List[dict]:
-    """The per-iteration scalars of a GRPO run (``vis_data/scalars.json``, logged every step)."""
-    files = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))
-    if not files:
-        raise SystemExit(f'no scalars.json under {work_dir}')
-    with open(files[-1], encoding='utf-8') as f:
-        return [json.loads(line) for line in f if line.strip()]
-
-
-def reward_summary(rows: List[dict]) -> Dict[str, dict]:
-    """Each reward key's value at the first and last iteration and its mean over the first and
-    last ``k`` iterations (k = a third of the run, at most 10)."""
-    k = max(1, min(10, len(rows) // 3))
-    keys = [key for key in rows[0] if key == 'reward' or key.startswith('reward/')
-            or key == 'invalid_rate']
-    summary = {}
-    for key in keys:
-        values = [row[key] for row in rows if key in row]
-        summary[key] = dict(first=values[0], last=values[-1], first_k=sum(values[:k]) / k,
-                            last_k=sum(values[-k:]) / k, k=k, iters=len(values))
-    return summary
-
-
-def format_metrics(before: dict, after: dict) -> str:
-    """The before/after table of the FineRSMetric results (percent)."""
-    lines = [f"{'metric (%)':<14}{'untrained':>11}{'trained':>11}"]
-    for name in TABLE_METRICS:
-        if name in before or name in after:
-            cells = [f'{m[name]:11.1f}' if isinstance(m.get(name), (int, float)) else f"{'-':>11}"
-                     for m in (before, after)]
-            lines.append(f'{name:<14}' + ''.join(cells))
-    return '\n'.join(lines)
-
-
-def format_rewards(stage: str, summary: Dict[str, dict]) -> str:
-    """One stage's GRPO training reward, first vs last iteration (and the mean over k of each)."""
-    any_row = next(iter(summary.values()))
-    k, iters = any_row['k'], any_row['iters']
-    lines = [f"{stage + ' GRPO (' + str(iters) + ' iters)':<26}{'first':>8}{'last':>8}"
-             f"{'first ' + str(k):>10}{'last ' + str(k):>9}"]
-    for key, row in summary.items():
-        lines.append(f'{key:<26}{row["first"]:8.3f}{row["last"]:8.3f}{row["first_k"]:10.3f}'
-                     f'{row["last_k"]:9.3f}')
-    return '\n'.join(lines)
-
-
-def main(argv=None) -> dict:
-    args = parse_args(argv)
-    start = time.perf_counter()
-    out_dir = osp.abspath(args.out_dir)
-    os.makedirs(out_dir, exist_ok=True)
-    print(f'[0/12] building (or reusing) the tiny models in {args.models_dir} ...', flush=True)
-    paths = build_tiny_models(args.models_dir, seed=args.seed)
-    steps = Steps(out_dir, total=12, force=args.force)
-
-    data_dir = osp.join(out_dir, 'data')
-    steps.run('data', f'synthetic training set: {args.num_images} images of '
-              f'{args.image_size[0]}x{args.image_size[1]}', data_dir,
-              [osp.join(REPO_ROOT, 'tools', 'misc', 'make_synthetic_finers.py'), data_dir,
-               '--num-images', str(args.num_images), '--image-size', *map(str, args.image_size),
-               '--seed', str(args.seed)])
-
-    sam = [f"model.mask_head.config={paths['sam_config']}",
-           f"model.mask_head.checkpoint={paths['sam']}"]
-    subset = ([] if args.eval_samples is None
-              else [f'test_dataloader.dataset.indices={args.eval_samples}'])
-    budgets = [f'model.{stage}.vlm.generation.max_new_tokens={n}'
-               for stage, n in EVAL_MAX_NEW_TOKENS.items()]
-    test_script = osp.join(REPO_ROOT, 'tools', 'test.py')
-
-    def evaluate(name, title, explorer, refiner, depends=()):
-        folder = osp.join(out_dir, 'eval', name)
-        steps.run(name, title, folder,
-                  [test_script, TEST_CONFIG, '--work-dir', folder, '--cfg-options',
+def evaluate(run: QuickStart, name: str, title: str, explorer: str, refiner: str,
+             depends: Sequence[str] = ()) -> dict:
+    """FineRSMetric of a chain on the bundled set (``tools/test.py``); its results (percent)."""
+    folder = osp.join(run.out_dir, 'eval', name)
+    subset = ([] if run.args.eval_samples is None
+              else [f'test_dataloader.dataset.indices={run.args.eval_samples}'])
+    run.steps.run(name, title, folder,
+                  [osp.join(TOOLS, 'test.py'), TEST_CONFIG, '--work-dir', folder, '--cfg-options',
                    f'model.explorer.vlm.pretrained={explorer}',
-                   f'model.refiner.vlm.pretrained={refiner}', *sam, *budgets, *subset],
+                   f'model.refiner.vlm.pretrained={refiner}', *run.chain_options, *subset],
                   depends=depends)
-        return read_metrics(folder)
+    return read_metrics(folder)
 
-    train_script = osp.join(REPO_ROOT, 'tools', 'train.py')
-    export_script = osp.join(REPO_ROOT, 'tools', 'misc', 'export_stage.py')
 
-    def train_stage(stage: str, short: str) -> tuple:
-        """Warm-up, export, GRPO, export of one stage; its HF dir, step name and GRPO rewards."""
-        pretrained, depends = paths['qwen2_5_vl'], ['data']
-        for phase, config_name, iters in (('sft', f'{short}_tiny_sft.py', args.sft_iters),
-                                          ('grpo', f'{short}_tiny.py', args.grpo_iters)):
-            config = osp.join(CONFIGS, config_name)
-            name = f'{short}_{phase}'
-            work_dir = osp.join(out_dir, 'train', name)
-            options = [f'model.vlm.pretrained={pretrained}',
-                       f'train_dataloader.dataset.data_root={data_dir}/']
-            max_iters = _config_iters(config) if iters is None else iters
-            if iters is not None:
-                options += [f'train_cfg.max_iters={iters}', f'train_cfg.val_interval={iters}']
-                if phase == 'sft':  # the cosine decay ends with the run
-                    options.append(f'param_scheduler.1.end={max(iters, 21)}')
-            if phase == 'grpo':  # scalars.json: every iteration's own values, not running means
-                options.append('log_processor.window_size=1')
-            what = ('supervised warm-up' if phase == 'sft' else 'GRPO from the warm-up')
-            steps.run(name, f'{stage} ({short.upper()}): {what}, {max_iters} iterations',
-                      work_dir, [train_script, config, '--work-dir', work_dir,
-                                 '--cfg-options', *options],
-                      depends=depends, progress=_train_progress(max_iters))
-            model_dir = osp.join(out_dir, 'models', name if phase == 'sft' else short)
-            steps.run(f'{name}_export', f'export the {short.upper()} {phase.upper()} checkpoint '
-                      'as a Hugging Face model', model_dir,
-                      [export_script, config, osp.join(work_dir, f'iter_{max_iters}.pth'),
-                       osp.join(model_dir, 'hf'), '--cfg-options',
-                       f'model.vlm.pretrained={pretrained}'], depends=[name])
-            pretrained, depends = osp.join(model_dir, 'hf'), [f'{name}_export']
-        return pretrained, depends, reward_summary(read_rewards(work_dir))
+def evaluate_untrained(run: QuickStart) -> dict:
+    """FineRSMetric of the untrained tiny models, step ``eval_before``."""
+    untrained = run.models['qwen2_5_vl']
+    return evaluate(run, 'eval_before', 'FineRSMetric of the UNTRAINED tiny models on the '
+                    'bundled set', untrained, untrained)
 
-    # the two stages train independently (LPR first in the paper only because the region search
-    # needs the trained LPR, which the tiny run skips): one core each with --jobs 2
-    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        futures = dict(
-            refiner=pool.submit(train_stage, 'refiner', 'lpr'),
-            explorer=pool.submit(train_stage, 'explorer', 'gse'),
-            before=pool.submit(evaluate, 'eval_before', 'FineRSMetric of the UNTRAINED tiny '
-                               'models on the bundled set', paths['qwen2_5_vl'],
-                               paths['qwen2_5_vl']))
-        errors = [future.exception() for future in futures.values()]
-        if any(errors):
-            raise next(error for error in errors if error is not None)
-    before = futures['before'].result()
-    exported = {stage: futures[stage].result()[:2] for stage in ('refiner', 'explorer')}
-    rewards = {short: futures[stage].result()[2]
-               for stage, short in (('refiner', 'LPR'), ('explorer', 'GSE'))}
 
-    after = evaluate('eval_after', 'FineRSMetric of the TRAINED stages on the bundled set',
-                     exported['explorer'][0], exported['refiner'][0],
-                     depends=exported['explorer'][1] + exported['refiner'][1])
+def train_stage(run: QuickStart, stage: str, short: str) -> TrainedStage:
+    """Warm-up, export, GRPO from the export, export of one stage (steps ``<short>_sft``,
+    ``<short>_sft_export``, ``<short>_grpo``, ``<short>_grpo_export``).
 
-    with open(osp.join(BUNDLED, 'annotations', 'train.json'), encoding='utf-8') as f:
-        num_questions = len(json.load(f)['annotations'])
-    if args.eval_samples is not None:
-        num_questions = min(num_questions, args.eval_samples)
+    Args:
+        run (QuickStart): the quick start.
+        stage (str): ``'refiner'`` or ``'explorer'`` (for the headers).
+        short (str): ``'lpr'`` or ``'gse'`` (its configs ``<short>_tiny_sft.py``,
+            ``<short>_tiny.py``).
+
+    Returns:
+        TrainedStage: the GRPO export, its step and the GRPO rewards.
+    """
+    pretrained, depends = run.models['qwen2_5_vl'], ['data']
+    for phase in ('sft', 'grpo'):
+        pretrained, depends, work_dir = _train_phase(run, stage, short, phase, pretrained,
+                                                     depends)
+    return TrainedStage(pretrained, depends, reward_summary(read_rewards(work_dir)))
+
+
+def _train_phase(run: QuickStart, stage: str, short: str, phase: str, pretrained: str,
+                 depends: List[str]) -> Tuple[str, List[str], str]:
+    """Train one phase (``tools/train.py``) and export it (``tools/misc/export_stage.py``);
+    the export's Hugging Face dir, its step and the training work dir."""
+    args = run.args
+    config = osp.join(CONFIGS, f'{short}_tiny_sft.py' if phase == 'sft' else f'{short}_tiny.py')
+    iters = args.sft_iters if phase == 'sft' else args.grpo_iters
+    name = f'{short}_{phase}'
+    work_dir = osp.join(run.out_dir, 'train', name)
+    options = [f'model.vlm.pretrained={pretrained}',
+               f'train_dataloader.dataset.data_root={run.data_dir}/']
+    max_iters = _config_iters(config) if iters is None else iters
+    if iters is not None:
+        options += [f'train_cfg.max_iters={iters}', f'train_cfg.val_interval={iters}']
+        if phase == 'sft':  # the cosine decay ends with the run
+            options.append(f'param_scheduler.1.end={max(iters, 21)}')
+    if phase == 'grpo':  # scalars.json: every iteration's own values, not running means
+        options.append('log_processor.window_size=1')
+    what = 'supervised warm-up' if phase == 'sft' else 'GRPO from the warm-up'
+    run.steps.run(name, f'{stage} ({short.upper()}): {what}, {max_iters} iterations', work_dir,
+                  [osp.join(TOOLS, 'train.py'), config, '--work-dir', work_dir, '--cfg-options',
+                   *options], depends=depends, progress=train_progress(max_iters))
+    model_dir = osp.join(run.out_dir, 'models', name if phase == 'sft' else short)
+    run.steps.run(f'{name}_export', f'export the {short.upper()} {phase.upper()} checkpoint as a '
+                  'Hugging Face model', model_dir,
+                  [osp.join(TOOLS, 'misc', 'export_stage.py'), config,
+                   osp.join(work_dir, f'iter_{max_iters}.pth'), osp.join(model_dir, 'hf'),
+                   '--cfg-options', f'model.vlm.pretrained={pretrained}'], depends=[name])
+    return osp.join(model_dir, 'hf'), [f'{name}_export'], work_dir
+
+
+def evaluate_trained(run: QuickStart, explorer: TrainedStage, refiner: TrainedStage) -> dict:
+    """FineRSMetric of the trained stages, step ``eval_after``."""
+    return evaluate(run, 'eval_after', 'FineRSMetric of the TRAINED stages on the bundled set',
+                    explorer.hf_dir, refiner.hf_dir, depends=explorer.depends + refiner.depends)
+
+
+def print_tables(run: QuickStart, before: dict, after: dict,
+                 rewards: Dict[str, Dict[str, dict]]) -> None:
+    """The before/after FineRSMetric table and each stage's GRPO training reward."""
+    num_questions = len(bundled_records())
+    if run.args.eval_samples is not None:
+        num_questions = min(num_questions, run.args.eval_samples)
     print(f'\n=== FineRSMetric on the bundled synthetic set ({num_questions} questions) ===')
     print(format_metrics(before, after))
     print('\n=== GRPO training reward (untrained models: 0 on every term, no answer tag) ===')
     for stage, summary in rewards.items():
         print(format_rewards(stage, summary))
 
+
+def run_demo(run: QuickStart, explorer: TrainedStage, refiner: TrainedStage) -> dict:
+    """``tools/demo.py`` with the trained stages on the first bundled question (step ``demo``,
+    every time); it prints the answer and writes ``vis/``, ``masks/`` and ``preds/``.
+
+    Args:
+        run (QuickStart): the quick start.
+        explorer (TrainedStage): the trained explorer (GSE).
+        refiner (TrainedStage): the trained refiner (LPR).
+
+    Returns:
+        dict: the demo's prediction (``preds/``), ``mask_file`` included.
+    """
     record = first_bundled_record()
-    print(f'\n[12/12] demo with the trained stages on a bundled question '
-          f"(ground truth answer: {record['A']!r})", flush=True)
-    demo_args = [osp.join(BUNDLED, 'images', record['image_path']), record['Q'],
-                 '--type', QTYPE_FROM_ANNOTATION[record['Q-type']], '--out-dir', out_dir,
-                 '--device', 'cpu', '--cfg-options',
-                 f"model.explorer.vlm.pretrained={exported['explorer'][0]}",
-                 f"model.refiner.vlm.pretrained={exported['refiner'][0]}", *sam, *budgets]
-    if record.get('options'):
-        demo_args[3:3] = ['--options', *record['options']]
-    prediction = demo.main(demo_args)
+    image = osp.join(BUNDLED, 'images', record['image_path'])
+    options = ['--options', *record['options']] if record.get('options') else []
+    print()
+    run.steps.run_always(
+        'demo', 'demo with the trained stages on a bundled question (ground truth answer: '
+        f"{record['A']!r})", osp.join(run.out_dir, 'demo.log'),
+        [osp.join(TOOLS, 'demo.py'), image, record['Q'], '--type',
+         QTYPE_FROM_ANNOTATION[record['Q-type']], *options, '--out-dir', run.out_dir,
+         '--device', 'cpu', '--cfg-options', f'model.explorer.vlm.pretrained={explorer.hf_dir}',
+         f'model.refiner.vlm.pretrained={refiner.hf_dir}', *run.chain_options])
+    return read_prediction(run.out_dir, image)
+
+
+def bundled_records() -> List[dict]:
+    """The records of the bundled synthetic annotations (the authors' format)."""
+    with open(osp.join(BUNDLED, 'annotations', 'train.json'), encoding='utf-8') as f:
+        return json.load(f)['annotations']
+
+
+def first_bundled_record() -> dict:
+    """The first record of the bundled synthetic annotations (the demo's question)."""
+    return bundled_records()[0]
+
+
+def main(argv=None) -> dict:
+    """Run the quick start; the demo's prediction with the summary under ``quickstart``."""
+    args = parse_args(argv)
+    start = time.perf_counter()
+    out_dir = osp.abspath(args.out_dir)
+    os.makedirs(out_dir, exist_ok=True)
+    run = QuickStart(args, out_dir, build_models(args),
+                     Steps(TOTAL_STEPS, force=args.force, cwd=REPO_ROOT))
+    make_data(run)
+    # the two stages train independently (LPR first in the paper only because the region search
+    # needs the trained LPR, which the tiny run skips): one core each with --jobs 2
+    done = run_parallel(dict(refiner=lambda: train_stage(run, 'refiner', 'lpr'),
+                             explorer=lambda: train_stage(run, 'explorer', 'gse'),
+                             before=lambda: evaluate_untrained(run)), jobs=args.jobs)
+    explorer, refiner, before = done['explorer'], done['refiner'], done['before']
+    after = evaluate_trained(run, explorer, refiner)
+    rewards = dict(LPR=refiner.rewards, GSE=explorer.rewards)
+    print_tables(run, before, after, rewards)
+    prediction = run_demo(run, explorer, refiner)
 
     total = time.perf_counter() - start
     summary = dict(metrics=dict(untrained=before, trained=after), grpo_rewards=rewards,
-                   step_seconds=steps.timings, total_seconds=total,
-                   models=dict(explorer=exported['explorer'][0], refiner=exported['refiner'][0]),
+                   step_seconds=run.steps.timings, total_seconds=total,
+                   models=dict(explorer=explorer.hf_dir, refiner=refiner.hf_dir),
                    settings=dict(vars(args)))
     write_atomic(osp.join(out_dir, 'summary.json'), json.dumps(summary, indent=2))
     print(f'\nquick start finished in {total:.0f} s ({total / 60:.1f} min); summary: '
-          f"{_rel(osp.join(out_dir, 'summary.json'))}")
+          f"{relative(osp.join(out_dir, 'summary.json'))}")
     prediction['quickstart'] = summary
     return prediction
 
@@ -374,8 +329,7 @@ _CONFIG_LOCK = threading.Lock()
 
 def _config_iters(config: str) -> int:
     """``train_cfg.max_iters`` of a training config."""
-    from mmengine.config import Config
-    with _CONFIG_LOCK:  # Config.fromfile imports the file: once at a time
+    with _CONFIG_LOCK:  # Config.fromfile imports the file: once at a time (the chains are threads)
         return int(Config.fromfile(config).train_cfg.max_iters)
 
 

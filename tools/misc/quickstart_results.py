@@ -1,0 +1,152 @@
+# Copyright (c) finers_mm contributors. All rights reserved.
+"""What the quick start reads from its steps' outputs, and the tables it prints.
+
+- the training progress worth showing (:func:`train_progress`, lines of mmengine's training log);
+- FineRSMetric's results that ``tools/test.py`` wrote (:func:`read_metrics`) and their
+  before/after table (:func:`format_metrics`);
+- the per-iteration GRPO scalars of a training run (:func:`read_rewards`), their first/last
+  summary (:func:`reward_summary`) and its table (:func:`format_rewards`);
+- the demo's prediction (:func:`read_prediction`).
+"""
+import glob
+import json
+import os.path as osp
+import re
+from typing import Dict, List
+
+#: the metrics of the side-by-side table (FineRSMetric's names, in percent)
+TABLE_METRICS = ('gIoU', 'cIoU', 'gIoU_XXS', 'invalid_rate', 'MVQA', 'OVQA')
+
+
+def train_progress(max_iters: int) -> re.Pattern:
+    """The training log lines worth showing: about 5 per run, with the loss or the reward.
+
+    Args:
+        max_iters (int): the run's iterations.
+
+    Returns:
+        re.Pattern: matches mmengine's ``Iter(train) [i/max_iters] ...`` lines of those
+        iterations, up to the first ``reward: ...`` or ``loss: ...``.
+    """
+    every = max(1, max_iters // 5)
+    wanted = '|'.join(str(i) for i in range(every, max_iters + 1, every))
+    return re.compile(rf'Iter\(train\) \[\s*({wanted})/{max_iters}\].*?'
+                      r'(reward: [-\d.e]+|loss: [-\d.e]+)')
+
+
+def read_metrics(eval_dir: str) -> dict:
+    """FineRSMetric's results that tools/test.py wrote under ``eval_dir`` (its last run).
+
+    Args:
+        eval_dir (str): the ``--work-dir`` of tools/test.py (``<timestamp>/<timestamp>.json``).
+
+    Returns:
+        dict: metric name (without the ``finers/`` prefix) to value (percent).
+    """
+    files = sorted(glob.glob(osp.join(eval_dir, '*', '*.json')))
+    if not files:
+        raise SystemExit(f'no metrics file under {eval_dir}')
+    metrics = _load_json(files[-1])
+    return {key.split('/', 1)[1]: value for key, value in metrics.items() if '/' in key}
+
+
+def read_rewards(work_dir: str) -> List[dict]:
+    """The per-iteration scalars of a GRPO run (``vis_data/scalars.json``, logged every step).
+
+    Args:
+        work_dir (str): the training run's ``--work-dir``.
+
+    Returns:
+        list[dict]: one row of scalars per logged iteration, in order.
+    """
+    files = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))
+    if not files:
+        raise SystemExit(f'no scalars.json under {work_dir}')
+    with open(files[-1], encoding='utf-8') as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def reward_summary(rows: List[dict]) -> Dict[str, dict]:
+    """Each reward key's value at the first and last iteration and its mean over the first and
+    last ``k`` iterations (k = a third of the run, at most 10).
+
+    Args:
+        rows (list[dict]): :func:`read_rewards` of a run.
+
+    Returns:
+        dict[str, dict]: for ``reward``, every ``reward/<term>`` and ``invalid_rate``:
+        ``first``, ``last``, ``first_k``, ``last_k``, ``k`` and ``iters`` (rows holding it).
+    """
+    k = max(1, min(10, len(rows) // 3))
+    keys = [key for key in rows[0] if key == 'reward' or key.startswith('reward/')
+            or key == 'invalid_rate']
+    summary = {}
+    for key in keys:
+        values = [row[key] for row in rows if key in row]
+        summary[key] = dict(first=values[0], last=values[-1], first_k=sum(values[:k]) / k,
+                            last_k=sum(values[-k:]) / k, k=k, iters=len(values))
+    return summary
+
+
+def format_metrics(before: dict, after: dict) -> str:
+    """The before/after table of the FineRSMetric results (percent; ``-`` where one is missing).
+
+    Args:
+        before (dict): :func:`read_metrics` of the untrained models.
+        after (dict): :func:`read_metrics` of the trained stages.
+
+    Returns:
+        str: the table, one line per metric of :data:`TABLE_METRICS` that either holds.
+    """
+    lines = [f"{'metric (%)':<14}{'untrained':>11}{'trained':>11}"]
+    for name in TABLE_METRICS:
+        if name in before or name in after:
+            cells = [f'{m[name]:11.1f}' if isinstance(m.get(name), (int, float)) else f"{'-':>11}"
+                     for m in (before, after)]
+            lines.append(f'{name:<14}' + ''.join(cells))
+    return '\n'.join(lines)
+
+
+def format_rewards(stage: str, summary: Dict[str, dict]) -> str:
+    """One stage's GRPO training reward, first vs last iteration (and the mean over k of each).
+
+    Args:
+        stage (str): the stage's short name (``LPR``, ``GSE``).
+        summary (dict[str, dict]): :func:`reward_summary` of its GRPO run.
+
+    Returns:
+        str: the table, one line per reward key.
+    """
+    any_row = next(iter(summary.values()))
+    k, iters = any_row['k'], any_row['iters']
+    lines = [f"{stage + ' GRPO (' + str(iters) + ' iters)':<26}{'first':>8}{'last':>8}"
+             f"{'first ' + str(k):>10}{'last ' + str(k):>9}"]
+    for key, row in summary.items():
+        lines.append(f'{key:<26}{row["first"]:8.3f}{row["last"]:8.3f}{row["first_k"]:10.3f}'
+                     f'{row["last_k"]:9.3f}')
+    return '\n'.join(lines)
+
+
+def read_prediction(out_dir: str, image_path: str) -> dict:
+    """The prediction tools/demo.py wrote for its one image (``preds/``).
+
+    Args:
+        out_dir (str): the demo's ``--out-dir``.
+        image_path (str): the image it was asked about.
+
+    Returns:
+        dict: :meth:`~finers_mm.apis.FineRSInferencer.pred2dict` with ``mask_file``.
+    """
+    # FineRSInferencer names the outputs of its i-th input '{i:04d}_{image stem}'
+    stem = osp.splitext(osp.basename(image_path))[0]
+    return _load_json(osp.join(out_dir, 'preds', f'0000_{stem}.json'))
+
+
+def _load_json(path: str) -> dict:
+    """A JSON file a step wrote; a clear exit when it cannot be read."""
+    try:
+        with open(path, encoding='utf-8') as f:
+            return json.load(f)
+    except (OSError, ValueError) as error:
+        raise SystemExit(f'{path}: cannot read the step\'s output ({error}); rerun the quick '
+                         'start with --force') from None
