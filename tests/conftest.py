@@ -46,7 +46,7 @@ def oracle(tmp_path_factory):
     data_cfg = cfg.test_dataloader.dataset
     data_cfg.data_root = BUNDLED_DATA
     path = tmp_path_factory.mktemp('oracle') / 'oracle.json'
-    windows = write_oracle(DATASETS.build(data_cfg), str(path), cfg.model.crop_min_side,
+    windows = write_oracle(DATASETS.build(data_cfg), str(path), cfg.frames.crop_min_side,
                            tuple(cfg.frames.explorer_size), cfg.frames.region_size)
     return dict(file=str(path), windows=windows)
 

@@ -10,7 +10,8 @@ default_hooks = dict(
     param_scheduler=dict(type='ParamSchedulerHook'),
     checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=50, max_keep_ckpts=3),
     sampler_seed=dict(type='DistSamplerSeedHook'),
-    visualization=dict(type='DetVisualizationHook'))
+    # one drawing per question (several questions share an image): tools/test.py --show-dir DIR
+    visualization=dict(type='FineRSVisualizationHook'))
 
 env_cfg = dict(
     cudnn_benchmark=False,
@@ -19,7 +20,7 @@ env_cfg = dict(
     dist_cfg=dict(backend='nccl'))
 
 vis_backends = [dict(type='LocalVisBackend')]
-visualizer = dict(type='DetLocalVisualizer', vis_backends=vis_backends, name='visualizer')
+visualizer = dict(type='FineRSVisualizer', vis_backends=vis_backends, name='visualizer')
 # FineRS trains for a number of GRPO steps, not epochs
 log_processor = dict(type='LogProcessor', window_size=10, by_epoch=False)
 

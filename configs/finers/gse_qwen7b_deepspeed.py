@@ -7,11 +7,12 @@
 _base_ = ['./gse_qwen7b.py']
 
 runner_type = 'FlexibleRunner'
+# the schedule's bf16, AdamW and gradient clipping, applied by DeepSpeed
 strategy = dict(
     type='DeepSpeedStrategy',
     fp16=dict(enabled=False),
     bf16=dict(enabled=True),
     zero_optimization=dict(stage=2, overlap_comm=True, contiguous_gradients=True),
-    gradient_clipping=1.0)
-optim_wrapper = dict(_delete_=True, type='DeepSpeedOptimWrapper',
-                     optimizer=dict(type='AdamW', lr=1e-6, weight_decay=1e-2))
+    gradient_clipping=_base_.optim_wrapper.clip_grad.max_norm)
+optim_wrapper = dict(
+    _delete_=True, type='DeepSpeedOptimWrapper', optimizer=_base_.optim_wrapper.optimizer)

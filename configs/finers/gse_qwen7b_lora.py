@@ -1,13 +1,10 @@
-# GSE GRPO with LoRA on the 7B model, for one 24-40 GB card: LoRA r=64 on every linear layer
-# of the language model, gradient checkpointing, a free reference policy (the adapter disabled, no
-# frozen copy in memory), 4 samples per prompt and 512 new tokens to bound the rollout's memory, a
-# LoRA-sized learning rate. Not measured on such a card here (this project's CI has no GPU).
+# GSE GRPO with LoRA on the 7B model, for one 24-40 GB card: as lpr_qwen7b_lora.py (LoRA r=64,
+# gradient checkpointing, the adapter disabled as the reference policy, 4 samples per prompt, 512
+# new tokens, a LoRA-sized learning rate). Not measured on such a card here (no GPU in CI).
 #   python tools/train.py configs/finers/gse_qwen7b_lora.py
 _base_ = ['./gse_qwen7b.py']
 
-model = dict(vlm=dict(lora=dict(r=64, alpha=128, dropout=0.05)))
-custom_hooks = [
-    dict(type='GRPOHook', reward={{_base_.gse_reward}}, num_generations=4, temperature=1.0,
-         top_p=1.0, max_new_tokens=512)
-]
+model = dict(
+    vlm=dict(lora=dict(r=64, alpha=128, dropout=0.05), generation=dict(max_new_tokens=512)))
+custom_hooks = [dict(type='GRPOHook', reward=_base_.gse_reward, num_generations=4)]
 optim_wrapper = dict(optimizer=dict(lr=1e-5))

@@ -1,10 +1,8 @@
 # GSE supervised warm-up with the tiny local models on the bundled synthetic data, on CPU.
 #   python tools/train.py configs/finers/gse_tiny_sft.py
 # The quick start runs it on its generated training set, then GRPO (gse_tiny.py) from the export.
-# Tuned for minutes on 2 CPU cores: the short think_template of gse_tiny.py, a high learning rate
-# with warm-up and cosine decay (a randomly initialised tiny model), 8 prompts per step. It learns
-# the answer layout, not the coordinates: after it, ~35 % of the samples at GRPO's temperature are
-# well-formed (enough for GRPO to take over).
+# A randomly initialised tiny model: a high learning rate with warm-up and cosine decay, 8
+# prompts per step. It learns the answer layout, not the coordinates (GRPO's part).
 _base_ = ['./gse_tiny.py']
 
 model = dict(train_mode='sft')

@@ -5,9 +5,7 @@
 #   python tools/train.py configs/finers/lpr_qwen7b_lora.py
 _base_ = ['./lpr_qwen7b.py']
 
-model = dict(vlm=dict(lora=dict(r=64, alpha=128, dropout=0.05)))
-custom_hooks = [
-    dict(type='GRPOHook', reward={{_base_.lpr_reward}}, num_generations=4, temperature=1.0,
-         top_p=1.0, max_new_tokens=512)
-]
+model = dict(
+    vlm=dict(lora=dict(r=64, alpha=128, dropout=0.05), generation=dict(max_new_tokens=512)))
+custom_hooks = [dict(type='GRPOHook', reward=_base_.lpr_reward, num_generations=4)]
 optim_wrapper = dict(optimizer=dict(lr=1e-5))

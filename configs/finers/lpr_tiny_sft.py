@@ -1,10 +1,8 @@
 # LPR supervised warm-up with the tiny local models on the bundled synthetic data, on CPU.
 #   python tools/train.py configs/finers/lpr_tiny_sft.py
 # The quick start runs it on its generated training set, then GRPO (lpr_tiny.py) from the export.
-# Tuned for minutes on 2 CPU cores: the short think_template of lpr_tiny.py, a high learning rate
-# with warm-up and cosine decay (a randomly initialised tiny model), 16 prompts per step. It learns
-# the answer layout, not the coordinates: after it, ~20 % of the samples at GRPO's temperature
-# are well-formed (enough for GRPO to take over; greedy decoding writes x2 <= x1 more often).
+# A randomly initialised tiny model: a high learning rate with warm-up and cosine decay, 16
+# prompts per step. It learns the answer layout, not the coordinates (GRPO's part).
 _base_ = ['./lpr_tiny.py']
 
 model = dict(train_mode='sft')

@@ -14,20 +14,10 @@
 #   region_search = dict(num_candidates=8, rule='random', seed=0, batch_size=2, save_interval=64)
 #   bash tools/dist_launch.sh 8 tools/search_best_region.py CONFIG LPR_CKPT \
 #       data/FineRS-4k/annotations/train.json --out data/FineRS-4k/annotations/train_best.json
-_base_ = ['../_base_/datasets/finers4k.py', '../_base_/default_runtime.py']
+_base_ = ['./finers_tiny_test.py']
 
-tiny_models = 'work_dirs/tiny_models'
-model = dict(
-    type='LocalRefiner',
-    vlm=dict(
-        type='Qwen25VLAdapter',
-        pretrained=tiny_models + '/qwen2_5_vl',
-        dtype='float32',
-        freeze=True,
-        generation=dict(max_new_tokens=64, do_sample=False)),
-    frame_size={{_base_.frames.refiner_size}})
+# the tiny chain's refiner alone
+model = dict(_base_.model.refiner, _delete_=True)
 
 # 4 candidate regions per record, 4 records (16 windows) per refiner call, state saved every 4
 region_search = dict(num_candidates=4, rule='random', seed=0, batch_size=4, save_interval=4)
-
-env_cfg = dict(dist_cfg=dict(backend='gloo'))

@@ -1,7 +1,10 @@
 # Copyright (c) finers_mm contributors. All rights reserved.
-"""Turning the command-line flags shared by ``tools/train.py`` and ``tools/test.py`` into a config.
+"""Reading a config the way every finers_mm tool does, and the command-line flags they share.
 
-The precedence is mmdet's: a flag beats the config file, which beats the default.
+:func:`load_config` is ``Config.fromfile`` + ``--cfg-options`` + the config's ``frames`` applied to
+every component (:mod:`finers_mm.utils.frames_config`); :func:`load_run_config` adds the flags of
+``tools/train.py`` and ``tools/test.py``. The precedence is mmdet's: a flag beats the config file,
+which beats the default.
 """
 import datetime
 import os
@@ -11,10 +14,40 @@ from typing import Optional
 import torch
 from mmengine.config import Config
 
+from .frames_config import apply_frames
+
+
+def load_config(config: str, cfg_options: Optional[dict] = None) -> Config:
+    """Read a config file as finers_mm's tools do: merge ``cfg_options``, then apply ``frames``.
+
+    Use it instead of ``Config.fromfile`` wherever a config that changes ``frames`` (a child
+    config, ``frames.region_size=128`` in ``cfg_options``) must reach the pipelines and the model.
+
+    Args:
+        config (str): path of the config file.
+        cfg_options (dict, optional): ``--cfg-options`` key-value pairs, merged before the
+            frames are applied.
+
+    Returns:
+        Config: the merged config, its frame sizes set from ``cfg.frames``
+        (:func:`~finers_mm.utils.frames_config.apply_frames`).
+
+    Raises:
+        FileNotFoundError: the config file does not exist.
+        ValueError: a malformed ``frames``.
+    """
+    if not osp.isfile(config):
+        raise FileNotFoundError(f'config file {config!r} does not exist')
+    cfg = Config.fromfile(config)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    apply_frames(cfg)
+    return cfg
+
 
 def load_run_config(config: str, cfg_options: Optional[dict] = None, launcher: str = 'none',
                     work_dir: Optional[str] = None) -> Config:
-    """Read a config file and apply the flags every tool takes.
+    """Read a config file (:func:`load_config`) and apply the flags every tool takes.
 
     Args:
         config (str): path of the config file.
@@ -24,17 +57,14 @@ def load_run_config(config: str, cfg_options: Optional[dict] = None, launcher: s
             ``./work_dirs/<config file name without extension>``.
 
     Returns:
-        Config: the merged config, with ``launcher`` and ``work_dir`` set.
+        Config: the merged config, its frames applied, with ``launcher`` and ``work_dir`` set.
 
     Raises:
         FileNotFoundError: the config file does not exist.
+        ValueError: a malformed ``frames``.
     """
-    if not osp.isfile(config):
-        raise FileNotFoundError(f'config file {config!r} does not exist')
-    cfg = Config.fromfile(config)
+    cfg = load_config(config, cfg_options)
     cfg.launcher = launcher
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
     if work_dir is not None:
         cfg.work_dir = work_dir
     elif cfg.get('work_dir', None) is None:

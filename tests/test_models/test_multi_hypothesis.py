@@ -530,6 +530,6 @@ def test_multihyp_config_inherits_the_tiny_chain():
     base, multi = Config.fromfile(TINY_CONFIG), Config.fromfile(MULTIHYP_CONFIG)
     assert base.model.get('multi_hypothesis') is None
     parsed = parse_multi_hypothesis(copy.deepcopy(multi.model.multi_hypothesis),
-                                    multi.model.crop_min_side)
+                                    multi.frames.crop_min_side)
     assert parsed.num_regions > 1 and parsed.adaptive_window and parsed.tiled_fallback
     assert multi.model.explorer.vlm == base.model.explorer.vlm

@@ -531,7 +531,7 @@ def test_project_config_with_an_oracle_explorer_runs_the_detector_end_to_end(
         region = explorer_to_original(region_around_box(explorer_gt, (1920, 1080), 256), size,
                                       (1920, 1080))
         regions[info['question']] = region.tolist()
-        windows[index] = crop_window_from_region(region, size, cfg.model.crop_min_side)
+        windows[index] = crop_window_from_region(region, size, cfg.frames.crop_min_side)
     assert len(regions) == len(dataset)  # the bundled questions are unique
     with open(tmp_path / 'regions.json', 'w') as f:
         json.dump(regions, f)

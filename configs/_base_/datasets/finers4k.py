@@ -3,9 +3,10 @@
 # The frames and sizes of the coarse-to-fine chain, the ONE place they are set (METHOD.md):
 # explorer_size: the whole image is resized to this (w, h) frame for GSE; region_size: side of
 # the GSE region in that frame; refiner_size: the LPR frame (w, h) the crop is resized to;
-# crop_min_side: smallest side of the square crop in original pixels. The pipelines below read
-# them from here; a config inheriting this file that changes `frames` must also rebuild the
-# pipelines (mmengine evaluates them when this file is read).
+# crop_min_side: smallest side of the square crop in original pixels. A child config (or
+# --cfg-options frames.region_size=...) may change them: finers_mm's config loader (every tool)
+# sets the pipelines' and the models' sizes from the final `frames`
+# (finers_mm/utils/frames_config.py).
 frames = dict(
     explorer_size=(1920, 1080), region_size=256, refiner_size=(512, 512), crop_min_side=512)
 
@@ -53,11 +54,11 @@ test_pipeline = [
     dict(type='PackFineRSInputs', views=('explorer', 'original')),
 ]
 
-# GRPO: a batch is a batch of prompts (the authors: GSE 8 prompts per step over 2 GPUs, LPR 16
-# over 4); model configs set the batch size. Restrict the tasks with
+# GRPO: a batch is a batch of prompts, one per GPU per iteration; the training configs accumulate
+# iterations up to the authors' prompts per optimiser step. Restrict the tasks with
 # filter_cfg=dict(question_types=('segmentation', 'multiple_choice', 'open')).
 train_dataloader = dict(
-    batch_size=4,
+    batch_size=1,
     num_workers=2,
     persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
@@ -85,5 +86,7 @@ val_dataloader = dict(
 test_dataloader = dict(
     val_dataloader, dataset=dict(val_dataloader['dataset'], ann_file=ann_files['test']))
 
-# val_evaluator / test_evaluator: FineRSMetric (gIoU / cIoU per size bucket, MVQA / OVQA accuracy),
-# set by the metric issue.
+# gIoU / cIoU (per size bucket), MVQA / OVQA accuracy of the whole chain; an empty GT and an empty
+# prediction together count as IoU 1 (FineRS-4k has no empty GT)
+val_evaluator = dict(type='FineRSMetric', empty_rule='one', answer_stage='refiner')
+test_evaluator = val_evaluator

@@ -1,10 +1,11 @@
 # The FineRS chain for inference (FineRSDetector): a Qwen2.5-VL explorer (GSE), a Qwen2.5-VL refiner
 # (LPR) and a frozen segment-anything mask head.
 #
-# Every model loads from a LOCAL path; nothing is downloaded. Replace the placeholder paths with your
-# checkpoints (Hugging Face `save_pretrained` directories for the VLMs, Meta's state_dict for SAM).
-# The frame sizes (region_size, the refiner frame, crop_min_side) are set by the top-level config
-# from the dataset config's `frames`, so they are written once.
+# Every model loads from a LOCAL path; nothing is downloaded. Replace the placeholder paths with
+# your checkpoints (Hugging Face `save_pretrained` directories for the VLMs, Meta's state_dict for
+# SAM).
+# The frame sizes (region_size, the refiner frame, crop_min_side) come from the dataset config's
+# `frames`, written once: finers_mm's config loader sets them on the models.
 vlm = dict(
     type='Qwen25VLAdapter',  # Qwen2-VL: 'Qwen2VLAdapter'; Qwen3-VL: 'Qwen3VLAdapter'
     dtype='bfloat16',

@@ -1,4 +1,5 @@
-# A short iteration-based SGD schedule for detectors trained from scratch in smoke tests and examples.
+# A short iteration-based SGD schedule for detectors trained from scratch in smoke tests and
+# examples.
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=100, val_interval=100)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')

@@ -1,5 +1,10 @@
 # Copyright (c) finers_mm contributors. All rights reserved.
-"""GRPO reward terms (registered in ``finers_mm.registry.REWARDS``) and their weighted sum."""
+"""GRPO reward terms (registered in ``finers_mm.registry.REWARDS``) and their weighted sum.
+
+Each term's defaults are the authors' values (METHOD.md, "Rewards"), stated in its docstring: the
+configs name the terms (``dict(type='BoxIoUReward')``) and write a threshold only to change it, so
+every threshold lives in one place, next to the code and the tests that check it.
+"""
 from .answer import AnswerReward
 from .base import BaseReward, required
 from .composite import CompositeReward, RewardResult

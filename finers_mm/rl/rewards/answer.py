@@ -21,14 +21,15 @@ class AnswerReward(BaseReward):
     option (``"A B C D"``, ``"A or B"`` or all option texts score 0).
 
     Absent target: for a refiner segmentation sample whose ``gt_box`` is all zeros the ground
-    truth is :data:`~finers_mm.structures.answers.ABSENT_RESPONSE` whatever ``sample.answer`` says, so only a response saying the
-    object is absent (and not that it is found) scores 1. Multiple-choice and open questions are
+    truth is :data:`~finers_mm.structures.answers.ABSENT_RESPONSE` whatever ``sample.answer``
+    says, so only a response saying the object is absent (and not that it is found) scores 1. Multiple-choice and open questions are
     still scored against ``sample.answer`` (the refiner prompt asks to still answer them).
 
     Args:
-        min_ratio (float): open answers: least difflib ratio of a correct one. Defaults to 0.8.
+        min_ratio (float): open answers: least difflib ratio of a correct one. Defaults to 0.8
+            (the authors' value).
         refiner_max_words (int): open answers at the refiner: most words of a correct one.
-            Defaults to 3.
+            Defaults to 3 (the authors' LPR reward).
         weight (float): weight in the total. Defaults to 1.0.
         name (str, optional): log key. Defaults to ``'answer'``.
     """

@@ -25,7 +25,7 @@ model = dict(
         # the tiny RTMDet of projects/mmdet_refiner (its config, builder and checkpoint path)
         config='projects/mmdet_refiner/configs/rtmdet_tiny_1cls.py',
         checkpoint='work_dirs/tiny_models/mmdet_refiner/rtmdet_tiny_1cls.pth'),
-    crop_min_side={{_base_.model.crop_min_side}},
+    crop_min_side={{_base_.frames.crop_min_side}},
     num_regions=1,
     nms=dict(type='nms', iou_threshold=0.5),
     max_per_img=100)

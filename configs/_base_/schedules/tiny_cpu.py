@@ -1,0 +1,44 @@
+# The CPU block of every tiny run (tests, the quick start, the tiny demo): the tiny models, the
+# bundled synthetic data, a CPU runtime and an fp32 AdamW schedule tuned for a tiny model trained
+# for minutes on 2 CPU cores. It inherits the FineRS-4k dataset and the default runtime, so a tiny
+# config lists it in their place:
+#   _base_ = ['../_base_/models/lpr_qwen25vl.py', '../_base_/schedules/tiny_cpu.py']
+_base_ = ['../datasets/finers4k.py', '../default_runtime.py']
+
+# where tools/misc/build_tiny_models.py writes the tiny models; the tiny Qwen2.5-VL every tiny run
+# loads (a model's `vlm=dict(tiny_vlm, _delete_=True, ...)` replaces the 7B one)
+tiny_models = 'work_dirs/tiny_models'
+tiny_vlm = dict(type='Qwen25VLAdapter', pretrained=tiny_models + '/qwen2_5_vl', dtype='float32')
+
+# the 12 bundled records (annotations/train.json, every split); in-process loading (num_workers=0).
+# InfiniteSampler: with DefaultSampler, mmengine's iteration-based loop sleeps 2 s at the end of
+# every epoch (_InfiniteDataloaderIterator), i.e. every 3 iterations on the 12 bundled records, and
+# at every SFT step (16 prompts); an infinite sampler never ends an epoch (and resumes exactly)
+data_root = 'finers_mm/data/synthetic/'
+train_dataloader = dict(
+    batch_size=4,
+    num_workers=0,
+    persistent_workers=False,
+    sampler=dict(type='InfiniteSampler', shuffle=True),
+    dataset=dict(data_root=data_root, ann_file='annotations/train.json'))
+val_dataloader = dict(
+    batch_size=4,
+    num_workers=0,
+    persistent_workers=False,
+    dataset=dict(data_root=data_root, ann_file='annotations/train.json'))
+test_dataloader = val_dataloader
+
+# fp32 (no AMP on CPU), every optimiser step on one batch; lr 5e-4 for 100 iterations is the tiny
+# refiner's GRPO (lpr_tiny.py), the other tiny runs set their own
+train_cfg = dict(type='IterBasedTrainLoop', max_iters=100, val_interval=100)
+val_cfg = dict(type='ValLoop')
+test_cfg = dict(type='TestLoop')
+optim_wrapper = dict(
+    type='OptimWrapper',
+    optimizer=dict(type='AdamW', lr=5e-4, weight_decay=1e-2),
+    clip_grad=dict(max_norm=1.0))
+param_scheduler = []
+auto_scale_lr = dict(enable=False, base_batch_size=4)
+
+env_cfg = dict(dist_cfg=dict(backend='gloo'))
+default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=20))
