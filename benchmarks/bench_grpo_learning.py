@@ -25,6 +25,7 @@ see configs/finers/gse_tiny.py); LPR, 100 iterations, 1.54 -> 2.01 (x1.30; json_
 after GRPO: GSE 1.73 -> 2.48, LPR 1.56 -> 1.98 (json_format 0.20 -> 0.56).
 """
 import argparse
+import copy
 import importlib.util
 import json
 import os.path as osp
@@ -114,18 +115,18 @@ def fixed_rollout(config: str, pretrained: str, data_root: str, num_prompts: int
     """Mean reward (and terms) of ``num_generations`` samples of the first ``num_prompts``
     training prompts, sampled as in GRPO (the hook's temperature and budget) with a fixed seed."""
     import torch
-    from mmengine.config import Config
     from mmengine.dataset import pseudo_collate
     from mmengine.registry import init_default_scope
 
-    from finers_mm.registry import DATASETS, MODELS, REWARDS
+    from finers_mm.registry import DATASETS, HOOKS, MODELS
+    from finers_mm.utils.run_config import load_config
     torch.set_num_threads(1)
     init_default_scope('finers_mm')
-    cfg = Config.fromfile(config)
+    cfg = load_config(config)
     cfg.model.vlm.pretrained = pretrained
-    hook = cfg.custom_hooks[0]
+    hook = HOOKS.build(copy.deepcopy(cfg.custom_hooks[0]))  # its sampling and reward, defaults in
     stage = MODELS.build(cfg.model).eval()
-    reward = REWARDS.build(hook.reward)
+    reward = hook.reward
     dataset_cfg = cfg.train_dataloader.dataset
     dataset_cfg.data_root = data_root + '/'
     dataset = DATASETS.build(dataset_cfg)
@@ -138,10 +139,8 @@ def fixed_rollout(config: str, pretrained: str, data_root: str, num_prompts: int
         samples = data['data_samples']
         views = stage.views(data['inputs'], samples)
         with torch.no_grad():
-            generation = stage.vlm.generate(
-                views, stage.build_prompts(samples, views), do_sample=True,
-                temperature=hook.temperature, top_p=hook.top_p,
-                num_return_sequences=hook.num_generations, max_new_tokens=hook.max_new_tokens)
+            generation = stage.vlm.generate(views, stage.build_prompts(samples, views),
+                                            **hook.sampling)
         scored = reward(generation.texts, [stage.reward_sample(s, v) for s, v in
                                            zip(samples, views)
                                            for _ in range(hook.num_generations)])

@@ -15,11 +15,12 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.config import DictAction  # noqa: E402
 
 import finers_mm  # noqa: E402,F401
 from finers_mm.apis import FineRSInferencer  # noqa: E402
 from finers_mm.structures.vocabulary import QUESTION_TYPES  # noqa: E402
+from finers_mm.utils.run_config import load_config  # noqa: E402
 
 DEFAULT_CONFIG = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs', 'finers',
                           'finers_tiny_test.py')
@@ -48,9 +49,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    cfg = load_config(args.config, args.cfg_options)
     inferencer = FineRSInferencer(cfg, weights=args.weights, device=args.device,
                                   show_progress=False)
     result = inferencer(

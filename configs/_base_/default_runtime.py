@@ -10,6 +10,8 @@ default_hooks = dict(
     param_scheduler=dict(type='ParamSchedulerHook'),
     checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=50, max_keep_ckpts=3),
     sampler_seed=dict(type='DistSamplerSeedHook'),
+    # a config read without applying `frames` (stock tools) must not run with other sizes
+    frames_check=dict(type='FramesCheckHook'),
     # one drawing per question (several questions share an image): tools/test.py --show-dir DIR
     visualization=dict(type='FineRSVisualizationHook'))
 

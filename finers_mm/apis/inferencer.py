@@ -1,5 +1,6 @@
 # Copyright (c) finers_mm contributors. All rights reserved.
 """FineRSInferencer: ask a question about an image, get the answer, the reasoning and the mask."""
+import copy
 import json
 import os.path as osp
 from typing import Dict, List, Optional, Sequence, Union
@@ -15,6 +16,8 @@ from PIL import Image
 from finers_mm.structures.vocabulary import (QTYPE_FROM_ANNOTATION, QUESTION_TYPES, SEGMENTATION,
                                              normalize_options)
 from finers_mm.utils.fileio import write_atomic
+from finers_mm.utils.frames_config import apply_frames
+from finers_mm.utils.run_config import load_config
 
 #: pipeline steps that need annotations (GT mask, GT points) and are dropped for free inputs
 GT_ONLY_TRANSFORMS = ('LoadFineRSMask', 'SampleGTPoints')
@@ -39,7 +42,9 @@ class FineRSInferencer(BaseInferencer):
         result['predictions'][0]['answer']
 
     Args:
-        model (str | Config): the config (file) of a FineRS model.
+        model (str | Config): the config (file) of a FineRS model; its ``frames`` are applied
+            to the pipeline and the model, as the tools apply them
+            (:func:`~finers_mm.utils.run_config.load_config`).
         weights (str, optional): an mmengine checkpoint; None uses the weights the config loads
             (its local Hugging Face and SAM checkpoints).
         device (str, optional): e.g. ``'cuda:0'``; None picks the available device.
@@ -53,6 +58,12 @@ class FineRSInferencer(BaseInferencer):
     def __init__(self, model, weights: Optional[str] = None, device: Optional[str] = None,
                  scope: str = 'finers_mm', show_progress: bool = True) -> None:
         init_default_scope(scope)
+        # the config's `frames` reach the pipeline and the model (finers_mm's config loader)
+        if isinstance(model, str):
+            model = load_config(model)
+        else:
+            model = copy.deepcopy(model)
+            apply_frames(model)
         super().__init__(model=model, weights=weights, device=device, scope=scope,
                          show_progress=show_progress)
 

@@ -6,6 +6,7 @@ from mmengine.dataset import pseudo_collate
 from mmengine.registry import init_default_scope
 
 from finers_mm.registry import DATASETS, MODELS
+from finers_mm.utils.run_config import load_config
 from .paths import BUNDLED_DATA, config_path
 from .scripted import OracleScripts, halves_points
 
@@ -16,7 +17,8 @@ SAM2_CONFIG = config_path('finers', 'finers_tiny_test_sam2.py')
 
 
 def chain_config(config_file: str, tiny_models: dict) -> Config:
-    """A tiny FineRS test config pointed at ``tiny_models`` and the bundled data.
+    """A tiny FineRS test config pointed at ``tiny_models`` and the bundled data, read as the
+    tools read it (:func:`~finers_mm.utils.run_config.load_config`).
 
     Args:
         config_file (str): e.g. :data:`SAM_CONFIG`.
@@ -25,16 +27,14 @@ def chain_config(config_file: str, tiny_models: dict) -> Config:
     Returns:
         Config: the config.
     """
-    cfg = Config.fromfile(config_file)
-    options = {
+    cfg = load_config(config_file, {
         'model.explorer.vlm.pretrained': tiny_models['qwen2_5_vl'],
         'model.refiner.vlm.pretrained': tiny_models['qwen2_5_vl'],
         'test_dataloader.dataset.data_root': BUNDLED_DATA,
-    }
-    if cfg.model.mask_head.type == 'SAMMaskHead':
-        options.update({'model.mask_head.config': tiny_models['sam_config'],
-                        'model.mask_head.checkpoint': tiny_models['sam']})
-    cfg.merge_from_dict(options)
+    })
+    if cfg.model.mask_head.type == 'SAMMaskHead':  # the session's tiny SAM
+        cfg.merge_from_dict({'model.mask_head.config': tiny_models['sam_config'],
+                             'model.mask_head.checkpoint': tiny_models['sam']})
     return cfg
 
 
@@ -67,6 +67,3 @@ def oracle_chain(config_file: str, tiny_models: dict, batch_size: int = 4):
             indices = range(start, min(start + batch_size, len(dataset)))
             results += detector.test_step(pseudo_collate([dataset[i] for i in indices]))
     return dataset, results
-
-
-

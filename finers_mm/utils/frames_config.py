@@ -127,7 +127,7 @@ def _positive_int(value: Any) -> bool:
             and float(value).is_integer())
 
 
-def _same(value: Any, size: Any) -> bool:
+def same_size(value: Any, size: Any) -> bool:
     """Whether a written size equals a frames size (a list and a tuple of the same pair do)."""
     if isinstance(size, tuple):
         return isinstance(value, (list, tuple)) and tuple(value) == size
@@ -145,7 +145,7 @@ def _apply(node: Any, frames: Dict[str, Any], path: str, changed: List[str]) -> 
     """Walk ``node`` (dicts, lists, tuples) and set the frame arguments of typed dicts."""
     if isinstance(node, dict):
         for argument, key in FRAME_ARGUMENTS.get(_type_name(node), {}).items():
-            if argument not in node or not _same(node[argument], frames[key]):
+            if argument not in node or not same_size(node[argument], frames[key]):
                 changed.append(f'{path}.{argument}')
             node[argument] = frames[key]
         for key, value in node.items():

@@ -14,6 +14,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 import finers_mm  # noqa: E402,F401  (the checkpoint-loading fix)
 from finers_mm.registry import MODELS  # noqa: E402
+from finers_mm.utils.run_config import load_config  # noqa: E402
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.registry import init_default_scope  # noqa: E402
 from mmengine.runner import load_checkpoint  # noqa: E402
@@ -55,9 +56,7 @@ def main(argv=None) -> str:
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override settings of the config')
     args = parser.parse_args(argv)
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    cfg = load_config(args.config, args.cfg_options)
     out = export_stage(cfg, args.checkpoint, args.out_dir)
     print(f'exported {cfg.model.type} from {args.checkpoint} to {out}')
     return out

@@ -1,5 +1,6 @@
 # Copyright (c) finers_mm contributors. All rights reserved.
 """Training- and test-loop hooks."""
+from .frames_check_hook import FramesCheckHook
 from .visualization_hook import FineRSVisualizationHook
 
-__all__ = ['FineRSVisualizationHook']
+__all__ = ['FineRSVisualizationHook', 'FramesCheckHook']
