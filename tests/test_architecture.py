@@ -147,3 +147,33 @@ def test_finers_mm_imports_are_at_module_top():
 def test_the_rule_catches_the_edges_it_must(edge, expected):
     why = _violation(edge)
     assert (why is None) if expected is None else (expected in why)
+
+
+TESTS_DIR = osp.dirname(osp.abspath(__file__))
+
+
+def test_test_modules_import_no_other_test_module():
+    """Shared fixtures live in conftest.py, shared helpers in finers_mm.testing: no test module
+    imports another (also not through a config's ``custom_imports`` in a subprocess)."""
+    names = {osp.splitext(name)[0] for _, _, files in os.walk(TESTS_DIR) for name in files
+             if name.startswith('test_') and name.endswith('.py')}
+    offenders = []
+    for folder, _, files in os.walk(TESTS_DIR):
+        for name in files:
+            if not name.endswith('.py'):
+                continue
+            path = osp.join(folder, name)
+            with open(path, encoding='utf-8') as f:
+                source = f.read()
+            for node in ast.walk(ast.parse(source, path)):
+                if isinstance(node, ast.ImportFrom) and not node.level:
+                    imported = [node.module or '']
+                elif isinstance(node, ast.Import):
+                    imported = [alias.name for alias in node.names]
+                elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+                    imported = [m for m in names if f"'{m}'" in node.value]  # custom_imports
+                else:
+                    continue
+                offenders += [f'{osp.relpath(path, TESTS_DIR)}:{node.lineno} imports {module}'
+                              for module in imported if module.split('.')[0] in names]
+    assert not offenders, '\n'.join(offenders)
