@@ -22,14 +22,19 @@ def _distance_maximum(mask: np.ndarray):
     """Row-major first maximum of the Euclidean distance transform of a (h, w) uint8 mask.
 
     Pixels outside ``mask``'s array count as background (the mask is padded with zeros first).
+    The exact distance to the nearest background pixel is the square root of an integer, but
+    ``cv2.distanceTransform`` returns it in float32 whose last bits differ between runs (its SIMD
+    path depends on memory alignment), so two tied maxima would swap from run to run. The
+    squared distances are therefore rounded back to their integers and compared exactly.
 
     Returns:
-        tuple: ``(row, col, distance)``; distance is 0 when the mask is empty.
+        tuple: ``(row, col, squared distance)`` (an int; 0 when the mask is empty).
     """
     padded = cv2.copyMakeBorder(mask, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
     distance = cv2.distanceTransform(padded, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)[1:-1, 1:-1]
-    row, col = np.unravel_index(int(np.argmax(distance)), distance.shape)
-    return int(row), int(col), float(distance[row, col])
+    squared = np.rint(distance.astype(np.float64)**2).astype(np.int64)
+    row, col = np.unravel_index(int(np.argmax(squared)), squared.shape)
+    return int(row), int(col), int(squared[row, col])
 
 
 def inscribed_circle_points(mask: np.ndarray) -> np.ndarray:
@@ -61,10 +66,10 @@ def inscribed_circle_points(mask: np.ndarray) -> np.ndarray:
     if x2 == 0:
         raise ValueError('inscribed_circle_points needs a non-empty mask')
     crop = np.ascontiguousarray(mask[y1:y2, x1:x2], dtype=np.uint8)
-    row, col, radius = _distance_maximum(crop)
+    row, col, squared_radius = _distance_maximum(crop)
     centres = [(col, row)]
     rows, cols = np.ogrid[:crop.shape[0], :crop.shape[1]]
-    crop[(rows - row) ** 2 + (cols - col) ** 2 < radius ** 2] = 0
+    crop[(rows - row)**2 + (cols - col)**2 < squared_radius] = 0
     if crop.any():
         row, col, _ = _distance_maximum(crop)
     centres.append((col, row))

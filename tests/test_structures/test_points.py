@@ -96,3 +96,68 @@ def test_box_center_jitter_seeded():
                                [[30, 20], [30, 20]])
     with pytest.raises(ValueError):
         box_center_jitter_points(box, -1.0, np.random.default_rng(0))
+
+
+def _brute_force_maximum(mask: np.ndarray):
+    """Row-major first pixel of largest squared distance to the background (outside the array is
+    background), with integer squared distances: the rule written out, no float ties."""
+    height, width = mask.shape
+    padded = np.pad(mask, 1)
+    background = np.argwhere(~padded) - 1  # (row, col) of every background pixel, border included
+    best = (-1, 0, 0)
+    for row in range(height):
+        for col in range(width):
+            if mask[row, col]:
+                squared = int(((background - (row, col))**2).sum(axis=1).min())
+                if squared > best[0]:
+                    best = (squared, row, col)
+    return best
+
+
+def _brute_force_points(mask: np.ndarray) -> np.ndarray:
+    squared, row, col = _brute_force_maximum(mask)
+    centres = [(col, row)]
+    rest = mask.copy()
+    rows, cols = np.ogrid[:mask.shape[0], :mask.shape[1]]
+    rest[(rows - row)**2 + (cols - col)**2 < squared] = False
+    if rest.any():
+        _, row, col = _brute_force_maximum(rest)
+    centres.append((col, row))
+    return np.array(centres, dtype=np.float32) + 0.5
+
+
+@pytest.mark.parametrize('seed', range(40))
+def test_ties_break_row_major_exactly_and_every_call_agrees(seed):
+    """Random blocky masks (many exactly tied distances): the points are the brute-force rule's,
+    on every call. cv2's float32 distances differ in their last bits between runs, which swapped
+    tied maxima from one run to the next before the squared distances were compared as integers."""
+    rng = np.random.default_rng(seed)
+    mask = np.zeros((int(rng.integers(6, 20)), int(rng.integers(6, 20))), dtype=bool)
+    for _ in range(int(rng.integers(1, 4))):
+        y, x = rng.integers(0, mask.shape[0]), rng.integers(0, mask.shape[1])
+        mask[y:y + rng.integers(2, 9), x:x + rng.integers(2, 9)] = True
+    expected = _brute_force_points(mask)
+    for _ in range(5):
+        np.testing.assert_array_equal(inscribed_circle_points(mask), expected)
+
+
+@pytest.mark.parametrize('seed', range(10))
+def test_distances_off_in_their_last_bits_give_the_same_points(seed, monkeypatch):
+    """cv2.distanceTransform's float32 results differ in their last bits between runs; a
+    perturbation of one ulp on random pixels must not change the points (they stay the exact
+    rule's)."""
+    rng = np.random.default_rng(seed)
+    mask = np.zeros((24, 30), dtype=bool)
+    mask[3:15, 4:24] = True  # a rectangle: long rows of tied maxima
+    mask[12:20, 10:18] = True
+    expected = _brute_force_points(mask)
+    exact = cv2.distanceTransform
+
+    def off_by_an_ulp(*args, **kwargs):
+        distance = exact(*args, **kwargs)
+        nudged = rng.random(distance.shape) < 0.5
+        distance[nudged] = np.nextafter(distance[nudged], np.float32(np.inf))
+        return distance
+
+    monkeypatch.setattr(cv2, 'distanceTransform', off_by_an_ulp)
+    np.testing.assert_array_equal(inscribed_circle_points(mask), expected)
