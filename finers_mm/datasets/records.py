@@ -9,12 +9,12 @@ import math
 from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
-from mmengine.fileio import exists, get_local_path
-from PIL import Image
+from mmengine.fileio import exists
 
 from finers_mm.structures.masks import polygon_bbox
 from finers_mm.structures.vocabulary import (MULTIPLE_CHOICE, QTYPE_FROM_ANNOTATION,
                                              normalize_options)
+from .image_files import ImageFileError, read_image_header
 
 #: a polygon whose vertices all lie within this distance (px) of one line is degenerate
 _COLLINEAR_TOL = 1e-6
@@ -192,22 +192,19 @@ def float32_keeping_raster(polygon: np.ndarray) -> np.ndarray:
 
 
 def read_image_size(img_path: str, backend_args: Optional[dict]) -> Tuple[int, int]:
-    """(height, width) from the image header; PIL does not decode the pixels."""
+    """(height, width) as displayed (EXIF orientation applied), from the header; no decode.
+
+    The file must also be complete (see :mod:`finers_mm.datasets.image_files`): a truncated image
+    would pass a header check and fail only when the pipeline reaches it.
+    """
     if not exists(img_path, backend_args=backend_args):
         raise RecordProblem('missing image file', f'{img_path} does not exist',
                             "check data_root, data_prefix['img'] and the record's image_path")
     try:
-        with get_local_path(img_path, backend_args=backend_args) as local_path:
-            with Image.open(local_path) as image:
-                width, height = image.size
-    except (OSError, ValueError) as error:
-        detail = str(error) if img_path in str(error) else f'{img_path}: {error}'
-        raise RecordProblem('unreadable image', detail,
-                            're-export the image (JPEG/PNG)') from None
-    if width <= 0 or height <= 0:
-        raise RecordProblem('unreadable image', f'{img_path} has size {width}x{height}',
-                            're-export the image')
-    return int(height), int(width)
+        header = read_image_header(img_path, backend_args)
+    except ImageFileError as error:
+        raise RecordProblem(error.reason, f'{img_path}: {error.detail}', error.fix) from None
+    return header.height, header.width
 
 
 def _shorten(value, limit: int = 80) -> str:

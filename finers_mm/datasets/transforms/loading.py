@@ -1,13 +1,18 @@
 # Copyright (c) finers_mm contributors. All rights reserved.
-"""Loading: decode the high-resolution original once, rasterise the GT polygon once."""
+"""Loading: decode the high-resolution original once, rasterise the GT polygon once.
+
+Images are decoded by :func:`finers_mm.datasets.image_files.decode_image`, the one reader of every
+tool: as displayed (EXIF orientation applied), RGB, 8 bits. The record's ``height`` / ``width`` and
+its polygon are in that displayed frame too (see :mod:`finers_mm.datasets.image_files`).
+"""
 from typing import Optional
 
-import mmcv
 import mmengine.fileio as fileio
 from mmcv.transforms import BaseTransform
 
 from finers_mm.registry import TRANSFORMS
 from finers_mm.structures import rasterize_polygon
+from ..image_files import ImageFileError, decode_image
 
 
 def record_name(results: dict) -> str:
@@ -18,7 +23,7 @@ def record_name(results: dict) -> str:
 
 @TRANSFORMS.register_module()
 class LoadFineRSImage(BaseTransform):
-    """Decode the original image once, as RGB.
+    """Decode the original image once, as displayed (EXIF orientation applied), RGB, 8 bits.
 
     finers_mm keeps images RGB end to end: Qwen-VL's processor and SAM both expect RGB (the authors'
     release fed R/B-swapped crops to the refiner at test time). Every view is cut from ``img``.
@@ -30,7 +35,8 @@ class LoadFineRSImage(BaseTransform):
 
     Added Keys:
 
-    - img (np.uint8 (H, W, 3), RGB, ORIGINAL pixels)
+    - img (np.uint8 (H, W, 3), RGB, ORIGINAL pixels in the displayed frame; a 16-bit image is
+      scaled to 8 bits, grayscale repeated to 3 channels, alpha dropped)
     - img_shape ((H, W))
     - ori_shape ((H, W))
 
@@ -52,7 +58,8 @@ class LoadFineRSImage(BaseTransform):
 
         Raises:
             FileNotFoundError: the file cannot be read.
-            ValueError: the bytes are not an image, or its size differs from the record's.
+            ImageFileError: (a ValueError) the bytes are not an image, or the file is truncated.
+            ValueError: the image's displayed size differs from the record's.
         """
         path = results['img_path']
         try:
@@ -61,18 +68,20 @@ class LoadFineRSImage(BaseTransform):
             raise FileNotFoundError(
                 f'cannot read the image of record {record_name(results)}: {error}. Check the '
                 "dataset's data_root / data_prefix and that the file exists.") from error
-        # decode as BGR first: mmcv's cv2 path converts to RGB without checking that decoding worked
-        img = mmcv.imfrombytes(content, flag='color', channel_order='bgr', backend='cv2')
-        if img is None:
-            raise ValueError(f'{path!r} is not a readable image (record {record_name(results)})')
-        img = mmcv.bgr2rgb(img)
+        try:
+            img = decode_image(content, path)
+        except ImageFileError as error:
+            raise ImageFileError(path, error.reason,
+                                 f'{error.detail} (record {record_name(results)})',
+                                 error.fix) from None
         shape = img.shape[:2]
         expected = (results.get('height'), results.get('width'))
         if None not in expected and tuple(expected) != shape:
             raise ValueError(
                 f'image {path!r} is {shape[1]}x{shape[0]} (WxH) but its record '
-                f'{record_name(results)} says {expected[1]}x{expected[0]}: the annotation does '
-                'not belong to this file.')
+                f'{record_name(results)} says {expected[1]}x{expected[0]} (both as displayed, '
+                'EXIF orientation applied): the annotation does not belong to this file, or the '
+                'file changed after the dataset was loaded.')
         results['img'] = img
         results['img_shape'] = shape
         results['ori_shape'] = shape
