@@ -9,15 +9,25 @@ The annotation file is read unchanged::
          "A": "B",
          "Q-type": "option",                    # "referring" | "option" | "reasoning"
          "options": ["red", "white", ...],      # multiple choice only: list, dict or one string
-         "points": [[x, y], [x, y], ...],       # ONE polygon, original image pixels
+         "points": [[x, y], [x, y], ...],       # ONE polygon, original pixels as displayed
          "attribute": "colors",
          "area_percent": 0.0123,                # mask area / image area * 100
          "best_region": [x1, y1, x2, y2]},      # optional (retrospective region search)
         ...]}
 
-Loading is cheap: the image size comes from the image header (no decode) and the mask is NOT
-rasterised; ``LoadFineRSMask`` does that in the pipeline with :mod:`finers_mm.structures.masks`.
-The checks of one record's fields are in :mod:`finers_mm.datasets.records`.
+**Frame.** ``points``, ``best_region``, ``height`` / ``width`` and every prediction are in the
+image's ORIGINAL pixels *as displayed*: its EXIF orientation applied, as a photo viewer, PIL's
+``ImageOps.exif_transpose`` and the authors' ``cv2.imread`` show it (a camera JPEG of 4000x3000
+stored pixels tagged "rotate 90 degrees" is 3000x4000 here, and so is its polygon's frame). The
+header size and ``LoadFineRSImage``'s pixels come from :mod:`finers_mm.datasets.image_files`, one
+reader for both, so they always agree.
+
+Loading is cheap: the image size comes from the image header (no decode), the file's last bytes
+say whether it is complete (a truncated JPEG or PNG is refused here instead of mid-training or
+mid-evaluation; see :mod:`~finers_mm.datasets.image_files` for the cost and the limits), and the
+mask is NOT rasterised; ``LoadFineRSMask`` does that in the pipeline with
+:mod:`finers_mm.structures.masks`. Each image is read once per load, however many records share
+it. The checks of one record's fields are in :mod:`finers_mm.datasets.records`.
 
 Bad input fails early with one :class:`FineRSAnnotationError` naming the annotation file, the record
 index and the fix, or, with ``on_bad_record='skip'``, the bad records are dropped and counted in one
@@ -28,7 +38,7 @@ warning. The record rules:
   ``QTYPE_FROM_ANNOTATION``; a multiple-choice record has non-empty ``options``; ``area_percent`` a
   finite number >= 0; ``best_region``, when present and not null, four finite numbers with
   ``x2 > x1`` and ``y2 > y1``;
-- the image exists and its header is readable;
+- the image exists, its header is readable and the file is complete (not truncated);
 - ``points`` is ONE polygon ``[[x, y], ...]`` of finite numbers with at least 3 vertices;
 - degenerate polygon: every vertex lies on one line (within ``1e-6`` px of the line through the
   first vertex and the vertex farthest from it; coincident vertices included). The authors' raster
@@ -39,12 +49,20 @@ warning. The record rules:
   continuous image extent ``[0, W] x [0, H]`` (usually the wrong image, or points in a resized
   frame), or the polygon's raster has no pixel inside the image. Within the tolerance the raster is
   clipped to the image, as ``cv2.fillPoly`` does.
+
+File-level rules (always raise, naming the file, why it is empty and the fix): the annotation file
+has at least one record, at least one record survives ``on_bad_record='skip'``, and at least one
+survives the ``filter_cfg`` question-type filter. Records repeating an earlier one (same
+``image_path``, ``Q`` and ``points``) are kept (the file is read as given) and named, with their
+indices, in one warning: each copy counts in training and in the metrics.
 """
 import json
 import logging
 import os.path as osp
-from collections import defaultdict
+from collections import Counter, defaultdict
 from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
 
 from mmdet.datasets import BaseDetDataset
 from mmengine.fileio import get_local_path
@@ -101,7 +119,7 @@ class FineRS4kDataset(BaseDetDataset):
         on_bad_record (str): ``'raise'`` (default): the first bad record raises
             :class:`FineRSAnnotationError`; ``'skip'``: bad records are dropped and counted per
             reason in one warning (and in :attr:`skipped_records`). File-level problems always
-            raise.
+            raise, and so does skipping every record.
         out_of_image_tol (float): how far (px) a polygon vertex may lie outside the image extent
             ``[0, W] x [0, H]``. Defaults to 2.0.
         **kwargs: :class:`mmdet.datasets.BaseDetDataset` arguments (``ann_file``, ``data_root``,
@@ -144,6 +162,11 @@ class FineRS4kDataset(BaseDetDataset):
                 ``on_bad_record='raise'``.
         """
         raw_records = self._load_records()
+        if not raw_records:
+            raise FineRSAnnotationError(
+                self.ann_file, 'no records', '"annotations" is an empty list',
+                'add records, or point ann_file at the split that holds them (check data_root '
+                'and ann_file in the dataset config)')
         self._image_sizes: Dict[str, Union[Tuple[int, int], records.RecordProblem]] = {}
         data_list, skipped = [], defaultdict(list)
         try:
@@ -158,8 +181,15 @@ class FineRS4kDataset(BaseDetDataset):
         finally:
             del self._image_sizes
         self.skipped_records = dict(skipped)
+        if skipped and not data_list:
+            raise FineRSAnnotationError(
+                self.ann_file, 'no usable records',
+                f'every record was skipped ({len(raw_records)} of {len(raw_records)}, '
+                f'on_bad_record=\'skip\'): {self._skipped_summary()}',
+                "fix the records; set on_bad_record='raise' to see the first problem and its fix")
         if skipped:
             self._warn_skipped(len(raw_records))
+        self._warn_duplicates(data_list, raw_records)
         return data_list
 
     def parse_data_info(self, raw_data_info: dict) -> dict:
@@ -188,11 +218,23 @@ class FineRS4kDataset(BaseDetDataset):
 
         Returns:
             list[dict]: the kept data infos (all of them without that filter).
+
+        Raises:
+            FineRSAnnotationError: the filter keeps no sample.
         """
         if not self.filter_cfg:
             return self.data_list
-        keep = set(self.filter_cfg['question_types'])
-        return [info for info in self.data_list if info['question_type'] in keep]
+        keep = self.filter_cfg['question_types']
+        kept = [info for info in self.data_list if info['question_type'] in keep]
+        if not kept:
+            found = Counter(info['question_type'] for info in self.data_list)
+            raise FineRSAnnotationError(
+                self.ann_file, 'no records of the selected question types',
+                f'filter_cfg keeps question_types {list(keep)}, but the file\'s records are '
+                f'{dict(sorted(found.items()))} (records per question type)',
+                'add those types to filter_cfg question_types, or point ann_file at a file that '
+                'holds them')
+        return kept
 
     def get_cat_ids(self, idx: int) -> List[int]:
         """Category ids of a sample: every sample is one object of the single class ``'object'``.
@@ -270,16 +312,36 @@ class FineRS4kDataset(BaseDetDataset):
             raise records.RecordProblem(size.reason, size.detail, size.fix)
         return size
 
+    def _skipped_summary(self) -> str:
+        """``'2 x missing image file (records 1, 4); 1 x ...'``."""
+        return '; '.join(f'{len(indices)} x {reason} (records {_first_few(indices)})'
+                         for reason, indices in sorted(self.skipped_records.items()))
+
     def _warn_skipped(self, num_records: int) -> None:
         """One warning summarising the skipped records per reason."""
         num_skipped = sum(len(v) for v in self.skipped_records.values())
-        reasons = '; '.join(
-            f'{len(indices)} x {reason} (records {_first_few(indices)})'
-            for reason, indices in sorted(self.skipped_records.items()))
         print_log(
             f'{type(self).__name__}: skipped {num_skipped} of {num_records} records of '
-            f'{self.ann_file} (on_bad_record=\'skip\'): {reasons}. Set on_bad_record=\'raise\' to '
-            'see each problem and its fix.',
+            f'{self.ann_file} (on_bad_record=\'skip\'): {self._skipped_summary()}. Set '
+            'on_bad_record=\'raise\' to see each problem and its fix.',
+            logger='current', level=logging.WARNING)
+
+    def _warn_duplicates(self, data_list: List[dict], raw_records: list) -> None:
+        """One warning naming the groups of records with the same image_path, Q and points."""
+        groups = defaultdict(list)
+        for info in data_list:
+            points = np.asarray(raw_records[info['ann_index']]['points'], dtype=np.float64)
+            groups[(info['img_id'], info['question'], points.tobytes())].append(info['ann_index'])
+        repeated = [indices for indices in groups.values() if len(indices) > 1]
+        if not repeated:
+            return
+        shown = ', '.join(str(indices) for indices in repeated[:5])
+        more = f' and {len(repeated) - 5} more groups' if len(repeated) > 5 else ''
+        print_log(
+            f'{type(self).__name__}: records of {self.ann_file} with the same image_path, Q and '
+            f'points (indices in "annotations"): {shown}{more}. They are kept, so that sample '
+            'counts several times in training and in the metrics; remove the copies from the '
+            'file if they are not intended.',
             logger='current', level=logging.WARNING)
 
 

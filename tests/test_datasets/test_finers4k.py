@@ -5,13 +5,15 @@ import json
 import os.path as osp
 import pickle
 
+import cv2
 import numpy as np
 import pytest
+from mmcv.transforms import Compose
 from PIL import Image
 
-from finers_mm.datasets import finers4k, records
+from finers_mm.datasets import finers4k, image_files
 from finers_mm.datasets.finers4k import FineRS4kDataset, FineRSAnnotationError
-from finers_mm.registry import DATASETS
+from finers_mm.registry import DATASETS, TRANSFORMS
 from finers_mm.structures.masks import mask_bbox, rasterize_polygon
 from finers_mm.testing import REPO_ROOT
 
@@ -56,11 +58,17 @@ def without(record: dict, key: str) -> dict:
 
 @pytest.fixture
 def data_root(tmp_path):
-    """A data root with images/a.png, images/b.png (W x H) and images/broken.png (not an image)."""
+    """A data root with images/a.png, images/b.png (W x H), images/broken.png (not an image) and
+    images/truncated.{jpg,png} (W x H, cut short: a valid header, pixel data that stops early)."""
     (tmp_path / 'images').mkdir()
     for name in ('a.png', 'b.png'):
         Image.new('RGB', (W, H), (40, 80, 120)).save(tmp_path / 'images' / name)
     (tmp_path / 'images' / 'broken.png').write_bytes(b'\x89PNG\r\n\x1a\n this is not a png')
+    noise = np.random.default_rng(0).integers(0, 256, (H, W, 3), dtype=np.uint8)
+    for name in ('truncated.jpg', 'truncated.png'):
+        Image.fromarray(noise).save(tmp_path / 'images' / name)
+        path = tmp_path / 'images' / name
+        path.write_bytes(path.read_bytes()[:-1000])
     (tmp_path / 'annotations').mkdir()
     return tmp_path
 
@@ -206,10 +214,10 @@ def test_loading_decodes_no_image_and_rasterises_no_mask(data_root, monkeypatch)
     import finers_mm.structures.masks as masks
     monkeypatch.setattr(masks, 'rasterize_polygon', lambda *a, **k: calls.append('raster'))
     monkeypatch.setattr(masks.cv2, 'fillPoly', lambda *a, **k: calls.append('fillPoly'))
+    monkeypatch.setattr(image_files.cv2, 'imdecode', lambda *a, **k: calls.append('imdecode'))
     opened = []
     real_open = Image.open
-    monkeypatch.setattr(records.Image, 'open',
-                        lambda *a, **k: opened.append(a[0]) or real_open(*a, **k))
+    monkeypatch.setattr(Image, 'open', lambda *a, **k: opened.append(a[0]) or real_open(*a, **k))
     dataset = build(data_root, [seg_record(), option_record(), open_record(), seg_record()])
     for i in range(len(dataset)):
         dataset.get_data_info(i)
@@ -263,10 +271,15 @@ def test_base_config_builds_with_empty_pipeline(data_root):
 # --------------------------------------------------------------------------------- bad input
 
 GOOD = seg_record()
+#: a second valid record (not a repeat of GOOD, which would add the duplicates warning)
+GOOD_2 = seg_record(Q='Please segment the blue boat.')
 
 BAD_RECORDS = {
     'missing image file': seg_record(image_path='nope.png'),
     'unreadable image': seg_record(image_path='broken.png'),
+    'unreadable image (folder)': seg_record(image_path='.'),
+    'truncated image': seg_record(image_path='truncated.jpg'),
+    'truncated image (png)': seg_record(image_path='truncated.png'),
     'missing polygon': without(GOOD, 'points'),
     'missing polygon (null)': seg_record(points=None),
     'missing polygon (empty)': seg_record(points=[]),
@@ -324,7 +337,7 @@ def test_bad_record_raises_one_clear_error(data_root, case):
 def test_bad_record_skipped_and_counted(data_root, case, monkeypatch):
     logged = []
     monkeypatch.setattr(finers4k, 'print_log', lambda msg, **kwargs: logged.append((msg, kwargs)))
-    dataset = build(data_root, [GOOD, BAD_RECORDS[case], GOOD], on_bad_record='skip')
+    dataset = build(data_root, [GOOD, BAD_RECORDS[case], GOOD_2], on_bad_record='skip')
     assert [dataset.get_data_info(i)['ann_index'] for i in range(len(dataset))] == [0, 2]
     assert dataset.skipped_records == {reason_of(case): [1]}
     assert len(logged) == 1
@@ -334,7 +347,7 @@ def test_bad_record_skipped_and_counted(data_root, case, monkeypatch):
 def test_skip_mode_summarises_all_reasons_in_one_warning(data_root, monkeypatch):
     logged = []
     monkeypatch.setattr(finers4k, 'print_log', lambda msg, **kwargs: logged.append((msg, kwargs)))
-    records = [GOOD, BAD_RECORDS['missing image file'], BAD_RECORDS['degenerate polygon'], GOOD,
+    records = [GOOD, BAD_RECORDS['missing image file'], BAD_RECORDS['degenerate polygon'], GOOD_2,
                BAD_RECORDS['missing image file'], BAD_RECORDS['unknown Q-type']]
     dataset = build(data_root, records, on_bad_record='skip')
     assert len(dataset) == 2
@@ -394,3 +407,111 @@ def test_bad_constructor_arguments(data_root):
     with pytest.raises(ValueError, match="data_prefix=dict\\(img="):
         FineRS4kDataset(data_root=str(data_root), ann_file=ann_file,
                         data_prefix=dict(img_path='images/'))
+
+
+@pytest.mark.parametrize('name', ['truncated.jpg', 'truncated.png'])
+def test_truncated_image_refused_at_load_naming_file_and_fix(data_root, name):
+    """A cut-short file passes a header check; it is refused when the dataset loads, not when the
+    pipeline reaches it mid-training or mid-evaluation."""
+    with pytest.raises(FineRSAnnotationError, match='truncated image') as info:
+        build(data_root, [GOOD, seg_record(image_path=name)])
+    message = str(info.value)
+    assert 'ann.json, record 1' in message and osp.join('images', name) in message
+    assert 'Fix: copy the image again from its source' in message
+
+
+# ----------------------------------------------------------------------- empty and repeated
+
+def test_empty_annotation_list_names_the_file(data_root):
+    for mode in FineRS4kDataset.BAD_RECORD_MODES:
+        with pytest.raises(FineRSAnnotationError, match='no records') as info:
+            build(data_root, [], on_bad_record=mode)
+        assert 'ann.json' in str(info.value) and '"annotations" is an empty list' in str(info.value)
+        assert 'Fix: add records' in str(info.value) and info.value.index is None
+
+
+def test_every_record_skipped_says_why(data_root):
+    records = [BAD_RECORDS['missing image file'], BAD_RECORDS['truncated image'],
+               BAD_RECORDS['missing image file']]
+    with pytest.raises(FineRSAnnotationError, match='no usable records') as info:
+        build(data_root, records, on_bad_record='skip')
+    message = str(info.value)
+    assert 'ann.json' in message and 'every record was skipped (3 of 3' in message
+    assert '2 x missing image file (records 0, 2)' in message
+    assert '1 x truncated image (records 1)' in message
+    assert "Fix: fix the records; set on_bad_record='raise'" in message
+
+
+@pytest.mark.parametrize('test_mode', [False, True])
+def test_filter_keeping_nothing_says_why(data_root, test_mode):
+    with pytest.raises(FineRSAnnotationError, match='no records of the selected question') as info:
+        build(data_root, [seg_record(), seg_record(), option_record()], test_mode=test_mode,
+              filter_cfg=dict(question_types='open'))
+    message = str(info.value)
+    assert 'ann.json' in message and "question_types ['open']" in message
+    assert "{'multiple_choice': 1, 'segmentation': 2}" in message
+    assert 'Fix: add those types to filter_cfg question_types' in message
+
+
+def test_duplicate_records_warn_once_with_their_indices(data_root, monkeypatch):
+    logged = []
+    monkeypatch.setattr(finers4k, 'print_log', lambda msg, **kwargs: logged.append((msg, kwargs)))
+    same_polygon = [[10.0, 20.0], [30.0, 20.0], [30.0, 35.0], [10.0, 35.0]]  # = GOOD's, as floats
+    records = [
+        GOOD, option_record(), seg_record(A='another answer', points=same_polygon),  # 0 = 2
+        seg_record(Q='Another question?'), seg_record(image_path='b.png'),  # not repeats
+        seg_record(points=[[10, 20], [30, 20], [30, 36], [10, 35]]), option_record(), GOOD,
+        BAD_RECORDS['missing image file']]  # 1 = 6, 0 = 2 = 7; the skipped one is not counted
+    dataset = build(data_root, records, on_bad_record='skip')
+    assert len(dataset) == 8  # kept
+    duplicates = [(msg, kwargs) for msg, kwargs in logged if 'same image_path, Q and' in msg]
+    assert len(duplicates) == 1
+    message, kwargs = duplicates[0]
+    assert 'ann.json' in message and '(indices in "annotations"): [0, 2, 7], [1, 6].' in message
+    assert 'remove the copies' in message and kwargs['level'] == 30
+
+
+# ------------------------------------------------- the displayed frame (EXIF) and 16-bit images
+
+def load_pipeline() -> list:
+    """LoadFineRSImage + LoadFineRSMask, built (the dataset's Compose takes transforms too)."""
+    return [TRANSFORMS.build(dict(type=name)) for name in ('LoadFineRSImage', 'LoadFineRSMask')]
+
+
+def test_exif_rotated_jpeg_is_used_as_displayed(data_root):
+    """Header size, decoded pixels and the polygon share the displayed frame (issue 12, item 7).
+
+    The photo is stored 90 degrees counter-clockwise with orientation 6 ("rotate 90 degrees
+    clockwise to display"); GOOD's polygon marks the red block in the displayed image.
+    """
+    displayed = np.full((H, W, 3), (40, 80, 120), np.uint8)
+    displayed[20:36, 10:31] = (255, 0, 0)  # GOOD's polygon's raster
+    exif = Image.Exif()
+    exif[image_files.ORIENTATION_TAG] = 6
+    Image.fromarray(np.rot90(displayed)).save(data_root / 'images' / 'rotated.jpg', exif=exif,
+                                              quality=100, subsampling=0)  # sharp red edges
+    assert Image.open(data_root / 'images' / 'rotated.jpg').size == (H, W)  # stored: W and H swap
+
+    dataset = build(data_root, [seg_record(image_path='rotated.jpg')], pipeline=load_pipeline())
+    info = dataset.get_data_info(0)
+    assert (info['height'], info['width']) == (H, W)
+    results = dataset[0]
+    assert results['img'].shape == (H, W, 3) and results['img_shape'] == (H, W)
+    np.testing.assert_allclose(results['img'].astype(float), displayed, atol=24)
+    red = results['img'][results['gt_mask']]
+    assert (red[:, 0] > 200).all() and (red[:, 1:] < 60).all()
+
+
+def test_16_bit_grayscale_png_loads_as_sensible_rgb(data_root):
+    gray16 = np.tile(np.linspace(0, 65535, W).astype(np.uint16), (H, 1))
+    cv2.imwrite(str(data_root / 'images' / 'depth.png'), gray16)
+    assert Image.open(data_root / 'images' / 'depth.png').mode == 'I;16'
+    clipped = np.asarray(Image.open(data_root / 'images' / 'depth.png').convert('RGB'))
+    assert (clipped == 255).mean() > 0.95  # what PIL's convert('RGB') makes of it: white
+
+    dataset = build(data_root, [seg_record(image_path='depth.png')])
+    info = dataset.get_data_info(0)
+    assert (info['height'], info['width']) == (H, W)
+    img = Compose(load_pipeline())(dict(info))['img']
+    assert img.shape == (H, W, 3) and img.dtype == np.uint8
+    np.testing.assert_array_equal(img, np.repeat((gray16 >> 8).astype(np.uint8)[..., None], 3, 2))
