@@ -3,13 +3,13 @@
 import os.path as osp
 from typing import Sequence
 
-import mmcv
 from mmdet.engine.hooks import DetVisualizationHook
 from mmdet.structures import DetDataSample
 from mmengine.fileio import get
 from mmengine.runner import Runner
 from mmengine.utils import mkdir_or_exist
 
+from finers_mm.datasets import decode_image
 from finers_mm.registry import HOOKS
 
 
@@ -40,8 +40,9 @@ class FineRSVisualizationHook(DetVisualizationHook):
             mkdir_or_exist(self.test_out_dir)
         for data_sample in outputs:
             self._test_index += 1
-            image = mmcv.imfrombytes(get(data_sample.img_path, backend_args=self.backend_args),
-                                     channel_order='rgb')
+            # the pixels the pipeline read (as displayed, RGB): one image reader for every tool
+            image = decode_image(get(data_sample.img_path, backend_args=self.backend_args),
+                                 data_sample.img_path)
             name = f"{osp.splitext(osp.basename(data_sample.img_path))[0]}_" \
                    f"{data_sample.get('ann_index', self._test_index)}.jpg"
             self._visualizer.add_datasample(
