@@ -229,6 +229,10 @@ def _integer_extent(low: float, high: float) -> Tuple[int, int]:
 def _window_sides(box, image_size: Size, min_side: int) -> Tuple[int, int]:
     """Sides of the crop window for ``box``: square ``max(min_side, box's integer extent)``, each
     side shrunk to the image's where the image is smaller along that axis."""
+    if not np.isfinite(np.asarray(box, dtype=np.float64)).all():  # math.floor(inf) would raise
+        raise ValueError(f'box {[float(v) for v in box]} must be 4 finite numbers to place a '
+                         'window around it (model outputs are bounded by '
+                         'finers_mm.structures.parsing; check the component that gave it)')
     (ax, bx), (ay, by) = _integer_extent(box[0], box[2]), _integer_extent(box[1], box[3])
     side = max(int(min_side), bx - ax, by - ay)
     return min(side, int(image_size[0])), min(side, int(image_size[1]))

@@ -9,12 +9,16 @@ rule lives here only. The expected answers (METHOD.md, "Answer formats")::
                                          "points_2": [x, y], "response": "..."}</answer>
 
 A malformed completion is data, never an error: :func:`parse_completion` never raises on any text
-and reports the first problem in ``ParsedCompletion.invalid``.
+and reports the first problem in ``ParsedCompletion.invalid``. Its time is linear in the text's
+length (a 100k-character degenerate completion parses in milliseconds), and every number it
+returns is finite and at most :data:`MAX_COORDINATE` in magnitude, so every frame map downstream
+stays finite in float32.
 
 Rules (each a decision, tested in ``tests/test_structures/test_parsing.py``):
 
 - **Think format** (``think_format_ok``): the WHOLE text matches
-  ``^\\s*<think>.*?</think>\\s*<answer>.*?</answer>\\s*$`` (``re.DOTALL``, Unicode ``\\s``). Only
+  ``^\\s*<think>.*?</think>\\s*<answer>.*?</answer>\\s*$`` (``re.DOTALL``, Unicode ``\\s``;
+  checked without backtracking, so in linear time). Only
   whitespace may come before ``<think>``, between ``</think>`` and ``<answer>`` and after the final
   ``</answer>``; any other trailing text (a second sentence, an end-of-turn token left in by
   decoding without ``skip_special_tokens``) makes it False. As in the authors' pattern the lazy
@@ -28,23 +32,30 @@ Rules (each a decision, tested in ``tests/test_structures/test_parsing.py``):
   for JSON, so braces and JSON-like text in the reasoning never interfere.
 - **Think** (``think``): the text between the first ``<think>`` and the first ``</think>`` after it;
   None without both.
-- **JSON object** (``data``): every ``{`` of the answer block is tried left to right as the start of
+- **JSON object** (``data``): each ``{`` of the answer block is tried left to right as the start of
   a JSON object (``json.JSONDecoder.raw_decode``, so text after the object, Markdown code fences
   around it and a list around it are fine); where strict JSON fails, the bracket-balanced span
   (quotes respected, at most 16 brackets deep) is read as a Python literal with
   ``ast.literal_eval`` (single quotes, trailing commas, tuples; never ``eval``). Objects nested in
-  one already read are not tried again. The first object holding ``"bbox"`` is used, else the
-  first object. No ``{`` in the block:
-  ``'no_json'``; no ``{`` that starts a readable object: ``'bad_json'``.
-- **Numbers**: ints, floats and strings holding one number (``"12"``, ``" 3.5 "``) are accepted;
-  booleans and anything else are not. NaN and infinities (also ``"nan"``, ``NaN``, ``1e999``) are
-  ``'non_finite'``.
+  one already read are not tried again, and at most :data:`MAX_OBJECT_STARTS` (64) ``{`` that
+  start no object are tried (an answer has one or two; a degenerate block of thousands of braces
+  costs no more). The first object holding ``"bbox"`` is used, else the first object. No ``{`` in
+  the block: ``'no_json'``; no ``{`` that starts a readable object: ``'bad_json'``.
+- **Numbers**: ints, floats and strings holding one number in ASCII (``"12"``, ``" 3.5 "``) are
+  accepted; booleans, strings of other digits (``"١٢"``, ``"１２"``, which Python's ``float`` would
+  read) or with ``_`` (``"1_0"``) and anything else are not. NaN and infinities (also ``"nan"``,
+  ``NaN``, ``1e999``, an integer too large for a float) are ``'non_finite'``. A finite number of
+  magnitude above :data:`MAX_COORDINATE` (``1e7``: thousands of times any frame a VLM sees, in
+  pixels or on a 0..1000 scale) is ``'out_of_range'``: no answer means it, and without the bound
+  ``1e39`` (finite in float64) would become ``inf`` in the float32 frame maps.
 - **bbox**: ``[x1, y1, x2, y2]``; one level of nesting is flattened, so ``[[x1, y1], [x2, y2]]`` and
   ``[[x1, y1, x2, y2]]`` are accepted; it must give exactly 4 numbers. A box needs ``x2 > x1`` and
   ``y2 > y1``; an inverted or zero-width box is ``'bad_bbox'`` (never reordered), except the
   all-zero box ``[0, 0, 0, 0]``, which the refiner answers for an absent object ("No object
   found") and which is valid for the refiner only. Coordinates are not checked against the image
-  size (the parser does not know the frame).
+  size (the parser does not know the frame); the stages map them to their frame and decide there
+  (the explorer's window is shifted into the image; the refiner's box is clipped to its crop,
+  ``'bbox_outside_frame'`` when nothing of it is left: :class:`~finers_mm.models.LocalRefiner`).
 - **points** (refiner only): ``points_1`` and ``points_2`` each give exactly 2 numbers (``[[x, y]]``
   is flattened too); any other shape is ``'bad_points'``.
 - **response**: a string, stripped; an int or float is written as ``str(value)``; any other type is
@@ -55,7 +66,8 @@ Rules (each a decision, tested in ``tests/test_structures/test_parsing.py``):
   ``response``.
 
 Reasons in ``invalid``: ``'no_answer_tag'``, ``'no_json'``, ``'bad_json'``, ``'missing_key:<key>'``,
-``'bad_bbox'``, ``'bad_points'``, ``'non_finite'``, ``'bad_response'``, ``'empty_response'``.
+``'bad_bbox'``, ``'bad_points'``, ``'non_finite'``, ``'out_of_range'``, ``'bad_response'``,
+``'empty_response'``.
 """
 import ast
 import json
@@ -69,12 +81,19 @@ from .vocabulary import REFINER, check_stage
 Box = Tuple[float, float, float, float]
 Point = Tuple[float, float]
 
-_THINK_FORMAT = re.compile(r'\s*<think>.*?</think>\s*<answer>.*?</answer>\s*', re.DOTALL)
+#: the middle of the think layout: ``</think>``, whitespace, ``<answer>`` (no backtracking)
+_THINK_TO_ANSWER = re.compile(r'</think>\s*<answer>')
 _ANSWER_OPEN, _ANSWER_CLOSE = '<answer>', '</answer>'
 _THINK_OPEN, _THINK_CLOSE = '<think>', '</think>'
 #: deepest bracket nesting handed to ``ast.literal_eval`` (the answer JSON nests 2 deep)
 _MAX_LITERAL_DEPTH = 16
 _CLOSING_OF = {'{': '}', '[': ']', '(': ')'}
+#: most ``{`` of an answer block tried that start no object (a real answer has one or two)
+MAX_OBJECT_STARTS = 64
+#: largest magnitude of a coordinate: beyond it a number is ``'out_of_range'`` (module docstring)
+MAX_COORDINATE = 1e7
+#: the characters :func:`_balanced_end` looks at; everything else is skipped at C speed
+_BRACKET_OR_QUOTE = re.compile(r'[\[\](){}\'"\\]')
 
 
 @dataclass(frozen=True)
@@ -132,7 +151,7 @@ def parse_completion(text: str, stage: str) -> ParsedCompletion:
     if not isinstance(text, str):
         return ParsedCompletion(stage=stage, invalid='no_answer_tag')
     think = _think(text)
-    think_format_ok = _THINK_FORMAT.fullmatch(text) is not None
+    think_format_ok = _think_format_ok(text)
     answer_text = _answer_block(text)
     common = dict(stage=stage, think=think, think_format_ok=think_format_ok,
                   answer_text=answer_text)
@@ -169,6 +188,21 @@ def _think(text: str) -> Optional[str]:
     return None if end < 0 else text[start:end]
 
 
+def _think_format_ok(text: str) -> bool:
+    """Whether ``text`` fully matches ``\\s*<think>.*?</think>\\s*<answer>.*?</answer>\\s*``.
+
+    The same set of texts as that pattern (``re.DOTALL``) with ``re.fullmatch``, in linear time:
+    stripped of whitespace at both ends (``str.strip`` and ``\\s`` agree on Unicode whitespace),
+    the text starts with ``<think>``, ends with ``</answer>``, and between the two holds
+    ``</think>``, whitespace, ``<answer>``.
+    """
+    body = text.strip()
+    if not (body.startswith(_THINK_OPEN) and body.endswith(_ANSWER_CLOSE)):
+        return False
+    middle = body[len(_THINK_OPEN):len(body) - len(_ANSWER_CLOSE)]  # the two cannot overlap
+    return _THINK_TO_ANSWER.search(middle) is not None
+
+
 def _answer_block(text: str) -> Optional[str]:
     """The last complete answer block's content, else the text after the last ``<answer>``."""
     close = text.rfind(_ANSWER_CLOSE)
@@ -185,14 +219,14 @@ def _find_object(text: str) -> Tuple[Optional[dict], Optional[str]]:
     if '{' not in text:
         return None, 'no_json'
     objects = []
-    position = 0
-    while True:
+    position, failed = 0, 0
+    while failed < MAX_OBJECT_STARTS:
         start = text.find('{', position)
         if start < 0:
             break
         found, end = _object_at(text, start)
         if found is None:
-            position = start + 1
+            position, failed = start + 1, failed + 1
         else:
             objects.append(found)
             position = end
@@ -227,12 +261,14 @@ def _balanced_end(text: str, start: int) -> Optional[int]:
     """
     expected = []  # the closing bracket of every open one, innermost last
     quote = None
-    index = start
-    while index < len(text):
-        char = text[index]
+    escaped = -1  # index of the character a backslash inside quotes escapes
+    for match in _BRACKET_OR_QUOTE.finditer(text, start):
+        index, char = match.start(), match.group()
         if quote is not None:
+            if index == escaped:
+                continue
             if char == '\\':
-                index += 1
+                escaped = index + 1
             elif char == quote:
                 quote = None
         elif char in '\'"':
@@ -246,14 +282,15 @@ def _balanced_end(text: str, start: int) -> Optional[int]:
                 return None
             if not expected:
                 return index + 1
-        index += 1
     return None
 
 
 def _number(value: Any) -> Tuple[Optional[float], Optional[str]]:
-    """One coordinate as a float, or None and ``'bad'`` / ``'non_finite'``."""
+    """One coordinate as a float, or None and ``'bad'`` / ``'non_finite'`` / ``'out_of_range'``."""
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         return None, 'bad'
+    if isinstance(value, str) and (not value.isascii() or '_' in value):
+        return None, 'bad'  # float() reads other scripts' digits and '1_0'; a reader would not
     try:
         number = float(value.strip() if isinstance(value, str) else value)
     except ValueError:
@@ -262,6 +299,8 @@ def _number(value: Any) -> Tuple[Optional[float], Optional[str]]:
         return None, 'non_finite'
     if not math.isfinite(number):
         return None, 'non_finite'
+    if abs(number) > MAX_COORDINATE:
+        return None, 'out_of_range'
     return number, None
 
 
@@ -286,13 +325,17 @@ def _numbers(value: Any, count: int) -> Tuple[Optional[tuple], Optional[str]]:
     return tuple(numbers), None
 
 
+#: problems of a number reported as they are (any other makes the field ``'bad_...'``)
+_NUMBER_REASONS = ('non_finite', 'out_of_range')
+
+
 def _read_box(data: dict, stage: str) -> Tuple[Optional[Box], Optional[str]]:
     """``data['bbox']`` checked (module docstring), or None and the problem."""
     if 'bbox' not in data:
         return None, 'missing_key:bbox'
     box, problem = _numbers(data['bbox'], 4)
     if problem is not None:
-        return None, 'non_finite' if problem == 'non_finite' else 'bad_bbox'
+        return None, problem if problem in _NUMBER_REASONS else 'bad_bbox'
     x1, y1, x2, y2 = box
     if box == (0.0, 0.0, 0.0, 0.0):
         return (box, None) if stage == REFINER else (None, 'bad_bbox')
@@ -307,7 +350,7 @@ def _read_point(data: dict, key: str) -> Tuple[Optional[Point], Optional[str]]:
         return None, f'missing_key:{key}'
     point, problem = _numbers(data[key], 2)
     if problem is not None:
-        return None, 'non_finite' if problem == 'non_finite' else 'bad_points'
+        return None, problem if problem in _NUMBER_REASONS else 'bad_points'
     return point, None
 
 
@@ -322,4 +365,3 @@ def _read_response(data: dict) -> Tuple[Optional[str], Optional[str]]:
     if not response:
         return None, 'empty_response'
     return response, None
-

@@ -154,6 +154,15 @@ def test_crop_window_examples():
                                   [0, 0, 512, 300])
 
 
+@pytest.mark.parametrize('box', [[0, 0, np.inf, np.inf], [np.nan, 0, 10, 10]])
+def test_window_around_a_non_finite_box_is_a_clear_error(box):
+    """Not OverflowError from math.floor (issue 12): the message names the box and the check."""
+    with pytest.raises(ValueError, match=r'finite numbers .*finers_mm\.structures\.parsing'):
+        crop_window_from_region(box, (1920, 1080), 512)
+    with pytest.raises(ValueError, match='must be 4 finite numbers'):
+        random_window_containing(box, (1920, 1080), 512, np.random.default_rng(0))
+
+
 @given(image_and_box(), sides, st.integers(0, 2**32 - 1))
 def test_random_window_contains_box(image_box, min_side, seed):
     size, box = image_box

@@ -3,13 +3,15 @@
 import dataclasses
 import json
 import math
+import re
 import time
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from finers_mm.structures.parsing import ParsedCompletion, parse_completion
+from finers_mm.structures.parsing import (MAX_COORDINATE, MAX_OBJECT_STARTS, ParsedCompletion,
+                                          parse_completion)
 
 REASONING = '''The question asks for the small red car next to the white tent. Scanning the image
 from left to right, I see a row of tents in the upper half. A JSON draft like {"bbox": [0, 0, 5, 5],
@@ -385,3 +387,71 @@ def test_fuzz_well_formed_answers_round_trip(x1, y1, w, h, p, response, think, q
     assert parsed.bbox == tuple(box)
     assert parsed.points == (tuple(p[:2]), tuple(p[2:]))
     assert parsed.response == response.strip()
+
+
+# ------------------------------------------------------------------------------------------------
+# Numbers a degenerate model writes, and the parser's time on 100k characters (issue 12)
+# ------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize('answer,reason', [
+    ('{"bbox": [0, 0, 1e39, 1e39], "response": "x"}', 'out_of_range'),  # inf in float32
+    ('{"bbox": [0, 0, 1e308, 1e308], "response": "x"}', 'out_of_range'),
+    ('{"bbox": [-1e308, 0, 10, 10], "response": "x"}', 'out_of_range'),
+    ('{"bbox": [0, 0, 10000001, 20], "response": "x"}', 'out_of_range'),
+    ('{"bbox": [0, 0, "1e8", 20], "response": "x"}', 'out_of_range'),
+    ('{"bbox": [0, 0, "١٢", 20], "response": "x"}', 'bad_bbox'),   # Arabic-Indic digits
+    ('{"bbox": [0, 0, "１２", 20], "response": "x"}', 'bad_bbox'),  # full-width digits
+    ('{"bbox": [0, 0, "1_000", 20], "response": "x"}', 'bad_bbox'),
+    ('{"bbox": [0, 0, "²", 20], "response": "x"}', 'bad_bbox'),
+])
+def test_numbers_beyond_the_bound_or_not_in_ascii_are_invalid(answer, reason):
+    parsed = parse_completion(_explorer(answer), 'explorer')
+    assert parsed.invalid == reason and parsed.bbox is None
+
+
+def test_the_coordinate_bound_is_inclusive_and_applies_to_points():
+    bound = MAX_COORDINATE
+    parsed = parse_completion(_explorer(_refiner_json(
+        bbox=[-bound, -bound, bound, bound], points_1=[bound, -bound])), 'refiner')
+    assert parsed.json_format_ok and parsed.bbox == (-bound, -bound, bound, bound)
+    parsed = parse_completion(_explorer(_refiner_json(points_2=[3, 1e39])), 'refiner')
+    assert parsed.invalid == 'out_of_range' and parsed.points is None
+    assert parsed.bbox == (10.0, 20.0, 60.0, 80.0)  # the valid fields are still kept
+
+
+_THINK_PATTERN = re.compile(r'\s*<think>.*?</think>\s*<answer>.*?</answer>\s*', re.DOTALL)
+_LAYOUT_FRAGMENTS = st.sampled_from(['<think>', '</think>', '<answer>', '</answer>', ' ', '\n',
+                                     '\u00a0', '\u2003', '\x1c', '\x85', 'a', '<', '>', '/'])
+
+
+@settings(max_examples=2000, deadline=None)
+@given(parts=st.lists(_LAYOUT_FRAGMENTS, max_size=12))
+def test_think_format_is_the_documented_pattern(parts):
+    """The linear-time check accepts exactly the texts the rule's pattern fully matches."""
+    text = ''.join(parts)
+    assert parse_completion(text, 'explorer').think_format_ok is (
+        _THINK_PATTERN.fullmatch(text) is not None)
+
+
+@pytest.mark.parametrize('text', [
+    '<think>' + '</think><answer></answer>x' * 8000,   # the pattern backtracks over every tag
+    '<answer>' + '{"' * 100_000,                        # 100k braces, each a failed start
+    '<answer>' + '{[' * 100_000,
+    '<answer>' + "{'x" * 66_000,
+])
+def test_a_200k_character_completion_parses_in_linear_time(text):
+    start = time.perf_counter()
+    parsed = parse_completion(text, 'refiner')
+    assert time.perf_counter() - start < 1.0  # about 2 ms here; seconds when quadratic
+    assert not parsed.json_format_ok
+
+
+def test_at_most_max_object_starts_failed_braces_are_tried():
+    answer = '{"bbox": [1, 2, 3, 4], "response": "x"}'
+    found = parse_completion(_explorer('{ ' * (MAX_OBJECT_STARTS - 1) + answer), 'explorer')
+    assert found.json_format_ok and found.bbox == (1.0, 2.0, 3.0, 4.0)
+    lost = parse_completion(_explorer('{ ' * MAX_OBJECT_STARTS + answer), 'explorer')
+    assert lost.invalid == 'bad_json'
+    # objects read do not count: many small objects before the answer are fine
+    many = parse_completion(_explorer('{"a": 1} ' * 500 + answer), 'explorer')
+    assert many.json_format_ok
