@@ -1,5 +1,6 @@
 # Copyright (c) finers_mm contributors. All rights reserved.
 """GlobalExplorer: FineRS's global semantic exploration (GSE) stage."""
+import math
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -145,7 +146,7 @@ class GlobalExplorer(VLMStageModel):
                 score=None if scores is None else float(scores[index])))
         if k > 1 and scores is not None:  # best first; a stable sort keeps the beams' order on ties
             outputs = [out for i in range(len(views)) for out in sorted(
-                outputs[i * k:(i + 1) * k], key=lambda out: -out.score)]
+                outputs[i * k:(i + 1) * k], key=lambda out: _rank_key(out.score))]
         return outputs
 
     def predict(self, inputs: dict, data_samples: List[DetDataSample]) -> List[DetDataSample]:
@@ -170,3 +171,9 @@ class GlobalExplorer(VLMStageModel):
                 pred_answer=output.answer or '', explorer_completion=output.completion,
                 invalid_reason=None if output.invalid is None else f'explorer:{output.invalid}'))
         return data_samples
+
+
+def _rank_key(score: float) -> Tuple[bool, float]:
+    """Sort key of a hypothesis score, best first; a NaN score (a broken forward pass) ranks last,
+    after ``-inf`` (a NaN key would leave the order undefined)."""
+    return (True, 0.0) if math.isnan(score) else (False, -score)

@@ -39,7 +39,10 @@ def fuse_scores(refiner_logprob: Optional[float], mask_iou: Optional[float], mod
       mask head finds a clean mask for its prompt.
 
     A missing term (None: the component does not compute it) counts as 1, so it does not change the
-    ranking of the hypotheses of one sample (they all come from the same components).
+    ranking of the hypotheses of one sample (they all come from the same components). A broken
+    term (a NaN log-prob, a NaN or infinite mask score: a broken forward pass) counts as 0, so
+    such a hypothesis never wins on score; a log-prob above 0 (no probability has one) counts as
+    0, i.e. probability 1. The fused score is always finite.
 
     Args:
         refiner_logprob (float, optional): ``RefinerOutput.score`` (log-scale, <= 0 for a VLM).
@@ -51,13 +54,19 @@ def fuse_scores(refiner_logprob: Optional[float], mask_iou: Optional[float], mod
     """
     if mode not in FUSION_MODES:
         raise ValueError(f'fusion must be one of {FUSION_MODES}, got {mode!r}')
-    refiner = 1.0 if refiner_logprob is None else math.exp(float(refiner_logprob))
-    mask = 1.0 if mask_iou is None else max(0.0, float(mask_iou))
+    refiner = 1.0 if refiner_logprob is None else _probability(float(refiner_logprob))
+    mask = 1.0 if mask_iou is None else float(mask_iou)
+    mask = max(0.0, mask) if math.isfinite(mask) else 0.0
     if mode == 'refiner':
         return refiner
     if mode == 'mask':
         return mask
     return refiner * mask
+
+
+def _probability(logprob: float) -> float:
+    """``exp(logprob)`` in ``[0, 1]``: NaN gives 0, a log-prob above 0 gives 1 (never overflows)."""
+    return 0.0 if math.isnan(logprob) else math.exp(min(logprob, 0.0))
 
 
 def select_hypothesis(usable: Sequence[bool], absent: Sequence[bool],

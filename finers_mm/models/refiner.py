@@ -6,7 +6,7 @@ import numpy as np
 from mmdet.structures import DetDataSample
 
 from finers_mm.registry import MODELS
-from finers_mm.structures import crop_to_frame, frame_to_window, image_size
+from finers_mm.structures import clip_boxes, crop_to_frame, frame_to_window, image_size
 from finers_mm.structures.answers import ABSENT_RESPONSE
 from finers_mm.structures.parsing import parse_completion
 from finers_mm.structures.vocabulary import REFINER
@@ -18,6 +18,13 @@ from .vlm_stage import VLMStageModel
 class LocalRefiner(VLMStageModel):
     """LPR: a VLM that reads a crop of the ORIGINAL image, resized to the refiner frame, and
     answers a box, two points inside the object and the answer.
+
+    The box is clipped to the crop it saw (:func:`~finers_mm.structures.clip_boxes` in the refiner
+    frame), so a predicted box always lies inside its crop window and the image; a box with nothing
+    left inside the crop is no box (``invalid`` ``'bbox_outside_frame'``), not the all-zero
+    "No object found", which only an all-zero answer means. The points are mapped as written (the
+    parser bounds every coordinate, so they are finite); a point outside the crop is the mask
+    head's to ignore.
 
     Args:
         vlm (dict): config of a VLM adapter (:mod:`finers_mm.models.vlm`).
@@ -102,8 +109,8 @@ class LocalRefiner(VLMStageModel):
             with_scores (bool): see :meth:`refine`.
 
         Returns:
-            list[RefinerOutput]: one per view, in ORIGINAL pixels (an all-zero box stays all
-            zeros: the refiner's "no object").
+            list[RefinerOutput]: one per view, in ORIGINAL pixels, boxes inside their window (an
+            all-zero box stays all zeros: the refiner's "no object").
         """
         prompts = [self.build_prompt(q, image_size(view))
                    for q, view in zip(queries, views)]
@@ -118,20 +125,26 @@ class LocalRefiner(VLMStageModel):
 
     def _to_original(self, text: str, view: np.ndarray, window: np.ndarray,
                      score: Optional[float] = None) -> RefinerOutput:
-        """Parse one completion and map its box and points from model coordinates to ORIGINAL."""
+        """Parse one completion and map its box (clipped to the crop) and points from model
+        coordinates to ORIGINAL."""
         parsed = parse_completion(text, REFINER)
         frame_size = image_size(view)
         box = points = None
+        invalid = parsed.invalid
         if parsed.bbox is not None:
             box = np.asarray(parsed.bbox, np.float32)
             if np.any(box):
-                box = frame_to_window(self.vlm.model_to_frame(box, frame_size), window, frame_size)
+                frame_box = clip_boxes(self.vlm.model_to_frame(box, frame_size), frame_size)
+                if np.any(frame_box):
+                    box = frame_to_window(frame_box, window, frame_size)
+                else:  # the box is the first key: its problem comes before the parser's others
+                    box, invalid = None, 'bbox_outside_frame'
         if parsed.points is not None:
             points = frame_to_window(
                 self.vlm.model_to_frame(np.asarray(parsed.points, np.float32), frame_size), window,
                 frame_size)
         return RefinerOutput(box=box, points=points, answer=parsed.response, completion=text,
-                             invalid=parsed.invalid, score=score)
+                             invalid=invalid, score=score)
 
     def predict(self, inputs: dict, data_samples: List[DetDataSample]) -> List[DetDataSample]:
         """Refine a batch on its own, on the crops the data pipeline cut (``RefinerCrop``).

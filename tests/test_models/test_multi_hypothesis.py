@@ -8,6 +8,7 @@ otherwise, a mask head that rasterises the box prompt; so which hypothesis wins 
 scores the test sets, and every call is counted.
 """
 import copy
+import itertools
 import math
 import os
 import os.path as osp
@@ -52,6 +53,21 @@ def test_fuse_scores_math():
     assert fuse_scores(-0.1, 0.6, 'product') > fuse_scores(-0.1, 0.5, 'product')
     with pytest.raises(ValueError, match='fusion'):
         fuse_scores(0.0, 0.5, 'sum')
+
+
+@pytest.mark.parametrize('mode', ['refiner', 'mask', 'product'])
+def test_fuse_scores_of_broken_terms_is_finite_and_never_wins(mode):
+    """A NaN / infinite term (a broken forward pass) counts as 0; a log-prob above 0 as
+    probability 1 (math.exp(1e308) would raise OverflowError)."""
+    for logprob, iou in itertools.product([math.nan, -math.inf, math.inf, 1e308, -1e308, -0.5],
+                                          [math.nan, math.inf, -math.inf, 1e308, -1.0, 0.5]):
+        fused = fuse_scores(logprob, iou, mode)
+        assert math.isfinite(fused) and fused >= 0, (logprob, iou)
+        if mode != 'mask' and (math.isnan(logprob) or logprob == -math.inf):
+            assert fused == 0.0
+        if mode != 'refiner' and (not math.isfinite(iou) or iou < 0):
+            assert fused == 0.0
+    assert fuse_scores(1e308, 0.5, 'product') == pytest.approx(0.5)
 
 
 def test_select_hypothesis_prefers_usable_then_score_then_rank():

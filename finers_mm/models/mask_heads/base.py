@@ -46,6 +46,12 @@ def _to_numpy(array: ArrayLike) -> np.ndarray:
 
 
 
+def _finite32(array: np.ndarray) -> np.ndarray:
+    """Per element: finite in float32, the precision the heads run in (``1e39`` is finite in
+    float64 and ``inf`` in float32; SAM's prompt encoder turns it into a NaN mask score)."""
+    return np.abs(array) <= np.finfo(np.float32).max
+
+
 def check_prompts(head: str, crops: List[np.ndarray], boxes: ArrayLike,
                   points: Optional[ArrayLike], point_labels: Optional[ArrayLike]):
     """Validate a mask head's prompts; return ``(boxes, points, point_labels)`` as numpy arrays.
@@ -61,7 +67,8 @@ def check_prompts(head: str, crops: List[np.ndarray], boxes: ArrayLike,
 
     Returns:
         tuple: ``boxes`` (N, 4) float32 continuous CROP pixels, clipped to each crop, all zeros
-        where the prompt is unusable (no area in the crop, or a non-finite box or point);
+        where the prompt is unusable (no area in the crop, or a box or point not finite in
+        float32);
         ``points`` (N, P, 2) float64 continuous CROP pixels or None; ``point_labels`` (N, P)
         int64 or None (None when ``points`` is).
     """
@@ -76,13 +83,13 @@ def check_prompts(head: str, crops: List[np.ndarray], boxes: ArrayLike,
     if boxes.shape != (num, 4):
         raise ValueError(f'{head}.predict: boxes must be (N={num}, 4), one per crop, got '
                          f'{boxes.shape}.')
-    usable = np.isfinite(boxes).all(axis=1)
+    usable = _finite32(boxes).all(axis=1)
     if points is not None:
         points = _to_numpy(points)
         if points.ndim != 3 or points.shape[0] != num or points.shape[2] != 2:
             raise ValueError(f'{head}.predict: points must be (N={num}, P, 2), got '
                              f'{points.shape}.')
-        usable &= np.isfinite(points).all(axis=(1, 2))
+        usable &= _finite32(points).all(axis=(1, 2))
         if point_labels is None:
             point_labels = np.ones(points.shape[:2], dtype=np.int64)
         else:

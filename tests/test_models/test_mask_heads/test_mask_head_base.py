@@ -42,6 +42,20 @@ def test_unusable_prompts_get_empty_masks_without_reaching_the_model():
     np.testing.assert_allclose(prediction.scores, [0.5, 0.0, 0.0, 3.5, 0.0])
 
 
+def test_prompts_beyond_float32_are_unusable():
+    """1e39 is finite in float64 and inf in float32, where the heads run (SAM's prompt encoder
+    turned it into a NaN score)."""
+    head = BoxFillHead()
+    crops = [np.zeros((20, 30, 3), np.uint8) for _ in range(3)]
+    boxes = np.array([[2, 3, 10, 12], [2, 3, 10, 12], [2, 3, 1e39, 12]])
+    points = np.full((3, 2, 2), 4.5)
+    points[1, 1, 1] = -1e39
+    prediction = head.predict(crops, boxes, points)
+    assert head.seen == [0]
+    assert not prediction.masks[1].any() and not prediction.masks[2].any()
+    np.testing.assert_array_equal(prediction.scores, [0.5, 0.0, 0.0])
+
+
 def test_prompt_shapes_are_checked_and_the_head_stays_frozen():
     head = BoxFillHead()
     crops = [np.zeros((8, 8, 3), np.uint8)]
