@@ -33,12 +33,28 @@ def completion(data: dict) -> str:
     return THINK + '<answer>' + json.dumps(data) + '</answer>'
 
 
-def _generation(texts: Sequence[str], with_scores: bool = False) -> GenerationResult:
-    """A :class:`GenerationResult` of fixed texts (one token each, log-prob 0 when scored)."""
+def _generation(texts: Sequence[str], with_scores: bool = False,
+                num_return_sequences: int = 1,
+                logprobs: Optional[Sequence[float]] = None) -> GenerationResult:
+    """A :class:`GenerationResult` of fixed texts (one token each).
+
+    Args:
+        texts (Sequence[str]): the B * n completions, prompt-major.
+        with_scores (bool): fill ``mean_logprobs``.
+        num_return_sequences (int): n, the completions per prompt.
+        logprobs (Sequence[float], optional): the B * n mean log-probs; None: all 0.
+
+    Returns:
+        GenerationResult: without ``prompt_inputs``.
+    """
     ids = torch.zeros(len(texts), 1, dtype=torch.long)
-    extra = dict(mean_logprobs=torch.zeros(len(texts))) if with_scores else {}
+    extra = {}
+    if with_scores:
+        extra['mean_logprobs'] = (torch.zeros(len(texts)) if logprobs is None
+                                  else torch.tensor(list(logprobs), dtype=torch.float32))
     return GenerationResult(texts=list(texts), completion_ids=ids, completion_mask=ids,
-                            prompt_inputs=None, num_return_sequences=1, **extra)
+                            prompt_inputs=None, num_return_sequences=num_return_sequences,
+                            **extra)
 
 
 def halves_points(gt_bbox) -> np.ndarray:
@@ -113,18 +129,25 @@ def record_for(infos: Sequence[dict], prompt: str) -> dict:
 class ScriptedQwen25VLAdapter(Qwen25VLAdapter):
     """The Qwen2.5-VL adapter with a scripted ``generate``: ``script(image, prompt) -> text``.
 
-    ``seen_sizes`` records the ``(w, h)`` of the images of every call.
+    ``generate(..., num_return_sequences=n)`` calls the script n times per prompt (rows
+    prompt-major, as the real adapter's), so a multi-region explorer can be scripted too. With
+    ``with_scores``, each completion's mean log-prob is ``logprob(text)`` (0 when ``logprob`` is
+    None). ``seen_sizes`` records the ``(w, h)`` of the images of every call.
     """
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.script: Optional[Callable[[np.ndarray, str], str]] = None
+        self.logprob: Optional[Callable[[str], float]] = None
         self.seen_sizes = []
 
     def generate(self, images, prompts, **overrides) -> GenerationResult:
         self.seen_sizes.append([(image.shape[1], image.shape[0]) for image in images])
-        return _generation([self.script(image, prompt) for image, prompt in zip(images, prompts)],
-                           overrides.get('with_scores', False))
+        n = int(overrides.get('num_return_sequences', 1))
+        texts = [self.script(image, prompt) for image, prompt in zip(images, prompts)
+                 for _ in range(n)]
+        logprobs = None if self.logprob is None else [self.logprob(text) for text in texts]
+        return _generation(texts, overrides.get('with_scores', False), n, logprobs)
 
 
 class OracleScripts:
