@@ -9,7 +9,9 @@ transformers 5).
   The fix is scoped: it replaces only mmengine's local-file checkpoint scheme (the loader mmengine
   uses for paths without a URL prefix) with one that passes ``weights_only=False``. ``torch.load``
   itself, and every other caller of it, keep torch's safe default. Only load checkpoints you
-  trust, exactly as with mmengine on older torch.
+  trust, exactly as with mmengine on older torch. Alongside, the loads are guarded
+  (:mod:`finers_mm.utils.checkpoint_guard`): a file that is not a checkpoint is named as such, and
+  a checkpoint given as a URL is refused unless ``FINERS_MM_ALLOW_DOWNLOAD=1``.
 - mmdet's text encoders, applied per detector by whoever builds one
   (:func:`patch_mmdet_text_encoders`): mmdet 3.3's BERT wrapper (Grounding DINO, GLIP) predates
   transformers 5.
@@ -19,6 +21,8 @@ from typing import Any, Callable, Optional
 
 import torch
 from mmengine.runner.checkpoint import CheckpointLoader
+
+from .checkpoint_guard import guard_downloads, is_unreadable_error, unreadable_checkpoint
 
 
 def load_local_mmengine_checkpoint(filename: str, map_location: Optional[Any] = None) -> Any:
@@ -33,16 +37,31 @@ def load_local_mmengine_checkpoint(filename: str, map_location: Optional[Any] = 
 
     Raises:
         FileNotFoundError: the file does not exist.
+        IsADirectoryError: ``filename`` is a folder.
+        ValueError: the file is not a checkpoint (empty, truncated, text, an image, safetensors...);
+            the message names it and what it seems to be.
     """
     filename = osp.expanduser(filename)
+    if osp.isdir(filename):
+        raise IsADirectoryError(
+            f'checkpoint {filename} is a folder: give the .pth file tools/train.py wrote (a '
+            "Hugging Face model folder goes in the config, e.g. model.refiner.vlm.pretrained)")
     if not osp.isfile(filename):
-        raise FileNotFoundError(f'{filename} can not be found.')
-    return torch.load(filename, map_location=map_location, weights_only=False)
+        raise FileNotFoundError(f'checkpoint {filename} can not be found.')
+    try:
+        return torch.load(filename, map_location=map_location, weights_only=False)
+    except Exception as error:  # noqa: BLE001  (re-raised unless it says "not a checkpoint")
+        if is_unreadable_error(error):
+            raise unreadable_checkpoint(filename, error) from error
+        raise
 
 
 def register_checkpoint_loader() -> None:
-    """Install :func:`load_local_mmengine_checkpoint` as mmengine's scheme for local paths."""
+    """Install :func:`load_local_mmengine_checkpoint` as mmengine's scheme for local paths, and
+    refuse the downloading schemes unless allowed
+    (:func:`~finers_mm.utils.checkpoint_guard.guard_downloads`)."""
     CheckpointLoader.register_scheme(prefixes='', loader=load_local_mmengine_checkpoint, force=True)
+    guard_downloads()
 
 
 def patch_mmdet_text_encoders(detector: torch.nn.Module) -> None:
