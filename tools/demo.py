@@ -8,6 +8,12 @@ Examples::
     python tools/demo.py IMAGE 'Which shape is the blue object?' --type multiple_choice \
         --options 'A. circle' 'B. star' 'C. square' 'D. hexagon'
     python tools/demo.py IMAGE QUESTION --config configs/finers/finers_qwen7b_test.py --device cuda:0
+
+The image is read as tools/test.py reads it (the config's LoadFineRSImage: EXIF orientation
+applied, 16-bit scaled to 8 bits); the drawing, mask and prediction files are written atomically
+(complete or absent), the prediction as strict JSON. ``--weights`` must be a checkpoint of the
+chain: a stage's (GSE / LPR) is refused with the export command to run instead, a URL unless
+``FINERS_MM_ALLOW_DOWNLOAD=1``.
 """
 import argparse
 import os.path as osp
@@ -35,7 +41,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--options', nargs='+', help='multiple-choice options, e.g. "A. red"')
     parser.add_argument('--config', default=DEFAULT_CONFIG,
                         help='FineRS config (default: the tiny embedded default)')
-    parser.add_argument('--weights', help='mmengine checkpoint (default: the config\'s weights)')
+    parser.add_argument(
+        '--weights', help="mmengine checkpoint of the chain (default: the config's weights); a "
+        'stage checkpoint goes through tools/misc/export_stage.py and the config instead')
     parser.add_argument('--out-dir', default='outputs', help='where the drawing and mask go')
     parser.add_argument('--device', help='e.g. cpu or cuda:0 (default: the available one)')
     parser.add_argument('--show', action='store_true', help='show the drawing in a window')

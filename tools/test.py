@@ -7,18 +7,29 @@ Examples::
     python tools/test.py CONFIG CHECKPOINT                           # an mmengine checkpoint
     bash tools/dist_test.sh CONFIG CHECKPOINT_OR_none 8 --out results.pkl
     python tools/test.py CONFIG CHECKPOINT --show-dir vis   # drawn predictions under work_dir/.../vis
+
+Reliability: ``--out`` is checked writable before the model is built, and written atomically after
+the metrics are logged and saved (a failed write loses no metrics and leaves no truncated pickle);
+a checkpoint that fits no part of the model is refused (``CheckpointCheckHook``); two runs in one
+``--work-dir`` never share a run folder (:func:`~finers_mm.utils.run_folder.unique_run_second`).
 """
 import argparse
 import os.path as osp
 import sys
-from typing import Any
+from typing import Any, Optional
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import finers_mm  # noqa: E402,F401  (applies the checkpoint-loading fix before any runner exists)
+from finers_mm.engine.hooks.checkpoint_check_hook import add_checkpoint_check  # noqa: E402
+from finers_mm.utils.fileio import check_writable, write_atomic  # noqa: E402
 from finers_mm.utils.run_config import (  # noqa: E402
     init_cpu_distributed, load_run_config, set_local_rank_env)
+from finers_mm.utils.run_folder import unique_run_second  # noqa: E402
+from mmdet.evaluation import DumpDetResults  # noqa: E402
 from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.fileio import dump  # noqa: E402
+from mmengine.logging import print_log  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -90,18 +101,66 @@ def keep_integer_metrics(runner) -> None:
             hook._process_tags = lambda tags, process=process_tags: process(_python_scalars(tags))
 
 
-def main(argv=None) -> None:
+class CollectDetResults(DumpDetResults):
+    """mmdet's ``DumpDetResults`` (masks as RLE, GT dropped, gathered from every rank), keeping
+    the results for :func:`main` to write once the metrics are logged and saved, instead of
+    writing them among the metrics, where a failed write loses the metrics.
+
+    Args:
+        out_file_path (str): the ``--out`` file (``.pkl`` / ``.pickle``).
+    """
+
+    def __init__(self, out_file_path: str) -> None:
+        super().__init__(out_file_path=out_file_path)
+        self.collected: Optional[list] = None
+
+    def compute_metrics(self, results: list) -> dict:
+        """Keep ``results`` (on rank 0, after the gather); no metric."""
+        self.collected = results
+        return {}
+
+
+def write_results(collector: CollectDetResults) -> None:
+    """Write the collected predictions to ``--out`` atomically (rank 0; nothing on the others).
+
+    Raises:
+        OSError: the write failed (e.g. a full disk); ``--out`` keeps its previous content.
+    """
+    if collector.collected is None:
+        return
+    write_atomic(collector.out_file_path, dump(collector.collected, file_format='pkl'))
+    print_log(f'Results has been saved to {collector.out_file_path}.', logger='current')
+
+
+def main(argv=None) -> dict:
+    """Run the test: the config's metrics, then ``--out``.
+
+    Args:
+        argv (list[str], optional): the command line without the program name; None reads
+            ``sys.argv``.
+
+    Returns:
+        dict: the metrics (as logged and saved under ``work_dir/<timestamp>/``).
+    """
     args = parse_args(argv)
+    if args.out is not None:
+        check_writable(args.out, '--out')  # now, not after the whole evaluation
     cfg = build_test_config(args)
     init_cpu_distributed(cfg)
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
-    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    with unique_run_second(cfg.work_dir):
+        runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     keep_integer_metrics(runner)
+    add_checkpoint_check(runner)
+    collector = None
     if args.out is not None:
-        from mmdet.evaluation import DumpDetResults
-        runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=args.out))
-    runner.test()
+        collector = CollectDetResults(args.out)
+        runner.test_evaluator.metrics.append(collector)
+    metrics = runner.test()  # logs the metrics and saves them under work_dir/<timestamp>/
+    if collector is not None:
+        write_results(collector)
+    return metrics
 
 
 if __name__ == '__main__':

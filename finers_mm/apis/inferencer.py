@@ -1,21 +1,21 @@
 # Copyright (c) finers_mm contributors. All rights reserved.
 """FineRSInferencer: ask a question about an image, get the answer, the reasoning and the mask."""
 import copy
-import json
 import os.path as osp
 from typing import Dict, List, Optional, Sequence, Union
 
-import mmcv
 import numpy as np
-from mmcv.transforms import Compose
+from mmcv.transforms import BaseTransform, Compose
 from mmdet.structures import DetDataSample
 from mmengine.infer import BaseInferencer
 from mmengine.registry import init_default_scope
-from PIL import Image
 
+from finers_mm.datasets.transforms import LoadFineRSImage
+from finers_mm.registry import TRANSFORMS
 from finers_mm.structures.vocabulary import (QTYPE_FROM_ANNOTATION, QUESTION_TYPES, SEGMENTATION,
                                              normalize_options)
-from finers_mm.utils.fileio import write_atomic
+from finers_mm.utils.checkpoint_guard import check_checkpoint_fits
+from finers_mm.utils.fileio import write_image_atomic, write_json_atomic
 from finers_mm.utils.frames_config import apply_frames
 from finers_mm.utils.run_config import load_config
 
@@ -31,8 +31,15 @@ class FineRSInferencer(BaseInferencer):
 
     An input is a dict ``dict(img=PATH_OR_RGB_ARRAY, question=..., question_type='segmentation',
     options=None)``; ``question_type`` takes finers_mm's names or the annotation's (``'referring'``,
-    ``'option'``, ``'reasoning'``), ``options`` any form of the ``options`` field. Inputs run through
-    the config's test pipeline (without its GT-only steps) and the model's ``test_step``.
+    ``'option'``, ``'reasoning'``), ``options`` any form of the ``options`` field. Inputs run
+    through the config's test pipeline (without its GT-only steps) and the model's ``test_step``.
+    An image file is read by the pipeline's own ``LoadFineRSImage`` (the one reader of
+    ``tools/test.py`` and training: EXIF orientation applied, 16-bit scaled to 8 bits); an array
+    is taken as RGB.
+
+    Outputs (``out_dir``) are written atomically (:mod:`finers_mm.utils.fileio`): a drawing, a mask
+    or a prediction file is complete or absent, never truncated; the prediction JSON is strict (no
+    ``NaN`` / ``Infinity``).
 
     Example::
 
@@ -45,8 +52,9 @@ class FineRSInferencer(BaseInferencer):
         model (str | Config): the config (file) of a FineRS model; its ``frames`` are applied
             to the pipeline and the model, as the tools apply them
             (:func:`~finers_mm.utils.run_config.load_config`).
-        weights (str, optional): an mmengine checkpoint; None uses the weights the config loads
-            (its local Hugging Face and SAM checkpoints).
+        weights (str, optional): an mmengine checkpoint of the config's model; None uses the
+            weights the config loads (its local Hugging Face and SAM checkpoints). One that fits
+            no part of the model (e.g. a stage's) is refused, naming the fix.
         device (str, optional): e.g. ``'cuda:0'``; None picks the available device.
         scope (str): the registry scope. Defaults to ``'finers_mm'``.
         show_progress (bool): a progress bar over the inputs.
@@ -58,6 +66,7 @@ class FineRSInferencer(BaseInferencer):
     def __init__(self, model, weights: Optional[str] = None, device: Optional[str] = None,
                  scope: str = 'finers_mm', show_progress: bool = True) -> None:
         init_default_scope(scope)
+        self._weights_file = weights
         # the config's `frames` reach the pipeline and the model (finers_mm's config loader)
         if isinstance(model, str):
             model = load_config(model)
@@ -68,8 +77,13 @@ class FineRSInferencer(BaseInferencer):
                          show_progress=show_progress)
 
     def _load_weights_to_model(self, model, checkpoint, cfg) -> None:
-        """Load an mmengine checkpoint if given; otherwise keep the weights the config loaded."""
+        """Load an mmengine checkpoint if given; otherwise keep the weights the config loaded.
+
+        Raises:
+            ValueError: the checkpoint supplies (almost) none of the model's weights.
+        """
         if checkpoint is not None:
+            check_checkpoint_fits(model, checkpoint, self._weights_file)
             super()._load_weights_to_model(model, checkpoint, cfg)
 
     def _init_visualizer(self, cfg):
@@ -80,11 +94,14 @@ class FineRSInferencer(BaseInferencer):
         return super()._init_visualizer(cfg)
 
     def _init_pipeline(self, cfg):
-        """The test pipeline without loading and GT steps, after :meth:`_load_input`."""
-        steps = [step for step in cfg.test_dataloader.dataset.pipeline
-                 if step['type'] not in GT_ONLY_TRANSFORMS + (LOAD_TRANSFORM, )]
-        rest = Compose(steps)
-        return lambda item: rest(_load_input(item))
+        """The test pipeline without loading and GT steps, after :func:`_load_input` (which reads
+        a file with the pipeline's own ``LoadFineRSImage``)."""
+        pipeline = cfg.test_dataloader.dataset.pipeline
+        loads = [step for step in pipeline if step['type'] == LOAD_TRANSFORM]
+        self.image_loader = TRANSFORMS.build(loads[0]) if loads else LoadFineRSImage()
+        rest = Compose([step for step in pipeline
+                        if step['type'] not in GT_ONLY_TRANSFORMS + (LOAD_TRANSFORM, )])
+        return lambda item: rest(_load_input(item, self.image_loader))
 
     def __call__(self, inputs: Union[InputType, Sequence[InputType]], batch_size: int = 1,
                  out_dir: str = '', show: bool = False, wait_time: float = 0,
@@ -118,7 +135,7 @@ class FineRSInferencer(BaseInferencer):
                   img_out_dir: str = '') -> Optional[List[np.ndarray]]:
         """Draw each prediction with the config's visualiser (``FineRSVisualizer``).
 
-        Each drawing is saved as ``img_out_dir/<index>_<image stem>.jpg``; with
+        Each drawing is saved (atomically) as ``img_out_dir/<index>_<image stem>.jpg``; with
         ``FineRSVisualizer``, ``self.visualizer.layout`` describes the last one (panels, what was
         drawn clipped).
 
@@ -138,18 +155,21 @@ class FineRSInferencer(BaseInferencer):
             return None
         drawings = []
         for index, (item, pred) in enumerate(zip(inputs, preds)):
-            image = _load_input(item)['img']
+            image = _load_input(item, self.image_loader)['img']
             name = _sample_name(item, index)
-            out_file = osp.join(img_out_dir, f'{name}.jpg') if img_out_dir else None
             self.visualizer.add_datasample(name, image, pred, draw_gt=False, draw_pred=draw_pred,
-                                           show=show, wait_time=wait_time, out_file=out_file)
-            drawings.append(self.visualizer.get_image())
+                                           show=show, wait_time=wait_time)
+            drawing = self.visualizer.get_image()
+            if img_out_dir:
+                write_image_atomic(osp.join(img_out_dir, f'{name}.jpg'), drawing)
+            drawings.append(drawing)
         return drawings
 
     def postprocess(self, preds: List[DetDataSample], visualization: Optional[List[np.ndarray]],
                     return_datasamples: bool = False, pred_out_dir: str = '',
                     print_result: bool = False) -> dict:
-        """Turn predictions into dicts; with ``pred_out_dir`` save each mask and prediction."""
+        """Turn predictions into dicts; with ``pred_out_dir`` save each mask and prediction
+        (atomically; the prediction as strict JSON)."""
         results = []
         for index, pred in enumerate(preds):
             result = self.pred2dict(pred)
@@ -157,8 +177,8 @@ class FineRSInferencer(BaseInferencer):
                 name = _sample_name(dict(img=pred.get('img_path', None)), index)
                 result['mask_file'] = self._save_mask(pred, osp.join(pred_out_dir, 'masks',
                                                                      f'{name}.png'))
-                write_atomic(osp.join(pred_out_dir, 'preds', f'{name}.json'),
-                             json.dumps(result, indent=2))
+                write_json_atomic(osp.join(pred_out_dir, 'preds', f'{name}.json'), result,
+                                  indent=2)
             if print_result:
                 print(result)
             results.append(result)
@@ -196,12 +216,21 @@ class FineRSInferencer(BaseInferencer):
         mask = np.zeros((height, width), bool)
         if masks is not None and len(masks):
             mask = masks.cpu().numpy().any(axis=0)
-        mmcv.imwrite(mask.astype(np.uint8) * 255, path)
+        write_image_atomic(path, mask.astype(np.uint8) * 255)
         return path
 
 
-def _load_input(item: InputType) -> dict:
-    """The pipeline's starting dict for one input: the RGB image and the query."""
+def _load_input(item: InputType, image_loader: BaseTransform) -> dict:
+    """The pipeline's starting dict for one input: the RGB image and the query.
+
+    Args:
+        item (dict): an input (see :class:`FineRSInferencer`).
+        image_loader (BaseTransform): the pipeline's ``LoadFineRSImage``, which reads a file.
+
+    Returns:
+        dict: the image (ORIGINAL pixels, (H, W, 3) RGB) with its path and sizes, the question,
+        its type and options.
+    """
     if isinstance(item, str):
         raise TypeError('a FineRS input needs a question: pass dict(img=..., question=..., '
                         "question_type=...), not only an image path")
@@ -209,7 +238,7 @@ def _load_input(item: InputType) -> dict:
     if isinstance(image, str):
         if not osp.isfile(image):
             raise FileNotFoundError(f'image {image!r} does not exist')
-        img_path, image = image, np.asarray(Image.open(image).convert('RGB'))
+        img_path, image = image, image_loader(dict(img_path=image))['img']
     else:
         img_path, image = None, np.ascontiguousarray(image)
     question_type = QTYPE_FROM_ANNOTATION.get(item.get('question_type', SEGMENTATION),

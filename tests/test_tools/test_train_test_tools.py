@@ -1,9 +1,12 @@
 # Copyright (c) finers_mm contributors. All rights reserved.
 """Argument handling of tools/train.py, tools/test.py and the dist / slurm launch scripts."""
 import importlib.util
+import json
 import os
 import os.path as osp
+import pickle
 import subprocess
+import sys
 import textwrap
 
 import pytest
@@ -195,15 +198,15 @@ class IntMetricToyMetric(BaseMetric):
 '''
 
 
-def test_test_metrics_json_keeps_integer_metrics(test_tool, tmp_path, monkeypatch):
-    """tools/test.py's metrics JSON: an int metric (finers/num_samples) is a number, not null."""
-    import json
+def _int_metric_config(tmp_path, imports=()) -> str:
+    """The toy test config of INT_METRIC_TOYS (5 samples, one metric), its modules in
+    ``tmp_path`` (which must be on the path), plus the modules ``imports`` names."""
     (tmp_path / 'int_metric_toys.py').write_text(INT_METRIC_TOYS)
-    monkeypatch.syspath_prepend(str(tmp_path))
     config = tmp_path / 'int_metric_config.py'
     config.write_text(textwrap.dedent(f"""
         _base_ = ['{REPO_ROOT}/configs/_base_/default_runtime.py']
-        custom_imports = dict(imports=['finers_mm', 'int_metric_toys'], allow_failed_imports=False)
+        custom_imports = dict(imports={['finers_mm', 'int_metric_toys', *imports]!r},
+                              allow_failed_imports=False)
         model = dict(type='IntMetricToyModel')
         test_dataloader = dict(
             batch_size=2, num_workers=0, dataset=dict(type='IntMetricToyDataset'),
@@ -212,10 +215,85 @@ def test_test_metrics_json_keeps_integer_metrics(test_tool, tmp_path, monkeypatc
         test_evaluator = dict(type='IntMetricToyMetric')
         test_cfg = dict(type='TestLoop')
         """))
-    test_tool.main([str(config), '--work-dir', str(tmp_path / 'work')])
-    [path] = [osp.join(root, name) for root, _, names in os.walk(tmp_path / 'work')
-              for name in names if name == osp.basename(root) + '.json']
+    return str(config)
+
+
+def _metrics_files(work_dir) -> list:
+    return [osp.join(root, name) for root, _, names in os.walk(work_dir)
+            for name in names if name == osp.basename(root) + '.json']
+
+
+def test_test_metrics_json_keeps_integer_metrics(test_tool, tmp_path, monkeypatch):
+    """tools/test.py's metrics JSON: an int metric (finers/num_samples) is a number, not null."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+    config = _int_metric_config(tmp_path)
+    test_tool.main([config, '--work-dir', str(tmp_path / 'work')])
+    [path] = _metrics_files(tmp_path / 'work')
     with open(path) as f:
         metrics = json.load(f)
     assert metrics['toy/num_samples'] == 5 and isinstance(metrics['toy/num_samples'], int)
     assert metrics['toy/mean'] == pytest.approx(2.0)
+
+
+def test_test_out_is_written_after_the_metrics_are_saved(test_tool, tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(tmp_path))
+    config = _int_metric_config(tmp_path)
+    out = tmp_path / 'preds' / 'preds.pkl'
+    metrics = test_tool.main([config, '--work-dir', str(tmp_path / 'work'), '--out', str(out)])
+    assert metrics['toy/num_samples'] == 5
+    with open(out, 'rb') as f:
+        assert [sample['value'] for sample in pickle.load(f)] == [0.0, 1.0, 2.0, 3.0, 4.0]
+    assert os.listdir(out.parent) == ['preds.pkl']
+
+    # the write fails (a full disk): the metrics are already logged and saved, the old file kept
+    def full_disk(path, data):
+        assert _metrics_files(tmp_path / 'again'), 'the metrics must be saved before --out'
+        raise OSError(28, f'No space left on device: could not write {path}')
+
+    monkeypatch.setattr(test_tool, 'write_atomic', full_disk)
+    old = out.read_bytes()
+    with pytest.raises(OSError, match='preds.pkl'):
+        test_tool.main([config, '--work-dir', str(tmp_path / 'again'), '--out', str(out)])
+    assert out.read_bytes() == old
+    [saved] = _metrics_files(tmp_path / 'again')
+    with open(saved) as f:
+        assert json.load(f)['toy/num_samples'] == 5
+
+
+def test_test_out_that_cannot_be_written_fails_before_the_run(test_tool, config_file, tmp_path):
+    with pytest.raises(IsADirectoryError, match=f'--out {tmp_path}/x.pkl is a folder'):
+        (tmp_path / 'x.pkl').mkdir()
+        test_tool.main([config_file, '--work-dir', str(tmp_path / 'work'),
+                        '--out', str(tmp_path / 'x.pkl')])
+    assert not (tmp_path / 'work').exists()  # refused before any runner was built
+
+
+BARRIER = '''
+import os, time
+# both runs wait for each other, then build their runners at the start of the same second
+marker = os.path.join(os.environ['BARRIER_DIR'], str(os.getpid()))
+open(marker, 'w').close()
+while len(os.listdir(os.environ['BARRIER_DIR'])) < 2:
+    time.sleep(0.01)
+time.sleep(1.02 - time.time() % 1)
+'''
+
+
+@pytest.mark.slow
+def test_two_runs_started_in_the_same_second_keep_their_own_folders(tmp_path):
+    """mmengine names the run folder by the second: both runs' metrics must survive."""
+    (tmp_path / 'same_second_barrier.py').write_text(BARRIER)
+    (tmp_path / 'barrier').mkdir()
+    config = _int_metric_config(tmp_path, imports=['same_second_barrier'])
+    env = dict(os.environ, PYTHONPATH=f'{tmp_path}:{os.environ.get("PYTHONPATH", "")}',
+               BARRIER_DIR=str(tmp_path / 'barrier'))
+    work_dir = tmp_path / 'work'
+    runs = [subprocess.Popen([sys.executable, osp.join(REPO_ROOT, 'tools', 'test.py'),
+                              config, '--work-dir', str(work_dir)], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for _ in range(2)]
+    for run in runs:
+        output = run.communicate(timeout=300)[0].decode()
+        assert run.returncode == 0, output[-3000:]
+    folders = sorted(name for name in os.listdir(work_dir) if osp.isdir(work_dir / name))
+    assert len(folders) == 2, folders
+    assert len(_metrics_files(work_dir)) == 2
