@@ -1,5 +1,5 @@
 # Copyright (c) finers_mm contributors. All rights reserved.
 """Training-loop components: hooks, loops, optimiser constructors."""
-from .hooks import FineRSVisualizationHook, FramesCheckHook
+from .hooks import CheckpointCheckHook, FineRSVisualizationHook, FramesCheckHook
 
-__all__ = ['FineRSVisualizationHook', 'FramesCheckHook']
+__all__ = ['CheckpointCheckHook', 'FineRSVisualizationHook', 'FramesCheckHook']

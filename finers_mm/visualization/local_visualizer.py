@@ -3,13 +3,13 @@
 from typing import List, Optional, Sequence, Tuple
 
 import cv2
-import mmcv
 import numpy as np
 from mmdet.structures import DetDataSample
 from mmdet.visualization import DetLocalVisualizer
 from mmengine.dist import master_only
 
 from finers_mm.registry import VISUALIZERS
+from finers_mm.utils.fileio import write_image_atomic
 from .caption import caption_entries, wrap_entries
 from .layout import OVERVIEW, Box, DrawingLayout, TextLine, boxes_overlap, place_panels
 from .marks import Mark, MarkPlanner, resize
@@ -104,7 +104,7 @@ class FineRSVisualizer(DetLocalVisualizer):
         if show:
             self.show(drawn, win_name=name, wait_time=wait_time)
         if out_file is not None:
-            mmcv.imwrite(drawn[..., ::-1], out_file)
+            write_image_atomic(out_file, drawn)  # never a truncated drawing on disk
         else:
             self.add_image(name, drawn, step)
 

@@ -11,9 +11,7 @@ localisation error. Example::
         work_dirs/reasoning_proposer/regions.json
 """
 import argparse
-import json
 import math
-import os
 import os.path as osp
 import sys
 
@@ -22,6 +20,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(_
 import numpy as np  # noqa: E402
 
 from finers_mm.datasets import FineRS4kDataset  # noqa: E402
+from finers_mm.utils.fileio import write_json_atomic  # noqa: E402
 from projects.reasoning_proposer.reasoning_proposer.scaffolding import region_for  # noqa: E402
 
 
@@ -46,9 +45,7 @@ def main(argv=None) -> str:
         regions[info['question']] = region_for(
             info['gt_bbox'], (info['width'], info['height']), tuple(args.explorer_size),
             args.region_size, (args.shift * math.cos(angle), args.shift * math.sin(angle))).tolist()
-    os.makedirs(osp.dirname(osp.abspath(args.out_file)), exist_ok=True)
-    with open(args.out_file, 'w') as f:
-        json.dump(regions, f, indent=1)
+    write_json_atomic(args.out_file, regions, indent=1)
     print(f'{len(regions)} regions -> {args.out_file}')
     return args.out_file
 
