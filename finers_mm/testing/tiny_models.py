@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional
 import torch
 
 from finers_mm.models.mask_heads.sam_builder import TINY_SAM_CONFIG, build_sam_from_config
-from .tiny_tokenizer import QWEN_SPECIAL_TOKENS, QWEN_VL_CHAT_TEMPLATE, build_tiny_tokenizer
 from finers_mm.utils.fileio import write_atomic
+from .tiny_tokenizer import QWEN_SPECIAL_TOKENS, QWEN_VL_CHAT_TEMPLATE, build_tiny_tokenizer
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerFast, ProcessorMixin

@@ -1,6 +1,5 @@
 # Copyright (c) finers_mm contributors. All rights reserved.
 """FineRSInferencer and tools/demo.py on a bundled synthetic image with the tiny models."""
-import importlib.util
 import json
 import os.path as osp
 
@@ -11,6 +10,7 @@ from PIL import Image
 
 from finers_mm.apis import FineRSInferencer
 from finers_mm.testing import REPO_ROOT
+from finers_mm.testing.tools import load_tool
 
 TINY_CONFIG = osp.join(REPO_ROOT, 'configs', 'finers', 'finers_tiny_test.py')
 IMAGE = osp.join(REPO_ROOT, 'finers_mm', 'data', 'synthetic', 'images', 'train_000000.jpg')
@@ -86,9 +86,7 @@ def test_bad_inputs_fail_clearly(inferencer, tmp_path):
 
 
 def test_demo_cli_prints_answer_reasoning_and_output_paths(tiny_models, tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location('_demo', osp.join(REPO_ROOT, 'tools', 'demo.py'))
-    demo = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(demo)
+    demo = load_tool('demo.py')
     overrides = [f'{key}={value}' for key, value in _tiny_overrides(tiny_models).items()]
     prediction = demo.main([IMAGE, 'Which shape is orange?', '--type', 'multiple_choice',
                             '--options', 'A. star', 'B. circle', '--out-dir', str(tmp_path),

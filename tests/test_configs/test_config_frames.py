@@ -4,7 +4,6 @@ it moves the pipelines, the models and the region search with it
 (:mod:`finers_mm.utils.frames_config`, applied by :func:`finers_mm.utils.run_config.load_config`).
 """
 import copy
-import importlib.util
 import os.path as osp
 
 import pytest
@@ -13,8 +12,8 @@ from mmengine.registry import init_default_scope
 
 from finers_mm.registry import MODELS, TRANSFORMS
 from finers_mm.testing import REPO_ROOT
-from finers_mm.utils.frames_config import (FRAME_ARGUMENTS, apply_frames,
-                                           register_frame_arguments)
+from finers_mm.testing.tools import load_tool
+from finers_mm.utils.frames_config import FRAME_ARGUMENTS, apply_frames, register_frame_arguments
 from finers_mm.utils.run_config import load_config, load_run_config
 
 CONFIGS = osp.join(REPO_ROOT, 'configs', 'finers')
@@ -53,11 +52,7 @@ def _assert_pipelines_follow(cfg: Config, frames: dict) -> None:
 
 
 def _tool(name: str):
-    spec = importlib.util.spec_from_file_location(f'_{name}', osp.join(REPO_ROOT, 'tools',
-                                                                      f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool(f'{name}.py')
 
 
 def test_a_child_frames_reach_the_explorer_pipelines_and_model(tmp_path):

@@ -22,6 +22,7 @@ from mmengine.registry import init_default_scope
 from finers_mm.registry import DATASETS, MODELS
 from finers_mm.testing import REPO_ROOT
 from finers_mm.testing.scripted import THINK, OracleScripts, completion, record_for
+from finers_mm.testing.tools import load_tool
 
 TINY_CONFIG = osp.join(REPO_ROOT, 'configs', 'finers', 'finers_tiny_test.py')
 
@@ -218,13 +219,8 @@ def test_tools_test_runs_the_tiny_chain_with_finers_metric(tiny_models, tmp_path
 def test_mmdet_coco_metric_scores_detector_output(scripted_detector, dataset, tmp_path):
     """The COCO GT of the same data (tools/misc/finers_to_coco.py) + FineRSCocoMetric on the
     detector's predictions: oracle boxes give bbox mAP 1.0."""
-    import importlib.util
-
     from mmengine.evaluator import Evaluator
-    spec = importlib.util.spec_from_file_location(
-        '_to_coco', osp.join(REPO_ROOT, 'tools', 'misc', 'finers_to_coco.py'))
-    to_coco = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(to_coco)
+    to_coco = load_tool('misc', 'finers_to_coco.py')
     bundled = osp.join(REPO_ROOT, 'finers_mm', 'data', 'synthetic')
     gt_file = to_coco.main([osp.join(bundled, 'annotations', 'train.json'),
                             osp.join(bundled, 'images'), str(tmp_path / 'coco_gt.json')])

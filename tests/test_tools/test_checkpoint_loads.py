@@ -2,27 +2,15 @@
 """A wrong checkpoint never runs as if it were right, in tools/test.py and tools/demo.py
 (FineRSInferencer): a stage checkpoint given to the chain, a file that is not a checkpoint and a
 URL are refused with a message that names the file and the fix."""
-import importlib.util
 import os.path as osp
 
 import pytest
-import torch
-from mmengine.registry import init_default_scope
 
-from finers_mm.registry import MODELS
-from finers_mm.testing import BUNDLED_DATA, REPO_ROOT, config_path
+from finers_mm.testing import BUNDLED_DATA, config_path
+from finers_mm.testing.tools import load_tool, save_stage_checkpoint
 from finers_mm.utils.checkpoint_guard import ALLOW_DOWNLOAD_ENV
-from finers_mm.utils.run_config import load_config
 
 IMAGE = osp.join(BUNDLED_DATA, 'images', 'train_000000.jpg')
-
-
-def _load_tool(name: str):
-    spec = importlib.util.spec_from_file_location(f'_tool_{name}',
-                                                  osp.join(REPO_ROOT, 'tools', f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope='module')
@@ -39,13 +27,8 @@ def chain_options(tiny_models) -> list:
 @pytest.fixture(scope='module')
 def stage_checkpoint(tiny_models, tmp_path_factory) -> str:
     """An LPR checkpoint as tools/train.py writes it: the stage's weights and its config text."""
-    init_default_scope('finers_mm')
-    cfg = load_config(config_path('finers', 'lpr_tiny.py'),
-                      {'model.vlm.pretrained': tiny_models['qwen2_5_vl']})
-    stage = MODELS.build(cfg.model)
-    path = str(tmp_path_factory.mktemp('lpr_tiny') / 'iter_12.pth')
-    torch.save(dict(state_dict=stage.state_dict(), meta=dict(cfg=cfg.pretty_text, iter=12)), path)
-    return path
+    return save_stage_checkpoint(str(tmp_path_factory.mktemp('lpr_tiny') / 'iter_12.pth'),
+                                 tiny_models)['path']
 
 
 def _assert_names_the_stage_fix(message: str, checkpoint: str) -> None:
@@ -56,7 +39,7 @@ def _assert_names_the_stage_fix(message: str, checkpoint: str) -> None:
 
 
 def test_test_tool_refuses_a_stage_checkpoint(chain_options, stage_checkpoint, tmp_path):
-    test_tool = _load_tool('test')
+    test_tool = load_tool('test.py')
     config = config_path('finers', 'finers_tiny_test.py')
     with pytest.raises(ValueError) as info:
         test_tool.main([config, stage_checkpoint, '--work-dir', str(tmp_path),
@@ -65,7 +48,7 @@ def test_test_tool_refuses_a_stage_checkpoint(chain_options, stage_checkpoint, t
 
 
 def test_demo_refuses_a_stage_checkpoint(chain_options, stage_checkpoint, tmp_path):
-    demo = _load_tool('demo')
+    demo = load_tool('demo.py')
     with pytest.raises(ValueError) as info:
         demo.main([IMAGE, 'Where is the star?', '--weights', stage_checkpoint, '--device', 'cpu',
                    '--out-dir', str(tmp_path / 'out'), '--cfg-options', *chain_options])
@@ -78,12 +61,12 @@ def test_a_file_that_is_not_a_checkpoint_is_named_by_both_tools(chain_options, t
     not_checkpoint.write_text('{"gIoU": 0.5}')
     message = f'{not_checkpoint} is not a checkpoint: a JSON / text file; expected an mmengine'
     with pytest.raises(ValueError, match=message):
-        _load_tool('demo').main([IMAGE, 'q', '--weights', str(not_checkpoint), '--device', 'cpu',
-                                 '--cfg-options', *chain_options])
+        load_tool('demo.py').main([IMAGE, 'q', '--weights', str(not_checkpoint), '--device',
+                                   'cpu', '--cfg-options', *chain_options])
     with pytest.raises(ValueError, match=message):
-        _load_tool('test').main([config_path('finers', 'finers_tiny_test.py'),
-                                 str(not_checkpoint), '--work-dir', str(tmp_path / 'work'),
-                                 '--cfg-options', *chain_options])
+        load_tool('test.py').main([config_path('finers', 'finers_tiny_test.py'),
+                                   str(not_checkpoint), '--work-dir', str(tmp_path / 'work'),
+                                   '--cfg-options', *chain_options])
 
 
 def test_a_url_is_refused_by_both_tools(chain_options, tmp_path, monkeypatch):
@@ -91,10 +74,10 @@ def test_a_url_is_refused_by_both_tools(chain_options, tmp_path, monkeypatch):
     url = 'https://download.example.com/finers/iter_800.pth'
     message = f'checkpoint {url}: finers_mm does not download checkpoints'
     with pytest.raises(ValueError, match=message) as info:
-        _load_tool('demo').main([IMAGE, 'q', '--weights', url, '--device', 'cpu',
-                                 '--cfg-options', *chain_options])
+        load_tool('demo.py').main([IMAGE, 'q', '--weights', url, '--device', 'cpu',
+                                   '--cfg-options', *chain_options])
     assert f'{ALLOW_DOWNLOAD_ENV}=1' in str(info.value)
     with pytest.raises(ValueError, match=message):
-        _load_tool('test').main([config_path('finers', 'finers_tiny_test.py'), url,
-                                 '--work-dir', str(tmp_path / 'work'),
-                                 '--cfg-options', *chain_options])
+        load_tool('test.py').main([config_path('finers', 'finers_tiny_test.py'), url,
+                                   '--work-dir', str(tmp_path / 'work'),
+                                   '--cfg-options', *chain_options])

@@ -2,7 +2,6 @@
 """tools/misc/export_stage.py: the export folder is the old complete export or the new complete
 one, whatever happens during the export (an error, a kill at any point), never a mix."""
 import hashlib
-import importlib.util
 import os
 import os.path as osp
 import shutil
@@ -12,50 +11,35 @@ import textwrap
 
 import pytest
 import torch
-from mmengine.registry import init_default_scope
 from safetensors.torch import load_file
 
-from finers_mm.registry import MODELS
 from finers_mm.testing import REPO_ROOT, config_path
+from finers_mm.testing.tools import load_tool, save_stage_checkpoint
 from finers_mm.utils.run_config import load_config
 
 TOOL = osp.join(REPO_ROOT, 'tools', 'misc', 'export_stage.py')
 STAGE_CONFIG = config_path('finers', 'lpr_tiny.py')
 
 
-def _load_tool():
-    spec = importlib.util.spec_from_file_location('_export_stage', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope='module')
 def export_tool():
-    return _load_tool()
+    return load_tool('misc', 'export_stage.py')
 
 
 @pytest.fixture(scope='module')
-def stage(tiny_models, tmp_path_factory) -> dict:
+def stage(export_tool, tiny_models, tmp_path_factory) -> dict:
     """Two LPR checkpoints (as tools/train.py writes them) that differ in one weight, the config
     options that rebuild their stage, and a reference export of each."""
-    options = {'model.vlm.pretrained': tiny_models['qwen2_5_vl']}
-    init_default_scope('finers_mm')
-    cfg = load_config(STAGE_CONFIG, options)
-    state = MODELS.build(cfg.model).state_dict()
     folder = tmp_path_factory.mktemp('export_stage')
-    checkpoints = {}
-    for name, scale in (('old', 1.0), ('new', 2.0)):
-        weights = dict(state)
-        key = next(key for key in weights if key.endswith('embed_tokens.weight'))
-        weights[key] = weights[key] * scale
-        checkpoints[name] = str(folder / f'{name}.pth')
-        torch.save(dict(state_dict=weights, meta=dict(cfg=cfg.pretty_text)), checkpoints[name])
-    tool = _load_tool()
+    checkpoints = {name: save_stage_checkpoint(str(folder / f'{name}.pth'), tiny_models,
+                                               scale=scale)
+                   for name, scale in (('old', 1.0), ('new', 2.0))}
+    options, key = checkpoints['old']['options'], checkpoints['old']['key']
+    checkpoints = {name: saved['path'] for name, saved in checkpoints.items()}
     references = {}
     for name, checkpoint in checkpoints.items():
         out = str(folder / f'reference_{name}')
-        tool.export_stage(load_config(STAGE_CONFIG, options), checkpoint, out)
+        export_tool.export_stage(load_config(STAGE_CONFIG, options), checkpoint, out)
         references[name] = _digest(out)
     assert references['old'] != references['new']
     return dict(options=options, checkpoints=checkpoints, references=references, key=key)
@@ -186,7 +170,7 @@ def test_a_killed_export_leaves_the_old_or_the_new_export(stage, tmp_path, overw
         folder.mkdir()
         out = folder / 'lpr'
         if overwrite:
-            _export(_load_tool(), stage, 'old', str(out))
+            _export(load_tool('misc', 'export_stage.py'), stage, 'old', str(out))
         _kill_at(point, stage, str(out), str(script))
         if point == 'swapped':
             assert _digest(str(out)) == references['new'], point

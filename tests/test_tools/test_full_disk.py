@@ -7,27 +7,16 @@ The disks are small tmpfs mounts, so these tests need root (and a system that le
 elsewhere they are skipped.
 """
 import errno
-import importlib.util
 import os
 import os.path as osp
 import subprocess
-import textwrap
 
 import pytest
-import torch
-from mmengine.registry import init_default_scope
 
-from finers_mm.registry import MODELS
-from finers_mm.testing import BUNDLED_DATA, REPO_ROOT, config_path
+from finers_mm.testing import BUNDLED_DATA, config_path
+from finers_mm.testing.tools import load_tool, save_stage_checkpoint
+from finers_mm.testing.toys import toy_test_config
 from finers_mm.utils.run_config import load_config
-
-
-def _load_tool(*parts: str):
-    spec = importlib.util.spec_from_file_location('_tool_' + parts[-1][:-3],
-                                                  osp.join(REPO_ROOT, 'tools', *parts))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture
@@ -69,67 +58,10 @@ def _files(folder: str) -> list:
                   for root, _, names in os.walk(folder) for name in names)
 
 
-BIG_PREDICTION_TOYS = '''
-import numpy as np
-import torch
-from mmengine.evaluator import BaseMetric
-from mmengine.model import BaseModel
-from mmengine.registry import DATASETS, METRICS, MODELS
-from torch.utils.data import Dataset
-
-
-@MODELS.register_module(force=True)
-class BigPredictionToyModel(BaseModel):
-    def __init__(self):
-        super().__init__()
-        self.scale = torch.nn.Parameter(torch.ones(1))
-
-    def forward(self, inputs, data_samples=None, mode='predict'):
-        return [dict(value=float(x), blob=np.full(60_000, 7, np.uint8)) for x in inputs]
-
-
-@DATASETS.register_module(force=True)
-class BigPredictionToyDataset(Dataset):
-    metainfo = dict()
-
-    def __len__(self):
-        return 5
-
-    def __getitem__(self, index):
-        return dict(inputs=torch.tensor(float(index)))
-
-
-@METRICS.register_module(force=True)
-class BigPredictionToyMetric(BaseMetric):
-    default_prefix = 'toy'
-
-    def process(self, data_batch, data_samples):
-        self.results.extend(sample['value'] for sample in data_samples)
-
-    def compute_metrics(self, results):
-        return dict(mean=sum(results) / len(results))
-'''
-
-
 @pytest.fixture
-def big_prediction_config(tmp_path, monkeypatch) -> str:
-    """A test config whose 5 predictions pickle to about 300 kB."""
-    (tmp_path / 'big_prediction_toys.py').write_text(BIG_PREDICTION_TOYS)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    config = tmp_path / 'big_prediction_config.py'
-    config.write_text(textwrap.dedent(f"""
-        _base_ = ['{REPO_ROOT}/configs/_base_/default_runtime.py']
-        custom_imports = dict(imports=['finers_mm', 'big_prediction_toys'],
-                              allow_failed_imports=False)
-        model = dict(type='BigPredictionToyModel')
-        test_dataloader = dict(
-            batch_size=5, num_workers=0, dataset=dict(type='BigPredictionToyDataset'),
-            sampler=dict(type='DefaultSampler', shuffle=False),
-            collate_fn=dict(type='default_collate'))
-        test_evaluator = dict(type='BigPredictionToyMetric')
-        test_cfg = dict(type='TestLoop')
-        """))
-    return str(config)
+def big_prediction_config(tmp_path) -> str:
+    """A test config of the toys whose 5 predictions pickle to about 300 kB."""
+    return toy_test_config(str(tmp_path), batch_size=5, blob_size=60_000)
 
 
 def test_test_out_on_a_full_disk_keeps_the_metrics_and_the_old_file(disk, big_prediction_config,
@@ -139,8 +71,8 @@ def test_test_out_on_a_full_disk_keeps_the_metrics_and_the_old_file(disk, big_pr
         f.write(b'the previous predictions')
     work_dir = tmp_path / 'work'
     with pytest.raises(OSError, match=f'No space left on device: could not write {out}'):
-        _load_tool('test.py').main([big_prediction_config, '--work-dir', str(work_dir),
-                                    '--out', out])
+        load_tool('test.py').main([big_prediction_config, '--work-dir', str(work_dir),
+                                   '--out', out])
     with open(out, 'rb') as f:
         assert f.read() == b'the previous predictions'
     assert _files(osp.dirname(out)) == ['preds.pkl']
@@ -152,26 +84,21 @@ def test_test_out_on_a_full_disk_keeps_the_metrics_and_the_old_file(disk, big_pr
 def test_test_out_on_a_read_only_disk_fails_before_the_run(disk, big_prediction_config, tmp_path):
     out = osp.join(disk('64k', read_only=True), 'preds.pkl')
     with pytest.raises(OSError, match=f'--out {out} cannot be written .*Read-only file system'):
-        _load_tool('test.py').main([big_prediction_config, '--work-dir', str(tmp_path / 'work'),
-                                    '--out', out])
+        load_tool('test.py').main([big_prediction_config, '--work-dir', str(tmp_path / 'work'),
+                                   '--out', out])
     assert not (tmp_path / 'work').exists()
 
 
 @pytest.fixture(scope='module')
 def stage_checkpoint(tiny_models, tmp_path_factory) -> dict:
     """An LPR checkpoint as tools/train.py writes it, and the options that rebuild its stage."""
-    options = {'model.vlm.pretrained': tiny_models['qwen2_5_vl']}
-    init_default_scope('finers_mm')
-    cfg = load_config(config_path('finers', 'lpr_tiny.py'), options)
-    path = str(tmp_path_factory.mktemp('lpr_tiny') / 'iter_12.pth')
-    torch.save(dict(state_dict=MODELS.build(cfg.model).state_dict(),
-                    meta=dict(cfg=cfg.pretty_text)), path)
-    return dict(path=path, options=options)
+    return save_stage_checkpoint(str(tmp_path_factory.mktemp('lpr_tiny') / 'iter_12.pth'),
+                                 tiny_models)
 
 
 def _export(stage_checkpoint: dict, out_dir: str) -> None:
     cfg = load_config(config_path('finers', 'lpr_tiny.py'), stage_checkpoint['options'])
-    _load_tool('misc', 'export_stage.py').export_stage(cfg, stage_checkpoint['path'], out_dir)
+    load_tool('misc', 'export_stage.py').export_stage(cfg, stage_checkpoint['path'], out_dir)
 
 
 def test_export_on_a_full_disk_leaves_no_half_folder(disk, stage_checkpoint, tmp_path):
@@ -201,6 +128,6 @@ def test_demo_on_a_full_disk_leaves_no_truncated_file(disk, tiny_models):
                f'model.mask_head.checkpoint={tiny_models["sam"]}']
     image = osp.join(BUNDLED_DATA, 'images', 'train_000000.jpg')
     with pytest.raises(OSError, match=f'No space left on device: could not write {out_dir}/vis/'):
-        _load_tool('demo.py').main([image, 'Where is the star?', '--device', 'cpu',
-                                    '--out-dir', out_dir, '--cfg-options', *options])
+        load_tool('demo.py').main([image, 'Where is the star?', '--device', 'cpu',
+                                   '--out-dir', out_dir, '--cfg-options', *options])
     assert _files(out_dir) == ['filler']  # no truncated drawing, no temporary file

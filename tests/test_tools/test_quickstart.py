@@ -3,7 +3,6 @@
 evaluate before/after, run the demo. Here with --quick (2 steps per stage, 2 eval questions): the
 flow and its outputs, not the quality (the full run is the quick start itself). Its step runner:
 test_quickstart_steps.py; its tables: test_quickstart_results.py."""
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -12,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from finers_mm.testing import REPO_ROOT
+from finers_mm.testing.tools import load_tool
 
 #: the steps in the order they run (the refiner's, the explorer's and the first evaluation run
 #: side by side, each chain in order)
@@ -28,11 +27,7 @@ STEPS = {title for chain in CHAINS for title in chain}
 
 @pytest.fixture(scope='module')
 def quickstart():
-    spec = importlib.util.spec_from_file_location(
-        '_quickstart', osp.join(REPO_ROOT, 'tools', 'misc', 'quickstart.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('misc', 'quickstart.py')
 
 
 def _stamps(out_dir) -> dict:

@@ -1,22 +1,16 @@
 # Copyright (c) finers_mm contributors. All rights reserved.
 """What the quick start reads from its steps (tools/misc/quickstart_results.py): the training
 progress lines it shows, the metrics and rewards it reads, and the tables it prints."""
-import importlib.util
 import json
-import os.path as osp
 
 import pytest
 
-from finers_mm.testing import REPO_ROOT
+from finers_mm.testing.tools import load_tool
 
 
 @pytest.fixture(scope='module')
 def results():
-    spec = importlib.util.spec_from_file_location(
-        '_quickstart_results', osp.join(REPO_ROOT, 'tools', 'misc', 'quickstart_results.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('misc', 'quickstart_results.py')
 
 
 def test_about_five_training_lines_are_shown_with_the_loss_or_the_reward(results):

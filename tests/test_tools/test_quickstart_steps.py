@@ -2,7 +2,6 @@
 """The quick start's step runner (tools/misc/quickstart_steps.py): stamps and reuse, --force,
 failures, progress lines, the demo-like steps that run every time, and chains side by side. The
 steps are ``python -c`` one-liners: no models."""
-import importlib.util
 import os
 import os.path as osp
 import re
@@ -11,18 +10,14 @@ import time
 
 import pytest
 
-from finers_mm.testing import REPO_ROOT
+from finers_mm.testing.tools import load_tool
 
 WRITE = "import pathlib, sys; pathlib.Path(sys.argv[1], 'out.txt').write_text(sys.argv[2])"
 
 
 @pytest.fixture(scope='module')
 def steps_module():
-    spec = importlib.util.spec_from_file_location(
-        '_quickstart_steps', osp.join(REPO_ROOT, 'tools', 'misc', 'quickstart_steps.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('misc', 'quickstart_steps.py')
 
 
 def test_a_step_reruns_when_its_command_or_a_dependency_changes(steps_module, tmp_path):

@@ -7,7 +7,6 @@ answers a box that misses the GT by a shift growing with the distance between th
 and a point near the GT) makes some candidate windows clearly better than others. The subprocess
 runs import that module (``custom_imports``) to get the same classes.
 """
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -28,6 +27,7 @@ from finers_mm.testing import REPO_ROOT
 from finers_mm.testing.region_search import (BUNDLED_ANN, BUNDLED_IMAGES, CROP_MIN_SIDE,
                                              EXPLORER_SIZE, REGION_SIZE, WindowAwareRefiner,
                                              bundled_infos, oracle_box)
+from finers_mm.testing.tools import load_tool
 
 TOOL = osp.join(REPO_ROOT, 'tools', 'search_best_region.py')
 JOB = osp.join(REPO_ROOT, 'tools', 'region_search_job.py')
@@ -43,15 +43,8 @@ def shifted_box_iou(gt_bbox, box) -> float:
     return inter / (2 * width * height - inter)
 
 
-def _load(name, path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _load_tool():
-    return _load('_tool_search_best_region', TOOL)
+    return load_tool('search_best_region.py')
 
 
 @pytest.fixture(scope='module')
@@ -61,7 +54,7 @@ def tool():
 
 @pytest.fixture(scope='module')
 def job():
-    return _load('_tool_region_search_job', JOB)
+    return load_tool('region_search_job.py')
 
 
 def _oracle_config(directory, tiny_models, subprocess_imports=False, **region_search) -> str:

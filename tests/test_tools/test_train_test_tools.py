@@ -1,6 +1,5 @@
 # Copyright (c) finers_mm contributors. All rights reserved.
 """Argument handling of tools/train.py, tools/test.py and the dist / slurm launch scripts."""
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -12,23 +11,18 @@ import textwrap
 import pytest
 
 from finers_mm.testing import REPO_ROOT
-
-
-def _load_tool(name: str):
-    spec = importlib.util.spec_from_file_location(f'_tool_{name}', osp.join(REPO_ROOT, 'tools', f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from finers_mm.testing.tools import load_tool
+from finers_mm.testing.toys import toy_test_config
 
 
 @pytest.fixture(scope='module')
 def train_tool():
-    return _load_tool('train')
+    return load_tool('train.py')
 
 
 @pytest.fixture(scope='module')
 def test_tool():
-    return _load_tool('test')
+    return load_tool('test.py')
 
 
 @pytest.fixture
@@ -156,77 +150,14 @@ def test_slurm_scripts_call_srun(tmp_path):
     assert osp.join(REPO_ROOT, 'tools', 'test.py') in argv
 
 
-INT_METRIC_TOYS = '''
-import torch
-from mmengine.evaluator import BaseMetric
-from mmengine.model import BaseModel
-from mmengine.registry import DATASETS, METRICS, MODELS
-from torch.utils.data import Dataset
-
-
-
-@MODELS.register_module(force=True)
-class IntMetricToyModel(BaseModel):
-    def __init__(self):
-        super().__init__()
-        self.scale = torch.nn.Parameter(torch.ones(1))
-
-    def forward(self, inputs, data_samples=None, mode='predict'):
-        return [dict(value=float(x)) for x in inputs * self.scale]
-
-
-@DATASETS.register_module(force=True)
-class IntMetricToyDataset(Dataset):
-    metainfo = dict()
-
-    def __len__(self):
-        return 5
-
-    def __getitem__(self, index):
-        return dict(inputs=torch.tensor(float(index)))
-
-
-@METRICS.register_module(force=True)
-class IntMetricToyMetric(BaseMetric):
-    default_prefix = 'toy'
-
-    def process(self, data_batch, data_samples):
-        self.results.extend(sample['value'] for sample in data_samples)
-
-    def compute_metrics(self, results):
-        return dict(num_samples=len(results), mean=sum(results) / len(results))
-'''
-
-
-def _int_metric_config(tmp_path, imports=()) -> str:
-    """The toy test config of INT_METRIC_TOYS (5 samples, one metric), its modules in
-    ``tmp_path`` (which must be on the path), plus the modules ``imports`` names."""
-    (tmp_path / 'int_metric_toys.py').write_text(INT_METRIC_TOYS)
-    config = tmp_path / 'int_metric_config.py'
-    config.write_text(textwrap.dedent(f"""
-        _base_ = ['{REPO_ROOT}/configs/_base_/default_runtime.py']
-        custom_imports = dict(imports={['finers_mm', 'int_metric_toys', *imports]!r},
-                              allow_failed_imports=False)
-        model = dict(type='IntMetricToyModel')
-        test_dataloader = dict(
-            batch_size=2, num_workers=0, dataset=dict(type='IntMetricToyDataset'),
-            sampler=dict(type='DefaultSampler', shuffle=False),
-            collate_fn=dict(type='default_collate'))
-        test_evaluator = dict(type='IntMetricToyMetric')
-        test_cfg = dict(type='TestLoop')
-        """))
-    return str(config)
-
-
 def _metrics_files(work_dir) -> list:
     return [osp.join(root, name) for root, _, names in os.walk(work_dir)
             for name in names if name == osp.basename(root) + '.json']
 
 
-def test_test_metrics_json_keeps_integer_metrics(test_tool, tmp_path, monkeypatch):
+def test_test_metrics_json_keeps_integer_metrics(test_tool, tmp_path):
     """tools/test.py's metrics JSON: an int metric (finers/num_samples) is a number, not null."""
-    monkeypatch.syspath_prepend(str(tmp_path))
-    config = _int_metric_config(tmp_path)
+    config = toy_test_config(str(tmp_path))
     test_tool.main([config, '--work-dir', str(tmp_path / 'work')])
     [path] = _metrics_files(tmp_path / 'work')
     with open(path) as f:
@@ -236,8 +167,7 @@ def test_test_metrics_json_keeps_integer_metrics(test_tool, tmp_path, monkeypatc
 
 
 def test_test_out_is_written_after_the_metrics_are_saved(test_tool, tmp_path, monkeypatch):
-    monkeypatch.syspath_prepend(str(tmp_path))
-    config = _int_metric_config(tmp_path)
+    config = toy_test_config(str(tmp_path))
     out = tmp_path / 'preds' / 'preds.pkl'
     metrics = test_tool.main([config, '--work-dir', str(tmp_path / 'work'), '--out', str(out)])
     assert metrics['toy/num_samples'] == 5
@@ -284,7 +214,7 @@ def test_two_runs_started_in_the_same_second_keep_their_own_folders(tmp_path):
     """mmengine names the run folder by the second: both runs' metrics must survive."""
     (tmp_path / 'same_second_barrier.py').write_text(BARRIER)
     (tmp_path / 'barrier').mkdir()
-    config = _int_metric_config(tmp_path, imports=['same_second_barrier'])
+    config = toy_test_config(str(tmp_path), imports=['same_second_barrier'])
     env = dict(os.environ, PYTHONPATH=f'{tmp_path}:{os.environ.get("PYTHONPATH", "")}',
                BARRIER_DIR=str(tmp_path / 'barrier'))
     work_dir = tmp_path / 'work'
