@@ -7,7 +7,11 @@
 - :mod:`.scripted`: VLM adapters whose ``generate`` is scripted (registered on import), and the
   oracle completions that name the ground truth;
 - :mod:`.samples`: data samples for metrics and random masks;
-- :mod:`.chains`: the tiny FineRS test configs pointed at the tiny models.
+- :mod:`.chains`: the tiny FineRS test configs pointed at the tiny models;
+- :mod:`.region_search`: a scripted refiner whose localisation depends on its window;
+- :mod:`.tools`: the repository's tools loaded as modules, stage checkpoints as training writes
+  them;
+- :mod:`.toys`: a toy model, dataset and metric for the tools' plumbing (registered on import).
 
 The tests, benchmarks and tools use them; finers_mm's library code never imports this package
 (``tests/test_architecture.py`` checks it). Importing this ``__init__`` registers nothing.
