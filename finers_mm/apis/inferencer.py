@@ -250,7 +250,8 @@ def _load_input(item: InputType, image_loader: BaseTransform) -> dict:
     return dict(img=image, img_path=img_path, img_id=img_path or 'array', ori_shape=(height, width),
                 img_shape=(height, width), height=height, width=width,
                 question=item['question'], question_type=question_type,
-                options=normalize_options(item.get('options', None)), sample_idx=0)
+                options=normalize_options(item.get('options', None)),
+                options_raw=item.get('options', None), sample_idx=0)
 
 
 def _sample_name(item: InputType, index: int) -> str:

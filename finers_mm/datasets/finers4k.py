@@ -288,6 +288,8 @@ class FineRS4kDataset(BaseDetDataset):
             question=records.parse_question(record['Q']),
             question_type=question_type,
             options=records.parse_options(record.get('options'), question_type),
+            # as written in the annotation: the authors' prompts insert str() of this value
+            options_raw=record.get('options'),
             answer=records.parse_answer(record['A']),
             attribute=records.parse_attribute(record['attribute']),
             area_percent=records.parse_area_percent(record['area_percent']),

@@ -34,7 +34,7 @@ Coordinates follow :mod:`finers_mm.structures.frames` (continuous, boxes ``x2 = 
 """
 import inspect
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -51,16 +51,21 @@ class Query:
         question (str): the question or segmentation instruction.
         question_type (str): ``'segmentation'``, ``'multiple_choice'`` or ``'open'``.
         options (dict): ``{letter: text}``; empty unless multiple choice.
+        options_raw (list | dict | str, optional): the options as the annotation wrote them (the
+            authors' prompts insert ``str()`` of this value); None when not known, then the
+            prompts use ``options``.
     """
     question: str
     question_type: str
     options: Dict[str, str] = field(default_factory=dict)
+    options_raw: Any = None
 
     @classmethod
     def from_data_sample(cls, data_sample) -> 'Query':
         """The query carried in a packed sample's metainfo (see ``PackFineRSInputs``)."""
         return cls(question=data_sample.question, question_type=data_sample.question_type,
-                   options=dict(data_sample.get('options', None) or {}))
+                   options=dict(data_sample.get('options', None) or {}),
+                   options_raw=data_sample.get('options_raw', None))
 
 
 @dataclass

@@ -85,7 +85,8 @@ def search_batch(refiner, images: Sequence[np.ndarray], infos: Sequence[dict],
     per_record = [candidates(info['gt_bbox'], (info['width'], info['height']), info['ann_index'])
                   for info in infos]
     owners = [i for i, (regions, _) in enumerate(per_record) for _ in regions]
-    queries = [Query(info['question'], info['question_type'], dict(info['options']))
+    queries = [Query(info['question'], info['question_type'], dict(info['options']),
+                     info.get('options_raw'))
                for info in infos]
     with torch.no_grad():
         outputs = refiner.refine([images[i] for i in owners],
