@@ -20,11 +20,27 @@ are neutral: no KL, no entropy bonus):
 group size              8 samples per prompt (:func:`group_advantages`, ``group_size=8``)
 advantage               ``(r - mean) / (std + 1e-6)`` per group (the defaults here)
 clipping                ``clip_eps=0.2``
-aggregation             veRL "token-mean": ``loss_type='dapo'`` (the default)
+aggregation             ``'seq_mean_token_mean'`` under ``protocol='authors'`` (below);
+                        finers_mm's default is ``'dapo'``, one token mean over the batch
 KL                      k3 / "low_var_kl" clamped to [-10, 10]: ``kl_coef=5e-3``, ``kl_clamp=10``
 entropy bonus           ``entropy_coef=1e-3``
 policy updates          one optimiser step per rollout batch: ``old_logps = logps.detach()``
 ======================  =====================================================================
+
+The authors' aggregation, ``'seq_mean_token_mean'``: their actor (``verl/workers/actor/
+dp_actor.py::update_policy``, run with ``micro_batch_size_per_device_for_update=1`` by
+``training_scripts/final_*_training.sh``) computes, for each micro-batch of ONE sequence, the
+policy term (``core_algos.compute_policy_loss``), the entropy (``masked_mean(entropy)``) and the
+low_var_kl term (``masked_mean(kld)``), each a mean over that sequence's tokens; sums
+``pg - entropy_coeff * entropy + kl_loss_coef * kl``; divides by the gradient-accumulation count
+(the sequences per device and step); and FSDP averages the devices' gradients. So each of the
+three terms is a token mean per sequence, then a mean over all sequences of the step: every
+sequence weighs the same, a token of a short completion more than one of a long one. In this
+module that is the ``'grpo'`` aggregation (which, unlike trl's, also aggregates the entropy per
+sequence); it has its own name so that the protocol names what the authors ran. Give ``normalizer``
+= the sequences of the whole step when a step is split into micro-batches, as for ``'grpo'``.
+One deliberate difference: veRL's ``masked_mean`` divides by 0 (NaN) for a completion without any
+token; here such a completion contributes 0.
 
 Differences from trl, all deliberate:
 
@@ -43,9 +59,12 @@ import torch
 from torch import nn
 
 from finers_mm.registry import MODELS
+from finers_mm.structures.protocols import DEFAULT_PROTOCOL, check_protocol, protocol_setting
 
-#: loss aggregations, named as in trl (see :func:`grpo_loss`)
-LOSS_TYPES = ('dapo', 'grpo', 'dr_grpo')
+#: loss aggregations: trl's three and the authors' veRL run's (see :func:`grpo_loss`)
+LOSS_TYPES = ('dapo', 'grpo', 'dr_grpo', 'seq_mean_token_mean')
+#: the aggregations that average each completion's tokens, then the completions
+PER_SEQUENCE_LOSS_TYPES = ('grpo', 'seq_mean_token_mean')
 
 
 class GRPOLossOutput(NamedTuple):
@@ -149,7 +168,7 @@ def _aggregate(values: torch.Tensor, mask: torch.Tensor, loss_type: str,
         count = torch.as_tensor(count, dtype=values.dtype, device=values.device)
         return (values * mask).sum() / count.clamp(min=1.0)
     count = values.shape[0] if normalizer is None else normalizer
-    if loss_type == 'grpo':
+    if loss_type in PER_SEQUENCE_LOSS_TYPES:
         return ((values * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)).sum() / count
     return (values * mask).sum() / (count * max_completion_length)
 
@@ -176,10 +195,12 @@ def grpo_loss(logps: torch.Tensor,
     ``kl_coef * kl_k3(logps, ref_logps, kl_clamp)`` and minus ``entropy_coef * entropies``.
     Every term is aggregated over the active tokens by ``loss_type``:
 
-    - ``'dapo'`` (default; the authors' / veRL's "token-mean"): sum over all active tokens of the
-      batch / their number, so every token weighs the same;
+    - ``'dapo'`` (default; veRL's "token-mean" over a whole batch): sum over all active tokens of
+      the batch / their number, so every token weighs the same;
     - ``'grpo'``: mean over each completion's tokens, then mean over completions (a short
       completion's tokens weigh more);
+    - ``'seq_mean_token_mean'`` (the authors' run: veRL with micro-batches of one sequence,
+      module docstring): the same arithmetic as ``'grpo'``;
     - ``'dr_grpo'``: sum over all active tokens / (N * ``max_completion_length``) (Dr. GRPO).
 
     On-policy (one optimiser step per rollout batch), pass ``old_logps = logps.detach()``: the
@@ -206,12 +227,13 @@ def grpo_loss(logps: torch.Tensor,
             distribution, with gradient (``completion_logprobs(..., return_entropy=True)``).
             Needed when ``entropy_coef != 0``; reported as ``entropy`` whenever given.
         entropy_coef (float): Weight of the entropy bonus. Defaults to 0.0.
-        loss_type (str): 'dapo', 'grpo' or 'dr_grpo' (see above). Defaults to 'dapo'.
+        loss_type (str): 'dapo', 'grpo', 'seq_mean_token_mean' or 'dr_grpo' (see above).
+            Defaults to 'dapo'.
         max_completion_length (int, optional): The generation limit ``max_new_tokens``, required
             by 'dr_grpo' (and at least T). Defaults to None.
         normalizer (float | torch.Tensor, optional): The count the summed terms are divided by,
-            in place of this call's own: active tokens for 'dapo', completions for 'grpo' and
-            'dr_grpo'. Give the count over all micro-batches of one optimiser step and the
+            in place of this call's own: active tokens for 'dapo', completions for 'grpo',
+            'seq_mean_token_mean' and 'dr_grpo'. Give the count over all micro-batches of one optimiser step and the
             micro-batches' losses add up exactly to the loss of the whole batch (divide it by the
             number of micro-batches or ranks wherever the optimiser wrapper or DDP averages their
             gradients instead of summing them). The reported ``kl``, ``entropy`` and
@@ -274,8 +296,8 @@ def grpo_loss(logps: torch.Tensor,
 class GRPOLoss(nn.Module):
     """The GRPO loss of a FineRS stage, built from the stage's ``grpo_loss`` config.
 
-    The defaults are the authors' settings (module docstring); :func:`grpo_loss` does the math.
-    The module has no parameters.
+    The defaults are the authors' settings (module docstring) but for the aggregation, which
+    follows ``protocol``; :func:`grpo_loss` does the math. The module has no parameters.
 
     Args:
         clip_eps (float): lower clipping range ``1 - clip_eps``. Defaults to 0.2.
@@ -285,11 +307,16 @@ class GRPOLoss(nn.Module):
             the reference policy) off. Defaults to 5e-3.
         kl_clamp (float, optional): clamp of the k3 estimate. Defaults to 10.0.
         entropy_coef (float): weight of the entropy bonus. Defaults to 1e-3.
-        loss_type (str): ``'dapo'`` (token mean), ``'grpo'`` or ``'dr_grpo'``. Defaults to
-            ``'dapo'``.
+        loss_type (str, optional): ``'dapo'`` (token mean), ``'grpo'``,
+            ``'seq_mean_token_mean'`` or ``'dr_grpo'``. Defaults to None: the protocol's
+            ``'loss_type'`` (``'dapo'`` under ``'finers_mm'``, ``'seq_mean_token_mean'`` under
+            ``'authors'``).
+        protocol (str): ``'finers_mm'`` or ``'authors'``
+            (:mod:`finers_mm.structures.protocols`); decides ``loss_type`` when that is None.
+            Defaults to ``'finers_mm'``.
 
     Raises:
-        ValueError: an unknown ``loss_type`` or a negative coefficient.
+        ValueError: an unknown ``loss_type`` or protocol, or a negative coefficient.
     """
 
     def __init__(self,
@@ -298,8 +325,12 @@ class GRPOLoss(nn.Module):
                  kl_coef: float = 5e-3,
                  kl_clamp: Optional[float] = 10.0,
                  entropy_coef: float = 1e-3,
-                 loss_type: str = 'dapo') -> None:
+                 loss_type: Optional[str] = None,
+                 protocol: str = DEFAULT_PROTOCOL) -> None:
         super().__init__()
+        self.protocol = check_protocol(protocol)
+        if loss_type is None:
+            loss_type = protocol_setting(protocol, 'loss_type')
         if loss_type not in LOSS_TYPES:
             raise ValueError(f'GRPOLoss: unknown loss_type {loss_type!r}; expected one of '
                              f'{LOSS_TYPES}')
@@ -343,4 +374,5 @@ class GRPOLoss(nn.Module):
     def extra_repr(self) -> str:
         return (f'clip_eps={self.clip_eps}, clip_eps_high={self.clip_eps_high}, '
                 f'kl_coef={self.kl_coef}, kl_clamp={self.kl_clamp}, '
-                f'entropy_coef={self.entropy_coef}, loss_type={self.loss_type!r}')
+                f'entropy_coef={self.entropy_coef}, loss_type={self.loss_type!r}, '
+                f'protocol={self.protocol!r}')

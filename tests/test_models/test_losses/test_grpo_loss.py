@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from finers_mm.models.losses import GRPOLossOutput, group_advantages, grpo_loss, kl_k3
+from finers_mm.models.losses import (LOSS_TYPES as ALL_LOSS_TYPES, GRPOLoss, GRPOLossOutput,
+                                     group_advantages, grpo_loss, kl_k3)
 
+#: the loss types trl has
 LOSS_TYPES = ('dapo', 'grpo', 'dr_grpo')
 ATOL = 1e-6
 
@@ -196,7 +198,7 @@ def test_on_policy_gradient_is_the_policy_gradient():
                                                    * batch['mask']).sum() / batch['mask'].sum())
 
 
-@pytest.mark.parametrize('loss_type', LOSS_TYPES)
+@pytest.mark.parametrize('loss_type', ALL_LOSS_TYPES)
 def test_masked_tokens_get_no_gradient(loss_type):
     batch = _batch(seed=5)
     padded = batch['mask'] == 0
@@ -218,7 +220,7 @@ def test_masked_tokens_get_no_gradient(loss_type):
     assert moved.kl == out.kl and moved.entropy == out.entropy
 
 
-@pytest.mark.parametrize('loss_type', LOSS_TYPES)
+@pytest.mark.parametrize('loss_type', ALL_LOSS_TYPES)
 def test_normalizer_makes_micro_batches_add_up(loss_type):
     batch = _batch(seed=6)
     leaf = _leaf(batch['logps'])
@@ -239,6 +241,98 @@ def test_normalizer_makes_micro_batches_add_up(loss_type):
                           batch['mask'][rows], **dict(kwargs, kl_coef=0.0, entropy_coef=0.0)).loss
                 for rows in (slice(0, 3), slice(3, None)))
     assert abs(alone - full.policy_loss) > 1e-3
+
+
+# ------------------------------------------------------------------------------------------------
+# The authors' aggregation: veRL with micro-batches of one sequence
+# ------------------------------------------------------------------------------------------------
+
+
+def _verl_micro_batch_loss(logps, old_logps, advantage, mask, ref_logps, entropies, *,
+                           clip_ratio, kl_loss_coef, entropy_coeff):
+    """One micro-batch of ONE sequence as veRL's ``DataParallelPPOActor.update_policy`` computes it
+    (``core_algos.compute_policy_loss``, ``kl_penalty('low_var_kl')``, ``masked_mean``), written
+    out here from their formulas: every term is a mean over this sequence's tokens."""
+    def masked_mean(values):
+        return (values * mask).sum() / mask.sum()
+
+    ratio = torch.exp(logps - old_logps)
+    pg_losses = -advantage * ratio
+    pg_losses2 = -advantage * torch.clamp(ratio, 1.0 - clip_ratio, 1.0 + clip_ratio)
+    pg_loss = masked_mean(torch.max(pg_losses, pg_losses2))
+    kl = ref_logps - logps
+    kld = torch.clamp(torch.exp(kl) - kl - 1, min=-10, max=10)
+    return pg_loss - masked_mean(entropies) * entropy_coeff + masked_mean(kld) * kl_loss_coef
+
+
+def test_seq_mean_token_mean_is_verl_with_one_sequence_per_micro_batch():
+    """Loss and gradients equal veRL's loop: per sequence a token mean of each term, the loss
+    divided by the gradient-accumulation count (the sequences of the step) and backpropagated
+    one sequence at a time (gradients accumulate)."""
+    batch = _batch(seed=11)
+    lengths = batch['mask'].sum(1)
+    assert len(set(lengths.tolist())) > 2  # unequal lengths: the aggregations differ
+    coefs = dict(clip_ratio=0.2, kl_loss_coef=5e-3, entropy_coeff=1e-3)
+    ours = [_leaf(batch['logps']), _leaf(batch['entropies'])]
+    out = grpo_loss(ours[0], batch['old_logps'], batch['advantages'], batch['mask'],
+                    clip_eps=0.2, ref_logps=batch['ref_logps'], kl_coef=5e-3,
+                    entropies=ours[1], entropy_coef=1e-3, loss_type='seq_mean_token_mean')
+    out.loss.backward()
+    assert 0.1 < out.clip_fraction < 0.9  # clipping acts
+
+    theirs = [_leaf(batch['logps']), _leaf(batch['entropies'])]
+    num = batch['mask'].shape[0]
+    gradient_accumulation = num  # global_batch_size_per_device // micro_batch_size (1)
+    total = 0.0
+    for row in range(num):
+        length = int(lengths[row])  # a micro-batch holds one sequence, unpadded
+        columns = slice(0, length)
+        loss = _verl_micro_batch_loss(
+            theirs[0][row, columns], batch['old_logps'][row, columns], batch['advantages'][row],
+            batch['mask'][row, columns], batch['ref_logps'][row, columns],
+            theirs[1][row, columns], **coefs) / gradient_accumulation
+        loss.backward()
+        total += loss.item()
+    torch.testing.assert_close(out.loss.item(), total, atol=ATOL, rtol=0)
+    for mine, verl in zip(ours, theirs):
+        assert mine.grad.abs().max() > 1e-4
+        torch.testing.assert_close(mine.grad, verl.grad, atol=ATOL, rtol=0)
+
+    dapo = grpo_loss(batch['logps'], batch['old_logps'], batch['advantages'], batch['mask'],
+                     clip_eps=0.2, ref_logps=batch['ref_logps'], kl_coef=5e-3,
+                     entropies=batch['entropies'], entropy_coef=1e-3, loss_type='dapo')
+    assert abs(dapo.loss - out.loss) > 1e-3  # a token mean over the batch weighs tokens alike
+
+
+def test_seq_mean_token_mean_equals_dapo_for_equal_lengths():
+    """With every completion T tokens long both are the mean over all N * T tokens."""
+    batch = _batch(seed=12, full=True)
+    kwargs = dict(ref_logps=batch['ref_logps'], kl_coef=0.1, entropies=batch['entropies'],
+                  entropy_coef=0.1)
+    args = (batch['logps'], batch['old_logps'], batch['advantages'], batch['mask'])
+    torch.testing.assert_close(grpo_loss(*args, loss_type='seq_mean_token_mean', **kwargs).loss,
+                               grpo_loss(*args, loss_type='dapo', **kwargs).loss)
+
+
+def test_grpo_loss_module_takes_its_loss_type_from_the_protocol():
+    assert GRPOLoss().loss_type == 'dapo'  # finers_mm's default, unchanged
+    assert GRPOLoss(protocol='finers_mm').loss_type == 'dapo'
+    authors = GRPOLoss(protocol='authors')
+    assert authors.loss_type == 'seq_mean_token_mean' and 'authors' in repr(authors)
+    assert GRPOLoss(loss_type='grpo', protocol='authors').loss_type == 'grpo'  # explicit wins
+    assert GRPOLoss(loss_type='seq_mean_token_mean').loss_type == 'seq_mean_token_mean'
+    with pytest.raises(ValueError, match='unknown protocol'):
+        GRPOLoss(protocol='verl')
+    with pytest.raises(ValueError, match='unknown loss_type'):
+        GRPOLoss(loss_type='token_mean', protocol='authors')
+    # The module runs the aggregation it names.
+    batch = _batch(seed=13)
+    args = (batch['logps'], batch['old_logps'], batch['advantages'], batch['mask'])
+    kwargs = dict(ref_logps=batch['ref_logps'], entropies=batch['entropies'])
+    expected = grpo_loss(*args, kl_coef=5e-3, entropy_coef=1e-3,
+                         loss_type='seq_mean_token_mean', **kwargs).loss
+    torch.testing.assert_close(authors(*args, **kwargs).loss, expected)
+    assert abs(GRPOLoss()(*args, **kwargs).loss - expected) > 1e-3
 
 
 def test_argument_checks():
