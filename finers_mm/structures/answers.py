@@ -1,5 +1,5 @@
 # Copyright (c) finers_mm contributors. All rights reserved.
-"""The responses the stages give and the one place that decides whether a response answers the
+r"""The responses the stages give and the one place that decides whether a response answers the
 question.
 
 :data:`FOUND_RESPONSE` and :data:`ABSENT_RESPONSE` are what a model is asked to answer to a
@@ -30,13 +30,47 @@ reward that can be gamed is a bug, so naming several options or none scores 0.
 ``difflib.SequenceMatcher(None, response, gt).ratio() >= min_ratio`` (0.8). At the refiner stage a
 response of more than ``refiner_max_words`` (3) whitespace-separated words scores 0 (the authors'
 LPR rule; not applied at the explorer stage).
+
+**The authors' evaluation rule** (``rule='authors'``, :func:`authors_eval_answer_is_correct`): the
+QA scoring of their ``eval_hd_reasoning_seg_zero_cascade_qa_add_dist_for_region_prompt_cross_stage
+.py``, reproduced with ONE fix. Response and ground truth are lower-cased (nothing else), then
+
+- multiple choice: their pattern ``(?:\b|[([{'" ])<gt>(?:\b|[)\]}'" ,.!?])`` is searched in the
+  response. **Fix (a)**, ``AUTHORS_FIXES['a']`` of :mod:`.protocols`: when the ground truth is one
+  letter, the response must NAME EXACTLY ONE OPTION, i.e. among the question's option letters
+  (A-D without options; the ground truth's letter included) exactly one is found by that same
+  pattern, and it is the ground truth's. Their pattern alone scores ``"A B C D"``, ``"a, b"`` or
+  ``"(a) or (c)"`` right for every letter named; with the fix a response is right for at most one
+  letter, so naming several options never beats chance. The fix keeps their view of a letter: a
+  lower-case ``a`` standing alone is a letter, so ``"It is a red car"`` still names A (right only
+  when A is the answer, as ``"A"`` would be) and ``"B, a red car"`` names two options (wrong). A
+  ground truth that is not one letter (the released data has letters only) is matched by their
+  pattern alone;
+- open: right when ANY whitespace-separated word of the response has
+  ``difflib.SequenceMatcher(None, word, gt).ratio() >= 0.8`` with the WHOLE ground truth (no word
+  limit at either stage; a ground truth of several words is rarely reached by one word);
+- segmentation: their evaluation scores no answer; their reward's test is used: the response
+  contains ``is found`` or ``is detected``, whatever the ground truth.
+
+Their evaluation also counts the answer wrong when GSE gave no box; that is the metric's business
+(:class:`~finers_mm.evaluation.FineRSMetric`), as this module sees only the response.
+
+The two rules judge apart 14.0 % of the 2400 seeded fuzzed (response, ground truth, question
+type) cases of ``tests/test_structures/test_answers_authors.py`` (13.9 % with ``finers_mm``'s
+refiner word limit; multiple choice 14.2 %, open 23.0 %, segmentation 4.3 %), a property of that
+fuzz, not of a model's answers: the authors' rule reads lower-case letters inside sentences, any
+one word of a longer open answer, and ``"is found"`` beside a sentence saying absent;
+``finers_mm`` reads option texts, articles and whole-answer similarity. Fix (a) changes 245 of
+those cases from right (their code) to wrong.
 """
 import difflib
+import functools
 import re
 import string
 import unicodedata
-from typing import Mapping, Optional, Union
+from typing import FrozenSet, Iterable, Mapping, Optional, Union
 
+from .protocols import AUTHORS, FINERS_MM
 from .vocabulary import (EXPLORER, MULTIPLE_CHOICE, REFINER, SEGMENTATION, check_question_type,
                          check_stage, normalize_options)
 
@@ -51,6 +85,10 @@ OPEN_MIN_RATIO = 0.8
 REFINER_MAX_WORDS = 3
 #: option letters assumed when a multiple-choice question comes without its options
 DEFAULT_OPTION_LETTERS = ('A', 'B', 'C', 'D')
+#: the answer rules of :func:`answer_is_correct` (the protocols' ``answer_rule`` setting)
+ANSWER_RULES = (AUTHORS, FINERS_MM)
+#: the authors' test of a segmentation answer (their reward's phrases, in the lower-cased response)
+AUTHORS_FOUND_PHRASES = ('is found', 'is detected')
 
 _SENTENCE_SPLIT = re.compile(r'[.!?;\n]+')
 _SAYS_FOUND = re.compile(r'\bis\s+(?:found|detected)\b', re.IGNORECASE)
@@ -207,7 +245,8 @@ def answer_is_correct(response: Optional[str],
                       options: Union[list, dict, str, None] = None,
                       stage: str = EXPLORER,
                       min_ratio: float = OPEN_MIN_RATIO,
-                      refiner_max_words: int = REFINER_MAX_WORDS) -> bool:
+                      refiner_max_words: int = REFINER_MAX_WORDS,
+                      rule: str = FINERS_MM) -> bool:
     """Whether ``response`` answers the question (module docstring has the rules).
 
     Args:
@@ -221,16 +260,22 @@ def answer_is_correct(response: Optional[str],
             ``refiner_max_words`` words.
         min_ratio (float): open answers: least ``difflib`` ratio of a correct answer.
         refiner_max_words (int): open answers at the refiner stage: most words of a correct one.
+        rule (str): ``'finers_mm'`` (default, the rules above) or ``'authors'`` (their
+            evaluation's rule with fix (a): :func:`authors_eval_answer_is_correct`; ``stage`` and
+            ``refiner_max_words`` do not apply to it).
 
     Returns:
         bool: True when the response is correct.
 
     Raises:
-        ValueError: unknown stage or question type, or a multiple-choice ground truth that names
-            no single option (bad data, reported instead of silently scoring 0).
+        ValueError: unknown stage, question type or rule, or a multiple-choice ground truth that
+            names no single option (bad data, reported instead of silently scoring 0).
     """
     check_stage(stage)
     check_question_type(question_type)
+    if check_answer_rule(rule) == AUTHORS:
+        return authors_eval_answer_is_correct(response, gt_answer, question_type, options,
+                                              min_ratio=min_ratio)
     if question_type == MULTIPLE_CHOICE:
         gt_letter = extract_option_letter(None if gt_answer is None else str(gt_answer), options)
         if gt_letter is None:
@@ -251,3 +296,91 @@ def answer_is_correct(response: Optional[str],
     if not normalized or not reference:
         return False
     return difflib.SequenceMatcher(None, normalized, reference).ratio() >= min_ratio
+
+
+def check_answer_rule(rule: str) -> str:
+    """Return ``rule`` if it is one of :data:`ANSWER_RULES`.
+
+    Args:
+        rule (str): ``'authors'`` or ``'finers_mm'``.
+
+    Returns:
+        str: ``rule``.
+
+    Raises:
+        ValueError: any other value.
+    """
+    if rule not in ANSWER_RULES:
+        raise ValueError(f'unknown answer rule {rule!r}; expected one of {ANSWER_RULES}')
+    return rule
+
+
+@functools.lru_cache(maxsize=256)
+def _authors_option_pattern(option: str) -> 're.Pattern':
+    """The authors' pattern of one lower-cased option: the option between their delimiters.
+
+    Escaped, unlike theirs: identical for the letters of the released data, and a ground truth
+    holding ``(`` no longer stops the evaluation with a regex error.
+    """
+    return re.compile(r"(?:\b|[\(\[\{'\" ])" + re.escape(option) + r"(?:\b|[\)\]\}'\" ,.!?])")
+
+
+def authors_options_named(response: str, letters: Iterable[str]) -> FrozenSet[str]:
+    """The option letters the authors' pattern finds in a response.
+
+    Args:
+        response (str): the response, as is (lower-cased here, as they do).
+        letters (Iterable[str]): candidate option letters, any case.
+
+    Returns:
+        frozenset[str]: the lower-case letters found, e.g. ``{'a', 'b'}`` for ``"A or B"``.
+    """
+    text = str(response).lower()
+    return frozenset(letter for letter in {str(x).lower() for x in letters}
+                     if _authors_option_pattern(letter).search(text))
+
+
+def authors_eval_answer_is_correct(response: Optional[str],
+                                   gt_answer: Optional[str],
+                                   question_type: str,
+                                   options: Union[list, dict, str, None] = None,
+                                   min_ratio: float = OPEN_MIN_RATIO) -> bool:
+    """The authors' evaluation answer rule with fix (a) (module docstring, "The authors'
+    evaluation rule").
+
+    Args:
+        response (str, optional): the parsed response; None (unparsable: theirs is ``''``) is
+            never correct.
+        gt_answer (str, optional): the record's answer (a letter for multiple choice in the
+            released data).
+        question_type (str): ``'segmentation'``, ``'multiple_choice'`` or ``'open'``.
+        options (list | dict | str, optional): the options of a multiple-choice question; their
+            letters are the candidates of fix (a) (A-D without options).
+        min_ratio (float): open answers: least ``difflib`` ratio of one word with the ground truth.
+
+    Returns:
+        bool: True when the response is correct.
+
+    Raises:
+        ValueError: unknown question type, or an empty multiple-choice ground truth (their
+            pattern would then match nearly any response).
+    """
+    check_question_type(question_type)
+    if response is None:
+        return False
+    text = str(response).lower()
+    gt = '' if gt_answer is None else str(gt_answer).lower()
+    if question_type == SEGMENTATION:
+        return any(phrase in text for phrase in AUTHORS_FOUND_PHRASES)
+    if question_type == MULTIPLE_CHOICE:
+        if not gt:
+            raise ValueError(f'multiple-choice answer {gt_answer!r} is empty: the authors\' rule '
+                             'needs the option letter')
+        if _authors_option_pattern(gt).search(text) is None:
+            return False
+        if len(gt) == 1 and gt.isalpha():  # fix (a): no other option named
+            letters = set(normalize_options(options) or DEFAULT_OPTION_LETTERS) | {gt}
+            return authors_options_named(text, letters) == {gt}
+        return True
+    return any(difflib.SequenceMatcher(None, word, gt).ratio() >= min_ratio
+               for word in text.split())
