@@ -1,7 +1,7 @@
 # Copyright (c) finers_mm contributors. All rights reserved.
 """The two model views of one original image: the explorer's resized whole image and the refiner's
 resized crop, each with its GT mapped into its frame (:mod:`finers_mm.structures.frames`)."""
-from typing import Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 from mmcv.transforms import BaseTransform
@@ -10,10 +10,36 @@ from finers_mm.registry import TRANSFORMS
 from finers_mm.structures import (clip_boxes, crop_to_frame, crop_window_from_region,
                                   image_size, original_to_explorer, resize_to_frame,
                                   random_window_containing, region_around_box, window_to_frame)
+from finers_mm.structures.images import check_resize
+from finers_mm.structures.protocols import DEFAULT_PROTOCOL, check_protocol, protocol_setting
 from .loading import record_name
 from .randomness import sample_rng
 
 REFINER_CROP_MODES = ('random', 'region', 'best_region')
+
+
+def resolve_resize(resize: Optional[str], protocol: str, interpolation: str = 'bilinear') -> str:
+    """The resize method of a view: ``resize`` when given, else the protocol's ``'resize'``.
+
+    Args:
+        resize (str, optional): a method of :data:`finers_mm.structures.images.RESIZE_METHODS`.
+        protocol (str): ``'finers_mm'`` (``'cv2_linear'``) or ``'authors'`` (``'pil_bilinear'``).
+        interpolation (str): the view's cv2 interpolation; only ``'cv2_linear'`` reads it.
+
+    Returns:
+        str: the method.
+
+    Raises:
+        ValueError: an unknown method or protocol, or a cv2 interpolation other than the default
+            with a Pillow method (checked here, when the pipeline is built, not at the first
+            sample).
+    """
+    check_protocol(protocol)
+    resize = check_resize(protocol_setting(protocol, 'resize') if resize is None else resize)
+    if resize != 'cv2_linear' and interpolation != 'bilinear':
+        raise ValueError(f'resize={resize!r} (protocol {protocol!r}) uses its own filter; '
+                         f"interpolation={interpolation!r} applies to resize='cv2_linear' only")
+    return resize
 
 
 @TRANSFORMS.register_module()
@@ -39,14 +65,23 @@ class ExplorerView(BaseTransform):
     Args:
         frame_size (tuple[int, int]): ``(fw, fh)`` of the explorer frame.
         region_size (int): side of the explorer's region in explorer pixels.
-        interpolation (str): mmcv interpolation name for the cv2 resize.
+        interpolation (str): mmcv interpolation name of ``resize='cv2_linear'``.
+        resize (str, optional): ``'cv2_linear'``, ``'pil_bilinear'`` or ``'pil_bicubic'``
+            (:func:`finers_mm.structures.resize_to_frame`). Defaults to None: the protocol's
+            (``'cv2_linear'`` under ``'finers_mm'``, ``'pil_bilinear'`` under ``'authors'``, the
+            resize of their evaluation; their training images were resized with
+            ``'pil_bicubic'``).
+        protocol (str): ``'finers_mm'`` or ``'authors'``. Defaults to ``'finers_mm'``.
     """
 
     def __init__(self, frame_size: Tuple[int, int] = (1920, 1080), region_size: int = 256,
-                 interpolation: str = 'bilinear') -> None:
+                 interpolation: str = 'bilinear', resize: Optional[str] = None,
+                 protocol: str = DEFAULT_PROTOCOL) -> None:
         self.frame_size = (int(frame_size[0]), int(frame_size[1]))
         self.region_size = int(region_size)
         self.interpolation = interpolation
+        self.resize = resolve_resize(resize, protocol, interpolation)
+        self.protocol = protocol
 
     def transform(self, results: dict) -> dict:
         """Add the explorer view and its GT.
@@ -59,7 +94,8 @@ class ExplorerView(BaseTransform):
         """
         img = results['img']
         size = image_size(img)
-        results['explorer_img'] = resize_to_frame(img, self.frame_size, self.interpolation)
+        results['explorer_img'] = resize_to_frame(img, self.frame_size, self.interpolation,
+                                                  self.resize)
         results['explorer_frame'] = self.frame_size
         results['region_size'] = self.region_size
         if 'gt_bbox' in results:
@@ -74,7 +110,8 @@ class ExplorerView(BaseTransform):
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(frame_size={self.frame_size}, '
-                f'region_size={self.region_size}, interpolation={self.interpolation!r})')
+                f'region_size={self.region_size}, interpolation={self.interpolation!r}, '
+                f'resize={self.resize!r})')
 
 
 @TRANSFORMS.register_module()
@@ -111,11 +148,18 @@ class RefinerCrop(BaseTransform):
         min_side (int): smallest window side in ORIGINAL pixels.
         mode (str): ``'random'``, ``'region'`` or ``'best_region'``.
         seed (int): seed combined with ``sample_idx`` (``'random'``).
-        interpolation (str): mmcv interpolation name for the cv2 resize.
+        interpolation (str): mmcv interpolation name of ``resize='cv2_linear'``.
+        resize (str, optional): ``'cv2_linear'``, ``'pil_bilinear'`` or ``'pil_bicubic'``
+            (:func:`finers_mm.structures.crop_to_frame`). Defaults to None: the protocol's
+            (``'cv2_linear'`` under ``'finers_mm'``, ``'pil_bilinear'`` under ``'authors'``). A
+            window as large as the frame is copied unchanged by every method (the authors' LPR
+            training crops: 512 x 512 original pixels, never resized).
+        protocol (str): ``'finers_mm'`` or ``'authors'``. Defaults to ``'finers_mm'``.
     """
 
     def __init__(self, frame_size: Tuple[int, int] = (512, 512), min_side: int = 512,
-                 mode: str = 'random', seed: int = 0, interpolation: str = 'bilinear') -> None:
+                 mode: str = 'random', seed: int = 0, interpolation: str = 'bilinear',
+                 resize: Optional[str] = None, protocol: str = DEFAULT_PROTOCOL) -> None:
         if mode not in REFINER_CROP_MODES:
             raise ValueError(f'mode must be one of {REFINER_CROP_MODES}, got {mode!r}')
         self.frame_size = (int(frame_size[0]), int(frame_size[1]))
@@ -123,6 +167,8 @@ class RefinerCrop(BaseTransform):
         self.mode = mode
         self.seed = seed
         self.interpolation = interpolation
+        self.resize = resolve_resize(resize, protocol, interpolation)
+        self.protocol = protocol
 
     def _window(self, results: dict, image_size: Tuple[int, int]) -> np.ndarray:
         """The crop window of this sample in ORIGINAL pixels, by ``mode``."""
@@ -147,7 +193,8 @@ class RefinerCrop(BaseTransform):
         img = results['img']
         window = self._window(results, image_size(img))
         results['crop_window'] = window
-        results['refiner_img'] = crop_to_frame(img, window, self.frame_size, self.interpolation)
+        results['refiner_img'] = crop_to_frame(img, window, self.frame_size, self.interpolation,
+                                               self.resize)
         results['refiner_frame'] = self.frame_size
         if 'gt_bbox' in results:
             results['gt_bbox_refiner'] = clip_boxes(
@@ -160,4 +207,4 @@ class RefinerCrop(BaseTransform):
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(frame_size={self.frame_size}, '
                 f'min_side={self.min_side}, mode={self.mode!r}, seed={self.seed}, '
-                f'interpolation={self.interpolation!r})')
+                f'interpolation={self.interpolation!r}, resize={self.resize!r})')
