@@ -1,12 +1,14 @@
 # Copyright (c) finers_mm contributors. All rights reserved.
 """Ground-truth points for the refiner (LPR): ``points_1`` and ``points_2`` of its answer.
 
-Two rules (METHOD.md, "Rewards"):
+Three rules (METHOD.md, "Rewards"):
 
 - ``inscribed_circle_points`` (default, what the paper's prompt asks for): the centres of the two
   largest inscribed circles of the mask.
-- ``box_center_jitter_points`` (what the authors' released data holds): the box centre plus a
-  random jitter.
+- ``authors_jitter_points`` (what the authors' data converters wrote, exactly): the box centre, and
+  the box centre moved by a random integer of up to a tenth of the box per axis.
+- ``box_center_jitter_points``: both points at the box centre plus a continuous jitter of a
+  chosen fraction of the half-size (a smoother variant of the authors' rule, not theirs).
 
 Frames: everything here is in ORIGINAL pixels with the continuous convention of
 :mod:`finers_mm.structures.frames` (pixel ``(i, j)``'s centre is ``(i + 0.5, j + 0.5)``), so the
@@ -76,8 +78,61 @@ def inscribed_circle_points(mask: np.ndarray) -> np.ndarray:
     return np.array(centres, dtype=np.float32) + np.array([x1 + 0.5, y1 + 0.5], dtype=np.float32)
 
 
+def authors_jitter_points(box, rng: np.random.Generator) -> np.ndarray:
+    """The GT points of the authors' data converters, integer arithmetic and all.
+
+    Their ``get_solution_from_box_ref_seg`` (``data_process/data_converter_fixed_512_gt_crop_
+    random_region.py``, the LPR's training data; the same function in ``data_converter_fixed_1920_
+    qa_with_best_region.py``) on the inclusive integer box ``[xmin, ymin, xmax, ymax]`` (the extent
+    of the GT raster):
+
+    - point 1: ``(cx, cy) = ((xmin + xmax) // 2, (ymin + ymax) // 2)``, the centre rounded down;
+    - point 2: ``(clip(cx + randint(-dx, dx), xmin, xmax), clip(cy + randint(-dy, dy), ymin,
+      ymax))`` with ``dx = (xmax - xmin) // 10``, ``dy = (ymax - ymin) // 10``; both ends of
+      ``randint`` included, x drawn before y. The clip never acts (``dx`` is under half the box).
+
+    Frame: for the LPR they compute this in the 512 x 512 crop cut at ORIGINAL scale (never
+    resized), whose corner is an integer; floor division commutes with an integer shift, so the
+    points computed here in ORIGINAL pixels are theirs exactly, shifted by the crop's corner.
+    (The 1920 converter computes them on the explorer-frame box truncated with ``int()``, but the
+    GSE reward never reads points.)
+
+    Their points are pixel indices; here each becomes that pixel's centre, ``(px + 0.5, py +
+    0.5)``, in this module's continuous convention (the same pixels; as for boxes, fix (b) of
+    ``finers_mm.structures.protocols.AUTHORS_FIXES``). Their draws come from Python's unseeded
+    ``random``; here from ``rng``, so a sample gets the same points in every run.
+
+    Args:
+        box: (4,) ``[x1, y1, x2, y2]`` in ORIGINAL pixels (continuous, ``x2 = xmax + 1``); the
+            inclusive pixel extent ``[floor(x1), floor(y1), ceil(x2) - 1, ceil(y2) - 1]`` is used.
+        rng (np.random.Generator): the only source of randomness (two draws).
+
+    Returns:
+        np.ndarray: (2, 2) float32 ``[[cx + 0.5, cy + 0.5], [px + 0.5, py + 0.5]]`` in ORIGINAL
+        pixels.
+
+    Raises:
+        ValueError: a box without a pixel (e.g. the all-zero box of a target outside the image).
+    """
+    values = np.asarray(box, dtype=np.float64)
+    if values.shape != (4,) or not np.isfinite(values).all():
+        raise ValueError(f'authors_jitter_points needs 4 finite numbers, got {box!r}')
+    low = np.floor(values[:2]).astype(np.int64)
+    high = np.ceil(values[2:]).astype(np.int64) - 1  # inclusive last pixel
+    if (high < low).any():
+        raise ValueError(f'authors_jitter_points needs a box with a pixel, got {values.tolist()}')
+    centre = (low + high) // 2
+    reach = (high - low) // 10
+    # one draw per axis, x first: random.randint(-dx, dx) then random.randint(-dy, dy)
+    offsets = np.array([rng.integers(-r, r + 1) for r in reach], dtype=np.int64)
+    moved = np.clip(centre + offsets, low, high)
+    return np.stack([centre, moved]).astype(np.float32) + np.float32(0.5)
+
+
 def box_center_jitter_points(box, jitter: float, rng: np.random.Generator) -> np.ndarray:
-    """Two points at the box centre, each moved by an independent uniform jitter (authors' data).
+    """Two points at the box centre, each moved by an independent uniform jitter.
+
+    A continuous variant of the authors' rule (:func:`authors_jitter_points` is theirs exactly).
 
     Each point is ``centre + u * jitter * (w / 2, h / 2)`` with ``u`` uniform in ``[-1, 1]`` per
     axis, so the jitter is a fraction of the box's half-size (tiny objects keep their points on the

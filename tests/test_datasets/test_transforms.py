@@ -9,8 +9,9 @@ from mmdet.structures import DetDataSample
 from mmdet.structures.mask import BitmapMasks
 
 from finers_mm.registry import TRANSFORMS
-from finers_mm.structures import (crop_window_from_region, original_to_explorer, polygon_bbox,
-                                  rasterize_polygon)
+from finers_mm.structures import (crop_to_frame, crop_window_from_region, original_to_explorer,
+                                  polygon_bbox, rasterize_polygon, resize_to_frame)
+from finers_mm.structures.points import authors_jitter_points
 
 IMAGE_SIZE = (1920, 1080)  # (W, H) of the synthetic original
 TARGET = np.array([[1500, 300], [1570, 310], [1566, 352], [1496, 346]], dtype=np.float32)
@@ -176,7 +177,7 @@ def test_refiner_crop_target_outside_window(image_file):
     assert not red_pixels(results['refiner_img']).any()
 
 
-@pytest.mark.parametrize('method', ['inscribed_circles', 'box_center_jitter'])
+@pytest.mark.parametrize('method', ['inscribed_circles', 'authors_jitter', 'box_center_jitter'])
 def test_gt_points_follow_the_target(image_file, method):
     pipeline = build([
         dict(type='LoadFineRSImage'),
@@ -194,6 +195,60 @@ def test_gt_points_follow_the_target(image_file, method):
     img = first['refiner_img']
     for x, y in first['gt_points_refiner']:
         assert red_pixels(img)[int(y), int(x)]
+
+
+def test_gt_points_method_follows_the_protocol(image_file):
+    assert TRANSFORMS.build(dict(type='SampleGTPoints')).method == 'inscribed_circles'
+    authors = TRANSFORMS.build(dict(type='SampleGTPoints', protocol='authors', seed=3))
+    assert authors.method == 'authors_jitter'
+    explicit = TRANSFORMS.build(dict(type='SampleGTPoints', method='inscribed_circles',
+                                     protocol='authors'))
+    assert explicit.method == 'inscribed_circles'  # an explicit method beats the protocol
+    with pytest.raises(ValueError, match='unknown protocol'):
+        TRANSFORMS.build(dict(type='SampleGTPoints', protocol='seg_zero'))
+    with pytest.raises(ValueError, match='method must be one of'):
+        TRANSFORMS.build(dict(type='SampleGTPoints', method='jitter'))
+    # the authors' points of this sample, drawn from its own generator, without the mask
+    load = TRANSFORMS.build(dict(type='LoadFineRSImage'))
+    record = load(make_record(image_file, sample_idx=6))
+    points = authors(dict(record))['gt_points']
+    np.testing.assert_array_equal(
+        points, authors_jitter_points(record['gt_bbox'], np.random.default_rng((3, 6))))
+    inclusive = record['gt_bbox'] - [0, 0, 1, 1]
+    np.testing.assert_array_equal(points[0], (inclusive[:2] + inclusive[2:]) // 2 + 0.5)
+    others = {tuple(authors(load(make_record(image_file, sample_idx=i)))['gt_points'][1])
+              for i in range(12)}
+    assert len(others) > 3  # the second point is jittered per sample
+
+
+def test_views_resize_follows_the_protocol(image_file):
+    load = TRANSFORMS.build(dict(type='LoadFineRSImage'))
+    record = load(make_record(image_file, best_region=np.array([1400, 200, 1912, 712])))
+    img = record['img']
+    explorer = dict(type='ExplorerView', frame_size=(960, 540))
+    refiner = dict(type='RefinerCrop', frame_size=(256, 256), min_side=512, mode='best_region')
+    for protocol, resize in (('finers_mm', 'cv2_linear'), ('authors', 'pil_bilinear')):
+        view = TRANSFORMS.build(dict(explorer, protocol=protocol))
+        crop = TRANSFORMS.build(dict(refiner, protocol=protocol))
+        assert view.resize == crop.resize == resize and resize in repr(view) + repr(crop)
+        out = crop(view(dict(record)))
+        np.testing.assert_array_equal(out['explorer_img'],
+                                      resize_to_frame(img, (960, 540), resize=resize))
+        np.testing.assert_array_equal(
+            out['refiner_img'], crop_to_frame(img, out['crop_window'], (256, 256), resize=resize))
+    default = TRANSFORMS.build(explorer)(dict(record))['explorer_img']
+    authors = TRANSFORMS.build(dict(explorer, protocol='authors'))(dict(record))['explorer_img']
+    assert not np.array_equal(default, authors)
+    # an explicit method beats the protocol; a cv2 interpolation with Pillow is refused at build
+    assert TRANSFORMS.build(dict(refiner, resize='cv2_linear', protocol='authors')).resize == \
+        'cv2_linear'
+    assert TRANSFORMS.build(dict(explorer, resize='pil_bicubic')).resize == 'pil_bicubic'
+    with pytest.raises(ValueError, match="applies to resize='cv2_linear' only"):
+        TRANSFORMS.build(dict(explorer, interpolation='area', protocol='authors'))
+    with pytest.raises(ValueError, match='unknown resize'):
+        TRANSFORMS.build(dict(refiner, resize='pil'))
+    with pytest.raises(ValueError, match='unknown protocol'):
+        TRANSFORMS.build(dict(refiner, protocol='paper'))
 
 
 def test_pack(image_file):

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from finers_mm.structures import (box_center_jitter_points, inscribed_circle_points,
                                   rasterize_polygon)
+from finers_mm.structures.points import authors_jitter_points
 
 
 def _disk(mask, centre, radius):
@@ -96,6 +97,76 @@ def test_box_center_jitter_seeded():
                                [[30, 20], [30, 20]])
     with pytest.raises(ValueError):
         box_center_jitter_points(box, -1.0, np.random.default_rng(0))
+
+
+def _their_points(box, randint):
+    """The authors' ``get_solution_from_box_ref_seg`` (data_process/data_converter_fixed_512_gt_
+    crop_random_region.py), its arithmetic written out: ``box`` is their inclusive integer box,
+    ``randint(a, b)`` their ``random.randint`` (both ends included)."""
+    x_min, y_min, x_max, y_max = map(int, box)
+    cx = (x_min + x_max) // 2
+    cy = (y_min + y_max) // 2
+    dx = (x_max - x_min) // 10
+    dy = (y_max - y_min) // 10
+    px = min(max(cx + randint(-dx, dx), x_min), x_max)
+    py = min(max(cy + randint(-dy, dy), y_min), y_max)
+    return [[cx, cy], [px, py]]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 3800), st.integers(0, 2100), st.integers(0, 300), st.integers(0, 300),
+       st.integers(0, 2**32 - 1))
+def test_authors_jitter_is_their_converter(x_min, y_min, width, height, seed):
+    """Their points from the same draws, as pixel centres of our continuous boxes."""
+    inclusive = [x_min, y_min, x_min + width, y_min + height]
+    continuous = np.array(inclusive, dtype=np.float32) + [0, 0, 1, 1]
+    ours = authors_jitter_points(continuous, np.random.default_rng(seed))
+    draws = np.random.default_rng(seed)
+    theirs = _their_points(inclusive, lambda low, high: int(draws.integers(low, high + 1)))
+    assert ours.shape == (2, 2) and ours.dtype == np.float32
+    np.testing.assert_array_equal(ours, np.array(theirs, dtype=np.float32) + 0.5)
+
+
+def test_authors_jitter_values_by_hand():
+    # inclusive [10, 20, 33, 29]: centre (43 // 2, 49 // 2) = (21, 24); dx = 23 // 10 = 2,
+    # dy = 9 // 10 = 0
+    box = [10, 20, 34, 30]
+    seen = set()
+    for seed in range(200):
+        first, second = authors_jitter_points(box, np.random.default_rng(seed))
+        np.testing.assert_array_equal(first, [21.5, 24.5])  # the centre, rounded down
+        assert second[1] == 24.5
+        seen.add(float(second[0]))
+    assert seen == {19.5, 20.5, 21.5, 22.5, 23.5}  # every offset in [-2, 2], nothing else
+    # a box narrower than 10 pixels: no jitter; a one-pixel box: both points on its pixel
+    np.testing.assert_array_equal(authors_jitter_points([5, 7, 14, 8], np.random.default_rng(0)),
+                                  [[9.5, 7.5], [9.5, 7.5]])
+    # the pixel extent of a non-integer box
+    np.testing.assert_array_equal(
+        authors_jitter_points([4.2, 6.7, 5.0, 7.1], np.random.default_rng(0)),
+        [[4.5, 6.5], [4.5, 6.5]])
+
+
+def test_authors_jitter_in_the_crop_is_the_original_shifted():
+    """They compute the LPR's points in the 512 crop cut at original scale: an integer shift of
+    the box shifts the points by as much (floor division commutes with it)."""
+    box = np.array([1501.0, 303.0, 1571.0, 353.0])
+    for corner in ([1187, 0], [1290, 97], [1501, 303]):
+        shift = np.array(corner * 2, dtype=np.float64)
+        for seed in range(20):
+            in_original = authors_jitter_points(box, np.random.default_rng(seed))
+            in_crop = authors_jitter_points(box - shift, np.random.default_rng(seed))
+            np.testing.assert_array_equal(in_crop, in_original - np.array(corner, np.float32))
+
+
+def test_authors_jitter_seeded_and_errors():
+    box = [100, 100, 200, 160]
+    draw = [authors_jitter_points(box, np.random.default_rng((0, i))) for i in range(20)]
+    np.testing.assert_array_equal(draw[3], authors_jitter_points(box, np.random.default_rng((0, 3))))
+    assert len({tuple(points[1]) for points in draw}) > 5
+    for bad in ([0, 0, 0, 0], [5, 5, 5, 9], [0, 0, np.nan, 3], [1, 2, 3]):
+        with pytest.raises(ValueError, match='authors_jitter_points'):
+            authors_jitter_points(bad, np.random.default_rng(0))
 
 
 def _brute_force_maximum(mask: np.ndarray):
