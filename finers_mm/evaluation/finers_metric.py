@@ -1,7 +1,7 @@
 # Copyright (c) finers_mm contributors. All rights reserved.
-"""FineRS metrics: :class:`FineRSMetric` (gIoU / cIoU per size bucket, MVQA / OVQA accuracy,
-invalid outputs, exports) and the bridge to mmdet's ``CocoMetric`` (:func:`dump_coco_gt`,
-:class:`FineRSCocoMetric`).
+"""FineRS metrics: :class:`FineRSMetric` (gIoU / cIoU per size bucket, MVQA / OVQA accuracy under
+both answer rules, invalid outputs, exports; every figure in percent) and the bridge to mmdet's
+``CocoMetric`` (:func:`dump_coco_gt`, :class:`FineRSCocoMetric`).
 
 COCO view of FineRS: several questions share an image, so each SAMPLE (one record of the annotation
 file) is its own COCO image, with id :func:`~finers_mm.evaluation.functional.coco_image_id`
@@ -21,10 +21,11 @@ from mmengine.logging import print_log
 from mmengine.structures import BaseDataElement
 
 from finers_mm.registry import METRICS
-from finers_mm.structures.answers import answer_is_correct
+from finers_mm.structures.answers import ANSWER_RULES, answer_is_correct, check_answer_rule
 from finers_mm.structures.masks import mask_bbox, rasterize_polygon
-from finers_mm.structures.vocabulary import (CATEGORY_NAME, MULTIPLE_CHOICE, OPEN, REFINER,
-                                             SEGMENTATION, SIZE_BUCKETS, check_stage)
+from finers_mm.structures.protocols import AUTHORS, DEFAULT_PROTOCOL, protocol_setting
+from finers_mm.structures.vocabulary import (CATEGORY_NAME, MULTIPLE_CHOICE, OPEN, SEGMENTATION,
+                                             SIZE_BUCKETS, check_stage)
 from finers_mm.utils.fileio import write_atomic
 from .functional import (COCO_CATEGORY_ID, check_empty_rule, coco_image_id, encode_mask,
                          mask_overlap, sample_iou, segmentation_scores, xyxy_to_xywh)
@@ -37,7 +38,8 @@ QA_METRIC_NAMES = {MULTIPLE_CHOICE: 'MVQA', OPEN: 'OVQA'}
 class FineRSMetric(BaseMetric):
     """FineRS evaluation: segmentation over every sample, answer accuracy, invalid outputs.
 
-    Metrics, in percent (the paper's gIoU 55.1 is ``55.1``):
+    Every figure is in percent, as the paper prints them (its gIoU 55.1 is ``55.1``, not 0.551),
+    except the ``num_*`` counts:
 
     - ``gIoU`` (mean per-sample mask IoU) and ``cIoU`` (total intersection / total union) over
       EVERY sample, whatever its question type, and per size bucket (``gIoU_S``, ``cIoU_S``,
@@ -46,10 +48,16 @@ class FineRSMetric(BaseMetric):
       a non-empty GT. What a sample with empty GT AND empty prediction counts as is
       ``empty_rule`` (peers disagree; see :mod:`finers_mm.evaluation.functional`).
     - ``MVQA`` (multiple-choice samples) and ``OVQA`` (open samples) accuracy, overall and per
-      attribute (``MVQA_colors``, ``OVQA_shape``, ...), decided by
-      :func:`finers_mm.structures.answers.answer_is_correct` on the sample's ``pred_answer``: a
-      multiple-choice answer is right only when it names exactly one option and that one is the
-      GT's (``"A B C D"`` is wrong).
+      attribute (``MVQA_colors``, ``OVQA_shape``, ...), by the configured ``answer_rule``
+      (:func:`finers_mm.structures.answers.answer_is_correct` on the sample's ``pred_answer``),
+      and ``MVQA_<other rule>`` / ``OVQA_<other rule>`` (overall only) by the other rule on the
+      same answers: ``MVQA_authors`` / ``OVQA_authors`` when the rule is ``'finers_mm'``,
+      ``MVQA_finers_mm`` / ``OVQA_finers_mm`` when it is ``'authors'``. Under either rule a
+      multiple-choice answer is right only when it names exactly one option, the GT's
+      (``"A B C D"`` is wrong). The ``'authors'`` rule is their evaluation's: it also counts the
+      answer wrong when the explorer gave no region (metainfo ``pred_region`` present and None),
+      whichever stage answered. The ``'finers_mm'`` rule applies the refiner's 3-word limit on
+      open answers to the refiner's answers only (``answer_stage``).
     - ``invalid_rate``: samples whose ``invalid_reason`` is not None; ``num_invalid_<stage>``: how
       many of them per reason prefix (the text before the first ``:``, e.g. ``explorer`` of
       ``'explorer:no_json'``). The full reasons are counted in the log.
@@ -69,7 +77,9 @@ class FineRSMetric(BaseMetric):
     passes): ``pred_instances`` with ``masks`` (K, H, W) full-image masks, ``bboxes`` (K, 4) and
     ``scores`` (K, ); ``gt_instances.masks`` (``BitmapMasks`` (1, H, W)); metainfo
     ``question_type``, ``answer``, ``options``, ``attribute``, ``size_bucket``, ``img_id``,
-    ``ann_index``, ``question``, ``pred_answer`` ('' or None: no answer) and ``invalid_reason``. ``process`` keeps only the
+    ``ann_index``, ``question``, ``pred_answer`` ('' or None: no answer), ``pred_answer_stage``
+    (optional: the stage whose response ``pred_answer`` is), ``pred_region`` (optional: the
+    explorer's region, None when it gave none) and ``invalid_reason``. ``process`` keeps only the
     per-sample intersection, union and areas, never the masks.
 
     Exports, when ``outfile_prefix`` is given (written atomically by the main process):
@@ -80,32 +90,48 @@ class FineRSMetric(BaseMetric):
       :func:`dump_coco_gt`'s file with pycocotools, or use :class:`FineRSCocoMetric`;
     - ``{outfile_prefix}.answers.jsonl``: one line per sample with ``img_id``, ``ann_index``,
       ``question``, ``question_type``, ``attribute``, ``size_bucket``, ``answer`` (GT),
-      ``pred_answer``, ``correct`` (null for segmentation questions), ``iou`` (null when skipped),
-      ``intersection``, ``union``, ``pred_area``, ``gt_area`` and ``invalid_reason``.
+      ``pred_answer``, ``answer_stage`` (whose answer rule applied), ``correct`` (by the
+      configured rule) and ``correct_<other rule>`` (both null for segmentation questions),
+      ``iou`` (percent, as the metrics; null when skipped), ``intersection``, ``union``,
+      ``pred_area``, ``gt_area`` (pixels) and ``invalid_reason``.
 
     Args:
         empty_rule (str): what a both-empty sample counts as: ``'one'`` (IoU 1, LISA's convention,
             default), ``'zero'`` (IoU 0, mmdet ``RefSegMetric``'s) or ``'skip'`` (left out).
             FineRS-4k has no empty GT, so its numbers do not depend on it.
-        answer_stage (str): whose answer rule :func:`answer_is_correct` applies: ``'refiner'``
-            (default: the final answer is the refiner's, so an open answer of more than 3 words
-            is wrong, as in the authors' LPR reward) or ``'explorer'`` (no word limit).
+        answer_stage (str, optional): whose answers the ``'finers_mm'`` rule judges:
+            ``'refiner'`` (an open answer of more than 3 words is wrong, as in the authors' LPR
+            reward) or ``'explorer'`` (no word limit) for every sample; None (default): each
+            sample's ``pred_answer_stage`` (what ``FineRSDetector`` answered with), else the
+            protocol's ``qa_stage``.
         outfile_prefix (str, optional): path prefix of the exports; None writes nothing.
         collect_device (str): ``'cpu'`` or ``'gpu'``, for collecting results across ranks.
         prefix (str, optional): prefix of the metric names; defaults to ``'finers'``.
+        protocol (str): ``'finers_mm'`` (default) or ``'authors'``
+            (:mod:`finers_mm.structures.protocols`); gives ``answer_rule`` and the fallback
+            ``answer_stage`` when they are None.
+        answer_rule (str, optional): the rule of ``MVQA`` / ``OVQA``: ``'finers_mm'`` or
+            ``'authors'``; None: the protocol's.
     """
 
     default_prefix: Optional[str] = 'finers'
 
     def __init__(self,
                  empty_rule: str = 'one',
-                 answer_stage: str = REFINER,
+                 answer_stage: Optional[str] = None,
                  outfile_prefix: Optional[str] = None,
                  collect_device: str = 'cpu',
-                 prefix: Optional[str] = None) -> None:
+                 prefix: Optional[str] = None,
+                 protocol: str = DEFAULT_PROTOCOL,
+                 answer_rule: Optional[str] = None) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
         self.empty_rule = check_empty_rule(empty_rule)
-        self.answer_stage = check_stage(answer_stage)
+        self.protocol = protocol
+        self.answer_rule = check_answer_rule(
+            protocol_setting(protocol, 'answer_rule') if answer_rule is None else answer_rule)
+        self.other_rule = next(rule for rule in ANSWER_RULES if rule != self.answer_rule)
+        self.answer_stage = None if answer_stage is None else check_stage(answer_stage)
+        self.default_answer_stage = check_stage(protocol_setting(protocol, 'qa_stage'))
         self.outfile_prefix = outfile_prefix
 
     def process(self, data_batch: Optional[dict], data_samples: Sequence[dict]) -> None:
@@ -143,19 +169,36 @@ class FineRSMetric(BaseMetric):
             size_bucket=sample.get('size_bucket'),
             answer=sample.get('answer'),
             pred_answer=sample.get('pred_answer'),
+            answer_stage=None,
             correct=None,
+            **{f'correct_{self.other_rule}': None},
             invalid_reason=sample.get('invalid_reason'),
             **dict(zip(('intersection', 'union', 'pred_area', 'gt_area'), overlap)))
         if question_type != SEGMENTATION:
-            try:
-                record['correct'] = answer_is_correct(
-                    record['pred_answer'], record['answer'], question_type,
-                    sample.get('options'), stage=self.answer_stage)
-            except ValueError as error:
-                raise ValueError(f'{_sample_name(sample)}: {error}') from None
+            record['answer_stage'] = self._answer_stage(sample)
+            verdicts = {}
+            for rule in ANSWER_RULES:
+                try:
+                    verdicts[rule] = answer_is_correct(
+                        record['pred_answer'], record['answer'], question_type,
+                        sample.get('options'), stage=record['answer_stage'], rule=rule)
+                except ValueError as error:
+                    raise ValueError(f'{_sample_name(sample)}: {error}') from None
+            # the authors' evaluation counts the QA wrong when GSE gave no box
+            if _explorer_gave_no_region(sample):
+                verdicts[AUTHORS] = False
+            record['correct'] = verdicts[self.answer_rule]
+            record[f'correct_{self.other_rule}'] = verdicts[self.other_rule]
         if self.outfile_prefix is not None:
             record['predictions'] = _coco_predictions(pred, pred_masks)
         return record
+
+    def _answer_stage(self, sample: dict) -> str:
+        """The stage whose answer the sample's ``pred_answer`` is, for the ``'finers_mm'`` rule."""
+        if self.answer_stage is not None:
+            return self.answer_stage
+        stage = sample.get('pred_answer_stage')
+        return self.default_answer_stage if stage is None else check_stage(stage)
 
     def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
         """Aggregate the per-sample records (and write the exports).
@@ -164,7 +207,7 @@ class FineRSMetric(BaseMetric):
             results (list[dict]): the records of every sample, from all ranks.
 
         Returns:
-            dict: metric name -> value (class docstring); percentages except the ``num_*``.
+            dict: metric name -> value (class docstring); percent except the ``num_*``.
         """
         metrics: Dict[str, float] = {}
         groups = [('', results)] + [
@@ -173,10 +216,13 @@ class FineRSMetric(BaseMetric):
         for suffix, group in groups:
             scores = segmentation_scores([r['intersection'] for r in group],
                                          [r['union'] for r in group], self.empty_rule)
-            metrics.update({f'{name}{suffix}': 100.0 * value for name, value in scores.items()})
+            metrics.update({f'{name}{suffix}': value for name, value in scores.items()})
         for question_type, name in QA_METRIC_NAMES.items():
-            metrics.update(_accuracies(name, [r for r in results
-                                              if r['question_type'] == question_type]))
+            records = [r for r in results if r['question_type'] == question_type]
+            metrics.update(_accuracies(name, records))
+            if records:
+                metrics[f'{name}_{self.other_rule}'] = _percent(
+                    [r[f'correct_{self.other_rule}'] for r in records])
         reasons = Counter(r['invalid_reason'] for r in results if r['invalid_reason'] is not None)
         if results:
             metrics['invalid_rate'] = 100.0 * sum(reasons.values()) / len(results)
@@ -201,12 +247,13 @@ class FineRSMetric(BaseMetric):
         segm_file = f'{self.outfile_prefix}.segm.json'
         write_atomic(segm_file, json.dumps(predictions))
         fields = ('img_id', 'ann_index', 'question', 'question_type', 'attribute', 'size_bucket',
-                  'answer', 'pred_answer', 'correct', 'intersection', 'union', 'pred_area',
-                  'gt_area', 'invalid_reason')
+                  'answer', 'pred_answer', 'answer_stage', 'correct', f'correct_{self.other_rule}',
+                  'intersection', 'union', 'pred_area', 'gt_area', 'invalid_reason')
         lines = []
         for r in results:
             line = {key: _jsonable(r[key]) for key in fields}
-            line['iou'] = sample_iou(r['intersection'], r['union'], self.empty_rule)
+            iou = sample_iou(r['intersection'], r['union'], self.empty_rule)
+            line['iou'] = None if iou is None else 100.0 * iou
             lines.append(json.dumps(line, ensure_ascii=False))
         answers_file = f'{self.outfile_prefix}.answers.jsonl'
         write_atomic(answers_file, ''.join(line + '\n' for line in lines))
@@ -303,10 +350,21 @@ def _accuracies(name: str, records: List[dict]) -> Dict[str, float]:
     for r in records:
         if r['attribute'] is not None:
             by_attribute[r['attribute']].append(r['correct'])
-    accuracies = {name: 100.0 * float(np.mean([r['correct'] for r in records]))}
-    accuracies.update({f'{name}_{attribute}': 100.0 * float(np.mean(correct))
+    accuracies = {name: _percent([r['correct'] for r in records])}
+    accuracies.update({f'{name}_{attribute}': _percent(correct)
                        for attribute, correct in sorted(by_attribute.items())})
     return accuracies
+
+
+def _percent(verdicts: Sequence[bool]) -> float:
+    """The share of True verdicts, in percent."""
+    return 100.0 * float(np.mean(verdicts))
+
+
+def _explorer_gave_no_region(sample: dict) -> bool:
+    """The chain reported that the explorer gave no region (``pred_region`` present and None);
+    a sample from a model that does not report one (no key) never counts as such."""
+    return 'pred_region' in sample and sample['pred_region'] is None
 
 
 def _as_array(masks) -> np.ndarray:

@@ -87,7 +87,8 @@ def sample_iou(intersection: int, union: int, empty_rule: str) -> Optional[float
 
 def segmentation_scores(intersections: Sequence[int], unions: Sequence[int],
                         empty_rule: str) -> Dict[str, float]:
-    """gIoU (mean per-sample IoU) and cIoU (total intersection / total union) of some samples.
+    """gIoU (mean per-sample IoU) and cIoU (total intersection / total union) of some samples, in
+    percent (the unit of every :class:`~finers_mm.evaluation.FineRSMetric` figure).
 
     Args:
         intersections (Sequence[int]): per-sample intersections in pixels.
@@ -95,7 +96,7 @@ def segmentation_scores(intersections: Sequence[int], unions: Sequence[int],
         empty_rule (str): what a both-empty sample counts as (module docstring).
 
     Returns:
-        dict: ``{'gIoU': float, 'cIoU': float}`` as fractions in [0, 1]; empty when no sample
+        dict: ``{'gIoU': float, 'cIoU': float}`` in percent, [0, 100]; empty when no sample
         counts (no samples, or all skipped).
     """
     ious = [sample_iou(i, u, empty_rule) for i, u in zip(intersections, unions)]
@@ -106,7 +107,7 @@ def segmentation_scores(intersections: Sequence[int], unions: Sequence[int],
     total_intersection = int(np.sum(intersections, dtype=np.int64))
     # with every counted sample both-empty, cIoU is 0 / 0 too and follows the rule
     c_iou = sample_iou(total_intersection, total_union, empty_rule)
-    return {'gIoU': float(np.mean(counted)), 'cIoU': float(c_iou)}
+    return {'gIoU': 100.0 * float(np.mean(counted)), 'cIoU': 100.0 * float(c_iou)}
 
 
 def coco_image_id(ann_index: int) -> int:

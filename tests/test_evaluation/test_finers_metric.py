@@ -153,6 +153,89 @@ def test_qa_accuracy_overall_and_per_attribute():
     assert 'MVQA_others' not in metrics
 
 
+def test_qa_accuracy_under_both_answer_rules_from_the_same_predictions():
+    """MVQA / OVQA by the configured rule, MVQA_<other> / OVQA_<other> by the other one."""
+    finers = run_metric(qa_samples())[0]
+    authors = run_metric(qa_samples(), protocol='authors')[0]
+    # the authors' rule reads 'It is a red car' as naming A (wrong for B) and not the option text
+    # 'white': right are 'B', 'The answer is B'; their open rule: any one word close to the GT
+    # ('red car' is two words: no single word reaches 0.8), no word limit
+    assert finers['MVQA_authors'] == authors['MVQA'] == pytest.approx(100 * 2 / 8)
+    assert authors['MVQA_finers_mm'] == finers['MVQA'] == pytest.approx(100 * 3 / 8)
+    assert finers['OVQA_authors'] == authors['OVQA'] == pytest.approx(0.0)
+    assert finers['OVQA'] == pytest.approx(50.0)
+    # the authors' protocol answers from the explorer: finers_mm's refiner word limit is off, so
+    # 'dark red sports car' (4 words) is right there
+    assert authors['OVQA_finers_mm'] == pytest.approx(75.0)
+    # per attribute by the configured rule: shape loses 'white' (B's text) under the authors'
+    assert (authors['MVQA_colors'], authors['MVQA_shape']) == (25.0, 25.0)
+    assert (finers['MVQA_colors'], finers['MVQA_shape']) == (25.0, 50.0)
+    assert not {'MVQA_finers_mm', 'OVQA_finers_mm'} & set(finers)
+    assert not {'MVQA_authors', 'OVQA_authors'} & set(authors)
+    assert not any(key.startswith(('MVQA_authors_', 'OVQA_authors_')) for key in finers)
+    # an explicit answer_rule beats the protocol's
+    assert run_metric(qa_samples(), protocol='authors', answer_rule='finers_mm',
+                      answer_stage='refiner')[0] == finers
+    with pytest.raises(ValueError, match='protocol'):
+        FineRSMetric(protocol='paper')
+    with pytest.raises(ValueError, match='answer rule'):
+        FineRSMetric(answer_rule='paper')
+
+
+def _open_sample(pred_answer, ann_index, answer='red', **meta):
+    gt = np.ones((4, 4), bool)
+    sample = make_sample(gt, gt[None], 'open', answer=answer, pred_answer=pred_answer,
+                         ann_index=ann_index)
+    sample.set_metainfo(meta)
+    return sample
+
+
+def test_authors_rule_counts_the_answer_wrong_without_an_explorer_region():
+    region = np.array([0, 0, 2, 2], np.float32)
+    samples = [_open_sample('red', 0, pred_region=region),
+               _open_sample('red', 1, pred_region=None),  # the explorer gave no region
+               _open_sample('red', 2)]  # a model that reports no region: not judged on it
+    metrics, metric = run_metric(samples, protocol='authors')
+    assert [r['correct'] for r in metric.results] == [True, False, True]
+    assert [r['correct_finers_mm'] for r in metric.results] == [True, True, True]
+    assert metrics['OVQA'] == pytest.approx(200 / 3) and metrics['OVQA_finers_mm'] == 100.0
+
+
+def test_the_word_limit_follows_the_stage_that_answered():
+    long, gt = 'the dark red sports car', 'dark red sports car'  # 5 words: over the limit
+    samples = [_open_sample(long, 0, gt, pred_answer_stage='explorer'),
+               _open_sample(long, 1, gt, pred_answer_stage='refiner'),
+               _open_sample(long, 2, gt)]
+    by_sample = [r['correct'] for r in run_metric(samples)[1].results]
+    assert by_sample == [True, False, False]  # no stage reported: the protocol's qa_stage
+    assert [r['correct'] for r in run_metric(samples, protocol='authors',
+                                             answer_rule='finers_mm')[1].results] == [
+        True, False, True]  # the authors' qa_stage is the explorer
+    assert [r['correct'] for r in run_metric(samples, answer_stage='explorer')[1].results] == [
+        True, True, True]  # an explicit answer_stage beats the samples'
+    assert [r['answer_stage'] for r in run_metric(samples)[1].results] == [
+        'explorer', 'refiner', 'refiner']
+
+
+def test_every_figure_is_in_percent():
+    """One unit: percent (0.5 of the pixels right is 50, not 0.5), counts aside."""
+    gt = np.zeros((4, 4), bool)
+    gt[:2] = True
+    pred = np.zeros((4, 4), bool)
+    pred[:1] = True  # IoU 0.5
+    samples = [make_sample(gt, pred[None], ann_index=0, invalid_reason='refiner:bad_json',
+                           size_bucket='XXS'),
+               make_sample(gt, pred[None], ann_index=1, size_bucket='XXS')] + qa_samples()
+    metrics = run_metric(samples)[0]
+    assert metrics['gIoU_XXS'] == pytest.approx(50.0) and metrics['cIoU_XXS'] == 50.0
+    counts = {'num_samples', 'num_invalid_refiner'}
+    assert set(metrics) >= counts
+    for name, value in metrics.items():
+        if name not in counts:
+            assert 0.0 <= value <= 100.0, name
+    assert metrics['invalid_rate'] == pytest.approx(100 / len(samples))
+
+
 def test_invalid_rate_and_counts_per_prefix():
     gt = np.ones((3, 3), bool)
     reasons = [None, 'explorer:no_json', 'refiner:missing_key:bbox', 'refiner:bad_json', None]
@@ -198,10 +281,16 @@ def test_exports(tmp_path):
     lines = [json.loads(line) for line in open(prefix + '.answers.jsonl', encoding='utf-8')]
     assert len(lines) == len(samples) == metrics['num_samples']
     assert {'img_id', 'ann_index', 'question', 'question_type', 'answer', 'pred_answer',
-            'correct', 'iou', 'invalid_reason'} <= set(lines[0])
+            'answer_stage', 'correct', 'correct_authors', 'iou', 'invalid_reason'} <= set(lines[0])
     mc = [line for line in lines if line['question_type'] == 'multiple_choice']
     assert [line['correct'] for line in mc] == [True, False, False, False, True, True, False,
                                                 False]
+    assert [line['correct_authors'] for line in mc] == [True, False, False, False, False, True,
+                                                        False, False]
+    for line, sample in zip(lines, samples):  # the per-sample IoU in percent, as the metrics
+        union = line['union']
+        expected = 100.0 * line['intersection'] / union if union else 100.0  # empty_rule 'one'
+        assert line['iou'] == pytest.approx(expected)
     assert all(line['correct'] is None for line in lines if line['question_type'] == 'segmentation')
     assert sorted(os.listdir(tmp_path / 'out')) == ['finers.answers.jsonl', 'finers.segm.json']
 

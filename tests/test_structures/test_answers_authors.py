@@ -161,7 +161,8 @@ def test_disagreement_with_the_finers_mm_rule_on_the_fuzzed_set():
     # their pattern reads a lower-case letter anywhere: the article "a" names A
     ('It is a red car', 'A', True), ('It is a red car', 'B', False),
     # fix (a): several options named is wrong, whatever the answer
-    ('A B C D', 'A', False), ('A B C D', 'D', False), ('a or b', 'B', False), ('(A)(B)', 'A', False),
+    ('A B C D', 'A', False), ('A B C D', 'D', False), ('a or b', 'B', False),
+    ('(A)(B)', 'A', False),
     ('B, a red car', 'B', False), ('The answer is B, not C', 'B', False),
     # an option letter outside the question's options is no option
     ('B E', 'B', True),
@@ -180,15 +181,13 @@ def test_fix_a_counts_the_question_s_own_letters():
 
 
 @pytest.mark.parametrize('response, gt, right', [
-    ('red', 'red', True), ('Red.', 'red', False),  # 'red.' vs 'red': ratio 0.857 -> right
+    ('red', 'red', True), ('Red.', 'red', True),  # 'red.' vs 'red': 2 * 3 / 7 = 0.857
     ('It is a red car', 'red', True), ('redd', 'red', True), ('rd', 'red', True),
     ('blue', 'red', False), ('white truck', 'white truck', False),  # one word vs two: 0.625
     ('whitetruck', 'white truck', True), ('a very long answer mentioning red', 'red', True),
     ('', 'red', False), (None, 'red', False), ('Motorcycles', 'motorcycle', True),
 ])
 def test_open_hand_written(response, gt, right):
-    if response == 'Red.':
-        right = True  # 2 * 3 / 7 = 0.857 >= 0.8: punctuation barely moves the ratio
     assert _ours(response, gt, 'open') is right
     assert their_scoring('' if response is None else response, gt, 'reasoning') is right
 
