@@ -8,6 +8,7 @@ from mmdet.structures import DetDataSample
 
 from finers_mm.registry import MODELS
 from finers_mm.structures import explorer_to_original, image_size
+from finers_mm.structures.authors_prompts import TEST
 from finers_mm.structures.parsing import parse_completion
 from finers_mm.structures.vocabulary import EXPLORER
 from .stages import ExplorerOutput, Query, make_pred_instances
@@ -69,7 +70,8 @@ class GlobalExplorer(VLMStageModel):
         states it (:meth:`~finers_mm.models.vlm.BaseVLMAdapter.region_size_in_model`)."""
         return self.vlm.region_size_in_model(self.prompts.region_size, frame_size)
 
-    def build_prompt(self, query: Query, frame_size: Optional[Tuple[int, int]] = None) -> str:
+    def build_prompt(self, query: Query, frame_size: Optional[Tuple[int, int]] = None,
+                     phase: str = TEST) -> str:
         """The explorer prompt of one query on a view of ``frame_size``, its region size in the
         model's coordinates (:meth:`prompt_region`); training and :meth:`explore` both build it
         here.
@@ -80,9 +82,9 @@ class GlobalExplorer(VLMStageModel):
         if frame_size is None:
             raise ValueError('GlobalExplorer.build_prompt needs the frame size of the view (the '
                              'region size in model units depends on it)')
-        return self.prompts.build(EXPLORER, query.question, query.question_type, query.options,
-                                  region=self.prompt_region(frame_size),
-                                  coordinate_scale=self.vlm.relative_scale)
+        return self.prompts.build(EXPLORER, query.question, query.question_type,
+                                  query.prompt_options, region=self.prompt_region(frame_size),
+                                  coordinate_scale=self.vlm.relative_scale, phase=phase)
 
     def reward_sample(self, data_sample: DetDataSample, view: np.ndarray,
                       with_mask: bool = False):

@@ -26,6 +26,11 @@ Templates are ``str.format`` strings (literal braces doubled: ``{{`` and ``}}``)
   the model must write only for Qwen2.5-VL; a template for a relative-coordinate family should use
   the two above.
 
+Under ``protocol='authors'`` the defaults are the authors' strings
+(:mod:`finers_mm.structures.authors_prompts`): their evaluation prompts at test, their training
+prompts in training (``phase``), the question inserted as they insert it and the options as
+``str()`` of the annotation's value (pass the annotation's ``options`` as written).
+
 Every explorer template must state the region size: both ``{region_width}`` and
 ``{region_height}``, or ``{region_size}``. None of the three is allowed in refiner templates.
 Further placeholders:
@@ -47,6 +52,9 @@ from typing import Dict, Mapping, Optional, Tuple, Union
 import numpy as np
 
 from finers_mm.structures.answers import ABSENT_RESPONSE, FOUND_RESPONSE
+from finers_mm.structures.authors_prompts import (AUTHORS_TEMPLATES, PHASES, TEST, authors_options,
+                                                  authors_question, check_phase)
+from finers_mm.structures.protocols import AUTHORS, DEFAULT_PROTOCOL, protocol_setting
 from finers_mm.structures.vocabulary import (EXPLORER, MULTIPLE_CHOICE, OPEN, REFINER, SEGMENTATION,
                                              check_question_type, check_stage, normalize_options)
 
@@ -204,6 +212,24 @@ def _validate_template(template, stage: str, question_type: str) -> str:
     return template
 
 
+def _merged_templates(defaults: Mapping[str, Mapping[str, str]],
+                      overrides: Optional[Mapping[str, Mapping[str, str]]]
+                      ) -> Dict[str, Dict[str, str]]:
+    """``defaults`` (stage -> question type -> template) with ``overrides`` merged in, each checked."""
+    merged = {stage: dict(by_type) for stage, by_type in defaults.items()}
+    for stage, by_type in (overrides or {}).items():
+        check_stage(stage)
+        if not isinstance(by_type, Mapping):
+            raise ValueError(f'templates[{stage!r}] must be a dict question type -> template, '
+                             f'got {type(by_type).__name__}')
+        for question_type, template in by_type.items():
+            check_question_type(question_type)
+            merged[stage][question_type] = template
+    return {stage: {qtype: _validate_template(template, stage, qtype)
+                    for qtype, template in by_type.items()}
+            for stage, by_type in merged.items()}
+
+
 def _region_sides(width: int, height: int) -> str:
     """``{region_sides}``: the region's size as an equation on the box."""
     if width == height:
@@ -242,6 +268,10 @@ class PromptBuilder:
             :data:`DEFAULT_REGION_SIZE`.
         max_answer_words (int): most words of an open answer, written into the open templates.
             Defaults to :data:`DEFAULT_MAX_ANSWER_WORDS`.
+        protocol (str): ``'finers_mm'`` (default): :data:`DEFAULT_TEMPLATES` in every phase;
+            ``'authors'``: the authors' evaluation and training templates
+            (:data:`~finers_mm.structures.authors_prompts.AUTHORS_TEMPLATES`), their question and
+            options rendering. ``templates`` overrides apply in both phases.
 
     Raises:
         ValueError: an unknown stage or question type in ``templates``, a template that is not a
@@ -252,26 +282,24 @@ class PromptBuilder:
     def __init__(self,
                  templates: Optional[Mapping[str, Mapping[str, str]]] = None,
                  region_size: int = DEFAULT_REGION_SIZE,
-                 max_answer_words: int = DEFAULT_MAX_ANSWER_WORDS) -> None:
+                 max_answer_words: int = DEFAULT_MAX_ANSWER_WORDS,
+                 protocol: str = DEFAULT_PROTOCOL) -> None:
         for name, value in (('region_size', region_size), ('max_answer_words', max_answer_words)):
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f'{name} must be a positive int, got {value!r}')
         self.region_size = region_size
         self.max_answer_words = max_answer_words
-        merged = {stage: dict(by_type) for stage, by_type in DEFAULT_TEMPLATES.items()}
-        for stage, by_type in (templates or {}).items():
-            check_stage(stage)
-            if not isinstance(by_type, Mapping):
-                raise ValueError(f'templates[{stage!r}] must be a dict question type -> template, '
-                                 f'got {type(by_type).__name__}')
-            for question_type, template in by_type.items():
-                check_question_type(question_type)
-                merged[stage][question_type] = template
-        self.templates: Dict[str, Dict[str, str]] = {
-            stage: {qtype: _validate_template(template, stage, qtype)
-                    for qtype, template in by_type.items()}
-            for stage, by_type in merged.items()
-        }
+        self.style = protocol_setting(protocol, 'prompts')
+        defaults = (AUTHORS_TEMPLATES if self.style == AUTHORS
+                    else {phase: DEFAULT_TEMPLATES for phase in PHASES})
+        #: phase -> stage -> question type -> template
+        self.phase_templates: Dict[str, Dict[str, Dict[str, str]]] = {
+            phase: _merged_templates(by_stage, templates) for phase, by_stage in defaults.items()}
+
+    @property
+    def templates(self) -> Dict[str, Dict[str, str]]:
+        """The evaluation templates, stage -> question type -> template."""
+        return self.phase_templates[TEST]
 
     def build(self,
               stage: str,
@@ -279,7 +307,8 @@ class PromptBuilder:
               question_type: str,
               options: Union[list, dict, str, None] = None,
               region: Optional[Tuple[int, int]] = None,
-              coordinate_scale: Optional[int] = None) -> str:
+              coordinate_scale: Optional[int] = None,
+              phase: str = TEST) -> str:
         """Prompt text of ``stage`` for one question.
 
         Args:
@@ -287,7 +316,8 @@ class PromptBuilder:
             question (str): the question or instruction (surrounding whitespace is stripped).
             question_type (str): ``'segmentation'``, ``'multiple_choice'`` or ``'open'``.
             options (list | dict | str, optional): the options of a multiple-choice question, in
-                any form ``normalize_options`` accepts; ignored for the other types.
+                any form ``normalize_options`` accepts, ideally as the annotation wrote them (the
+                authors' prompts insert ``str()`` of the value); ignored for the other types.
             region (tuple[int, int], optional): ``(width, height)`` of the explorer's region in the
                 model's coordinates for this image (``{region_width}``, ``{region_height}``), from
                 ``vlm.region_size_in_model(region_size, frame_size)``. Defaults to
@@ -296,6 +326,8 @@ class PromptBuilder:
             coordinate_scale (int, optional): the model's relative coordinate scale
                 (``vlm.relative_scale``), or None (default) for absolute pixels; says what the
                 box's numbers are (``{coordinates}``, :func:`coordinates_phrase`).
+            phase (str): ``'test'`` (default: inference) or ``'train'`` (SFT targets, GRPO
+                rollouts); only the authors' protocol has different prompts for the two.
 
         Returns:
             str: the prompt.
@@ -304,7 +336,8 @@ class PromptBuilder:
             ValueError: unknown stage or question type, an empty question, a multiple-choice
                 question without options, or a ``region`` that is not two positive ints.
         """
-        template = self.templates[check_stage(stage)][check_question_type(question_type)]
+        template = self.phase_templates[check_phase(phase)][check_stage(stage)][
+            check_question_type(question_type)]
         if not isinstance(question, str) or not question.strip():
             raise ValueError(f'question must be a non-empty str, got {question!r}')
         if region is None:
@@ -313,7 +346,9 @@ class PromptBuilder:
                 or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0
                        for v in region)):
             raise ValueError(f'region must be (width, height), two positive ints, got {region!r}')
-        values = dict(question=question.strip(), region_size=self.region_size,
+        authors = self.style == AUTHORS
+        values = dict(question=authors_question(question, phase) if authors else question.strip(),
+                      region_size=self.region_size,
                       region_width=int(region[0]), region_height=int(region[1]),
                       region_sides=_region_sides(int(region[0]), int(region[1])),
                       coordinates=coordinates_phrase(coordinate_scale),
@@ -322,6 +357,7 @@ class PromptBuilder:
             normalized = normalize_options(options)
             if not normalized:
                 raise ValueError(f'multiple-choice question {question!r} has no options')
-            values.update(options=render_options(normalized),
+            values.update(options=authors_options(options) if authors
+                          else render_options(normalized),
                           option_letters=_letters_phrase(normalized))
         return template.format(**values)

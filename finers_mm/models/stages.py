@@ -60,6 +60,11 @@ class Query:
     options: Dict[str, str] = field(default_factory=dict)
     options_raw: Any = None
 
+    @property
+    def prompt_options(self):
+        """The options a prompt inserts: as the annotation wrote them when known."""
+        return self.options if self.options_raw is None else self.options_raw
+
     @classmethod
     def from_data_sample(cls, data_sample) -> 'Query':
         """The query carried in a packed sample's metainfo (see ``PackFineRSInputs``)."""
