@@ -31,7 +31,9 @@ from mmengine.runner.checkpoint import _load_checkpoint, load_state_dict
 from finers_mm.registry import MODELS
 from finers_mm.structures import image_size
 from finers_mm.structures.answers import FOUND_RESPONSE, extract_option_letter
+from finers_mm.structures.authors_prompts import TEST, TRAIN
 from finers_mm.structures.frames import Size
+from finers_mm.structures.protocols import DEFAULT_PROTOCOL, check_protocol, protocol_setting
 from finers_mm.structures.reward_sample import RewardSample
 from finers_mm.structures.vocabulary import MULTIPLE_CHOICE, SEGMENTATION
 from .prompts import PromptBuilder
@@ -51,6 +53,11 @@ class VLMStageModel(BaseModel):
             :class:`~finers_mm.models.losses.GRPOLoss` (the authors' settings as its defaults), so
             ``dict(kl_coef=0.0)`` changes one setting.
         think_template (str): the ``<think>`` text of SFT targets; ``{question}`` is filled in.
+        protocol (str): ``'finers_mm'`` (default) or ``'authors'``
+            (:mod:`finers_mm.structures.protocols`): the prompts (the authors' training prompts in
+            training, their evaluation prompts at inference) and the VLM's coordinate convention
+            (``coordinates`` of the adapter, unless ``vlm`` sets it). A config sets
+            ``protocol = ...`` once and finers_mm's config loader hands it here.
         data_preprocessor (dict): defaults to ``FineRSDataPreprocessor``.
         init_cfg (dict, optional): mmengine init config.
     """
@@ -61,16 +68,20 @@ class VLMStageModel(BaseModel):
                  grpo_loss: Optional[dict] = None,
                  think_template: str = 'The question is: {question} I compare the candidate '
                  'objects and locate the one it refers to.',
+                 protocol: str = DEFAULT_PROTOCOL,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(data_preprocessor=data_preprocessor or dict(type='FineRSDataPreprocessor'),
                          init_cfg=init_cfg)
         if train_mode not in TRAIN_MODES:
             raise ValueError(f'train_mode must be one of {TRAIN_MODES}, got {train_mode!r}')
+        self.protocol = check_protocol(protocol)
         self.loss_grpo = _build_grpo_loss(grpo_loss)
+        vlm = dict(vlm)
+        vlm.setdefault('coordinates', protocol_setting(protocol, 'coordinates'))
         self.vlm_cfg = copy.deepcopy(vlm)
         self.vlm = MODELS.build(vlm)
-        self.prompts = PromptBuilder(**(prompt or {}))
+        self.prompts = PromptBuilder(**dict(prompt or {}, protocol=protocol))
         self.train_mode = train_mode
         self.think_template = think_template
 
@@ -107,7 +118,8 @@ class VLMStageModel(BaseModel):
             question_type=data_sample.question_type, answer=data_sample.answer,
             options=Query.from_data_sample(data_sample).options, **stage_fields)
 
-    def build_prompt(self, query: Query, frame_size: Optional[Size] = None) -> str:
+    def build_prompt(self, query: Query, frame_size: Optional[Size] = None,
+                     phase: str = TEST) -> str:
         """This stage's prompt for one query: the one place that builds it, in training
         (:meth:`build_prompts`) and at inference alike.
 
@@ -115,16 +127,20 @@ class VLMStageModel(BaseModel):
             query (Query): what the sample asks.
             frame_size (tuple[int, int], optional): ``(W, H)`` of the image the model reads with
                 it (the explorer states its region size in the model's units of that image).
+            phase (str): ``'test'`` (inference, default) or ``'train'``; only the authors'
+                protocol prompts differently in the two.
 
         Returns:
             str: the prompt.
         """
-        return self.prompts.build(self.stage, query.question, query.question_type, query.options,
-                                  coordinate_scale=self.vlm.relative_scale)
+        return self.prompts.build(self.stage, query.question, query.question_type,
+                                  query.prompt_options, coordinate_scale=self.vlm.relative_scale,
+                                  phase=phase)
 
     def build_prompts(self, data_samples: Sequence[DetDataSample],
                       views: Sequence[np.ndarray]) -> List[str]:
-        """This stage's prompt for each sample's query on its view (:meth:`build_prompt`).
+        """This stage's TRAINING prompt for each sample's query on its view (:meth:`build_prompt`
+        with ``phase='train'``): SFT and GRPO rollouts read these.
 
         Args:
             data_samples (Sequence[DetDataSample]): the samples.
@@ -136,8 +152,7 @@ class VLMStageModel(BaseModel):
         """
         if len(views) != len(data_samples):
             raise ValueError(f'{len(views)} views for {len(data_samples)} samples')
-        return [self.build_prompt(Query.from_data_sample(sample),
-                                  image_size(view))
+        return [self.build_prompt(Query.from_data_sample(sample), image_size(view), phase=TRAIN)
                 for sample, view in zip(data_samples, views)]
 
     def target_text(self, data_sample: DetDataSample, view: np.ndarray) -> str:

@@ -1,5 +1,7 @@
 # Copyright (c) finers_mm contributors. All rights reserved.
 """The tiny FineRS test chains: the repository's tiny configs pointed at the tiny models."""
+from typing import Optional
+
 import torch
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
@@ -16,13 +18,15 @@ MMSEG_CONFIG = config_path('finers', 'finers_tiny_test_mmseg.py')
 SAM2_CONFIG = config_path('finers', 'finers_tiny_test_sam2.py')
 
 
-def chain_config(config_file: str, tiny_models: dict) -> Config:
+def chain_config(config_file: str, tiny_models: dict,
+                 cfg_options: Optional[dict] = None) -> Config:
     """A tiny FineRS test config pointed at ``tiny_models`` and the bundled data, read as the
     tools read it (:func:`~finers_mm.utils.run_config.load_config`).
 
     Args:
         config_file (str): e.g. :data:`SAM_CONFIG`.
         tiny_models (dict): paths from :func:`~finers_mm.testing.tiny_models.build_tiny_models`.
+        cfg_options (dict, optional): further ``--cfg-options``, e.g. ``{'protocol': 'authors'}``.
 
     Returns:
         Config: the config.
@@ -31,6 +35,7 @@ def chain_config(config_file: str, tiny_models: dict) -> Config:
         'model.explorer.vlm.pretrained': tiny_models['qwen2_5_vl'],
         'model.refiner.vlm.pretrained': tiny_models['qwen2_5_vl'],
         'test_dataloader.dataset.data_root': BUNDLED_DATA,
+        **(cfg_options or {}),
     })
     if cfg.model.mask_head.type == 'SAMMaskHead':  # the session's tiny SAM
         cfg.merge_from_dict({'model.mask_head.config': tiny_models['sam_config'],

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from mmengine.model import BaseModule
 
-from .coordinates import CoordinateConventionMixin
+from .coordinates import MODEL_IMAGE, CoordinateConventionMixin, check_coordinates
 from .generation import (DEFAULT_GENERATION, GenerationResult, build_generation_config,
                          completion_mask_after_eos, masked_mean)
 from .loading import DTYPES, check_pretrained, load_model, load_processor, wrap_lora
@@ -77,6 +77,11 @@ class BaseVLMAdapter(CoordinateConventionMixin, BaseModule):
             ``peft.LoraConfig``. Defaults to None (full fine-tune).
         freeze (bool): Freeze every weight and keep the model in eval mode (inference only,
             e.g. a frozen refiner). Defaults to False.
+        coordinates (str): what an absolute-pixel family's numbers are
+            (:data:`~finers_mm.models.vlm.coordinates.COORDINATES`): ``'model_image'`` (default,
+            the pixels of the processor-resized image the model sees) or ``'frame'`` (the pixels
+            of the image as given, the authors' convention; set by the stage's ``protocol``).
+            Ignored by relative families (Qwen2-VL, Qwen3-VL: 0..1000 either way).
     """
 
     model_class: str
@@ -92,9 +97,11 @@ class BaseVLMAdapter(CoordinateConventionMixin, BaseModule):
                  max_pixels: Optional[int] = None,
                  generation: Optional[dict] = None,
                  lora: Optional[dict] = None,
-                 freeze: bool = False) -> None:
+                 freeze: bool = False,
+                 coordinates: str = MODEL_IMAGE) -> None:
         super().__init__()
         owner = type(self).__name__
+        self.coordinates = check_coordinates(coordinates, owner)
         if lora is not None and freeze:
             raise ValueError(f'{owner}: `lora` and `freeze=True` exclude each other (a frozen '
                              'model has no trainable LoRA weights).')

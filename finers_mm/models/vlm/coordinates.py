@@ -7,6 +7,21 @@ import numpy as np
 
 from finers_mm.structures.frames import Size, frame_to_model, model_to_frame
 
+#: absolute pixels of the processor-resized image (what the model sees)
+MODEL_IMAGE = 'model_image'
+#: absolute pixels of the image as given to the processor (the authors' convention: their rewards
+#: compared raw outputs with frame-pixel GT, so their weights answer in the frame's pixels)
+FRAME = 'frame'
+COORDINATES = (MODEL_IMAGE, FRAME)
+
+
+def check_coordinates(coordinates: str, owner: str = 'the VLM adapter') -> str:
+    """Return ``coordinates`` if it is one of :data:`COORDINATES`; ValueError naming ``owner``."""
+    if coordinates not in COORDINATES:
+        raise ValueError(f'{owner}: unknown `coordinates` {coordinates!r}; expected one of '
+                         f"{COORDINATES} ('frame' is the authors' convention)")
+    return coordinates
+
 
 class CoordinateConventionMixin:
     """The coordinate convention of a VLM adapter, set by the class attribute ``relative_scale``.
@@ -17,6 +32,8 @@ class CoordinateConventionMixin:
     """
 
     relative_scale: Optional[int]
+    #: for absolute families, the pixels the numbers are in (:data:`COORDINATES`)
+    coordinates: str = MODEL_IMAGE
 
     def model_image_size(self, frame_size: Size) -> Size:
         """Size of an image of ``frame_size`` after the processor's resize (what the model sees).
@@ -41,6 +58,8 @@ class CoordinateConventionMixin:
             ``y = sy`` in model coordinates.
         """
         if self.relative_scale is None:
+            if self.coordinates == FRAME:
+                return (int(frame_size[0]), int(frame_size[1]))
             return self.model_image_size(frame_size)
         return (self.relative_scale, self.relative_scale)
 
