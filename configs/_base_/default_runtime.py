@@ -12,6 +12,8 @@ default_hooks = dict(
     sampler_seed=dict(type='DistSamplerSeedHook'),
     # a config read without applying `frames` (stock tools) must not run with other sizes
     frames_check=dict(type='FramesCheckHook'),
+    # ... nor with components that run by another protocol than the config's `protocol`
+    protocol_check=dict(type='ProtocolCheckHook'),
     # a checkpoint that fits no part of the model (e.g. a stage's, given to the chain) is refused
     checkpoint_check=dict(type='CheckpointCheckHook'),
     # one drawing per question (several questions share an image): tools/test.py --show-dir DIR

@@ -30,6 +30,8 @@ be read through the loader.
 import numbers
 from typing import Any, Dict, List, Sequence
 
+from .config_paths import type_name
+
 #: component type -> {argument: key of ``frames``}: every argument a config's ``frames`` sets
 FRAME_ARGUMENTS: Dict[str, Dict[str, str]] = {
     'ExplorerView': dict(frame_size='explorer_size', region_size='region_size'),
@@ -134,17 +136,10 @@ def same_size(value: Any, size: Any) -> bool:
     return value == size
 
 
-def _type_name(component: dict) -> str:
-    """``'ExplorerView'`` for ``type='ExplorerView'``, ``'finers_mm.ExplorerView'`` or the class."""
-    type_ = component.get('type')
-    name = getattr(type_, '__name__', type_)
-    return name.rpartition('.')[2] if isinstance(name, str) else ''
-
-
 def _apply(node: Any, frames: Dict[str, Any], path: str, changed: List[str]) -> None:
     """Walk ``node`` (dicts, lists, tuples) and set the frame arguments of typed dicts."""
     if isinstance(node, dict):
-        for argument, key in FRAME_ARGUMENTS.get(_type_name(node), {}).items():
+        for argument, key in FRAME_ARGUMENTS.get(type_name(node), {}).items():
             if argument not in node or not same_size(node[argument], frames[key]):
                 changed.append(f'{path}.{argument}')
             node[argument] = frames[key]

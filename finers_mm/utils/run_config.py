@@ -15,10 +15,12 @@ import torch
 from mmengine.config import Config
 
 from .frames_config import apply_frames
+from .protocol_config import apply_protocol
 
 
 def load_config(config: str, cfg_options: Optional[dict] = None) -> Config:
-    """Read a config file as finers_mm's tools do: merge ``cfg_options``, then apply ``frames``.
+    """Read a config file as finers_mm's tools do: merge ``cfg_options``, then apply ``frames``
+    and ``protocol`` (:func:`~finers_mm.utils.protocol_config.apply_protocol`).
 
     Use it instead of ``Config.fromfile`` wherever a config that changes ``frames`` (a child
     config, ``frames.region_size=128`` in ``cfg_options``) must reach the pipelines and the model.
@@ -42,6 +44,7 @@ def load_config(config: str, cfg_options: Optional[dict] = None) -> Config:
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     apply_frames(cfg)
+    apply_protocol(cfg)
     return cfg
 
 

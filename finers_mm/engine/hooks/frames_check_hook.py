@@ -1,12 +1,12 @@
 # Copyright (c) finers_mm contributors. All rights reserved.
 """Refuse to run a config whose components' frame sizes differ from its ``frames``."""
 import copy
-import inspect
-from typing import Any, List, Optional
+from typing import List
 
 from mmengine.hooks import Hook
 
-from finers_mm.registry import HOOKS, MODELS, TRANSFORMS
+from finers_mm.registry import HOOKS
+from finers_mm.utils.config_paths import MISSING, class_default, value_at
 from finers_mm.utils.frames_config import apply_frames, same_size
 
 
@@ -62,44 +62,12 @@ def frame_mismatches(cfg) -> List[str]:
     expected = copy.deepcopy(cfg)
     problems = []
     for path in apply_frames(expected):
-        want = _at(expected, path)
-        written = _at(cfg, path)
-        if written is _MISSING:
-            written = _default(_at(expected, path.rpartition('.')[0]), path.rpartition('.')[2])
-        if written is _MISSING or not same_size(written, want):
-            problems.append(f'{path} is {"unset" if written is _MISSING else written!r}, '
+        want = value_at(expected, path)
+        written = value_at(cfg, path)
+        if written is MISSING:
+            written = class_default(value_at(expected, path.rpartition('.')[0]),
+                                    path.rpartition('.')[2])
+        if written is MISSING or not same_size(written, want):
+            problems.append(f'{path} is {"unset" if written is MISSING else written!r}, '
                             f'frames give {want!r}')
     return problems
-
-
-_MISSING = object()
-
-
-def _at(node: Any, path: str) -> Any:
-    """The value at a dotted path of dicts and lists, or ``_MISSING``."""
-    for part in path.split('.'):
-        if isinstance(node, (list, tuple)):
-            if not (part.isdigit() and int(part) < len(node)):
-                return _MISSING
-            node = node[int(part)]
-        else:  # a dict, a ConfigDict or the Config itself
-            try:
-                node = node[part]
-            except (KeyError, TypeError):
-                return _MISSING
-    return node
-
-
-def _default(component: Optional[dict], argument: str) -> Any:
-    """The default of ``argument`` in the registered class of ``component``, or ``_MISSING``."""
-    type_ = component.get('type') if isinstance(component, dict) else None
-    if isinstance(type_, str):
-        cls = MODELS.get(type_) or TRANSFORMS.get(type_)
-    else:
-        cls = type_ if inspect.isclass(type_) else None
-    if cls is None:
-        return _MISSING
-    parameter = inspect.signature(cls).parameters.get(argument)
-    if parameter is None or parameter.default is inspect.Parameter.empty:
-        return _MISSING
-    return parameter.default

@@ -1,0 +1,102 @@
+# Copyright (c) finers_mm contributors. All rights reserved.
+"""One switch: a config's ``protocol`` reaches every component that takes one, and a config read
+without applying it (stock tools) is refused when its components would run by another."""
+import glob
+import os.path as osp
+from types import SimpleNamespace
+
+import pytest
+from mmengine.config import Config
+
+from finers_mm.engine.hooks.protocol_check_hook import ProtocolCheckHook, protocol_mismatches
+from finers_mm.structures.protocols import (AUTHORS, FINERS_MM, PROTOCOLS, SETTINGS,
+                                            check_protocol, protocol_setting)
+from finers_mm.testing import CONFIGS, config_path
+from finers_mm.utils.protocol_config import PROTOCOL_TYPES, apply_protocol
+from finers_mm.utils.run_config import load_config
+
+CONFIG_FILES = sorted(glob.glob(osp.join(CONFIGS, 'finers', '*.py')))
+
+
+def _components(node, path=''):
+    """(dotted path, type name) of every typed dict in a config."""
+    if isinstance(node, dict):
+        if isinstance(node.get('type'), str):
+            yield path, node['type']
+        for key, value in node.items():
+            yield from _components(value, f'{path}.{key}'.lstrip('.'))
+    elif isinstance(node, (list, tuple)):
+        for index, value in enumerate(node):
+            yield from _components(value, f'{path}.{index}')
+
+
+def test_every_setting_has_a_value_per_protocol_and_the_two_differ():
+    for name, values in SETTINGS.items():
+        assert set(values) == set(PROTOCOLS), name
+        assert values[AUTHORS] != values[FINERS_MM], name
+    assert protocol_setting(AUTHORS, 'coordinates') == 'frame'
+    with pytest.raises(ValueError, match="unknown protocol 'paper'"):
+        check_protocol('paper')
+    with pytest.raises(ValueError, match='unknown protocol setting'):
+        protocol_setting(AUTHORS, 'colour')
+
+
+@pytest.mark.parametrize('config', ['finers_tiny_test.py', 'lpr_tiny.py', 'gse_tiny.py'])
+def test_load_config_hands_the_protocol_to_every_component_that_takes_one(config):
+    cfg = load_config(config_path('finers', config), {'protocol': AUTHORS})
+    typed = list(_components(cfg._cfg_dict.to_dict()))
+    takers = [(path, name) for path, name in typed if name in PROTOCOL_TYPES]
+    assert takers  # each of these configs has protocol-aware components
+    for path, _ in takers:
+        node = cfg
+        for part in path.split('.'):
+            node = node[int(part)] if part.isdigit() else node[part]
+        assert node['protocol'] == AUTHORS, path
+    # components without a protocol argument are left alone
+    assert all('protocol' not in node for node in _typed_nodes(cfg._cfg_dict.to_dict())
+               if node['type'] not in PROTOCOL_TYPES)
+
+
+def _typed_nodes(node):
+    if isinstance(node, dict):
+        if isinstance(node.get('type'), str):
+            yield node
+        for value in node.values():
+            yield from _typed_nodes(value)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            yield from _typed_nodes(value)
+
+
+def test_an_unknown_protocol_is_refused_naming_the_config():
+    with pytest.raises(ValueError, match=r"finers_tiny_test\.py: unknown protocol 'paper'"):
+        load_config(config_path('finers', 'finers_tiny_test.py'), {'protocol': 'paper'})
+
+
+def test_a_config_without_protocol_is_left_as_it_is():
+    cfg = Config(dict(model=dict(type='GlobalExplorer', vlm=dict(type='Qwen25VLAdapter'))))
+    assert apply_protocol(cfg) == []
+    assert 'protocol' not in cfg.model
+
+
+def _before_run(cfg) -> None:
+    ProtocolCheckHook().before_run(SimpleNamespace(cfg=cfg))
+
+
+def test_a_config_read_plainly_whose_components_run_by_another_protocol_is_refused(tmp_path):
+    child = tmp_path / 'authors_child.py'
+    child.write_text(f"_base_ = [{config_path('finers', 'finers_tiny_test.py')!r}]\n"
+                     "protocol = 'authors'\n")
+    plain = Config.fromfile(str(child))
+    with pytest.raises(RuntimeError, match='load_config') as error:
+        _before_run(plain)
+    message = str(error.value)
+    assert 'authors_child.py' in message and "model.explorer.protocol is 'finers_mm'" in message
+    _before_run(load_config(str(child)))  # read by the tools: applied, passes
+
+
+@pytest.mark.parametrize('config', CONFIG_FILES, ids=osp.basename)
+def test_every_shipped_config_runs_by_its_protocol_when_read_by_the_tools(config):
+    cfg = load_config(config)
+    assert cfg.default_hooks.protocol_check.type == 'ProtocolCheckHook'
+    assert protocol_mismatches(cfg) == []
