@@ -3,6 +3,10 @@
 # build by name from here as well.
 default_scope = 'finers_mm'
 custom_imports = dict(imports=['finers_mm'], allow_failed_imports=False)
+# the protocol every component runs by (finers_mm/structures/protocols.py, docs/fidelity.md):
+# 'finers_mm' (ours) or 'authors' (the authors' code, byte for byte, their five bugs fixed); the
+# config loader of finers_mm's tools hands it to each component that takes one
+protocol = 'finers_mm'
 
 default_hooks = dict(
     timer=dict(type='IterTimerHook'),

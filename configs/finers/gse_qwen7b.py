@@ -9,6 +9,10 @@ _base_ = [
     '../_base_/schedules/grpo_200it.py', '../_base_/default_runtime.py'
 ]
 
+# as the authors' code trains (docs/fidelity.md): their training prompts, frame-pixel coordinates,
+# their reward rules, veRL's loss aggregation, PIL resizes; protocol = 'finers_mm' is ours
+protocol = 'authors'
+
 train_dataloader = dict(dataset=dict(ann_file='annotations/train_best_region.json'))
 # 8 GPUs x 1 prompt = 8 prompts per optimiser step (the authors: 2 GPUs x 4); on 2 GPUs set
 # optim_wrapper.accumulative_counts=4 and train_cfg.max_iters=800
