@@ -1,20 +1,25 @@
 # Copyright (c) finers_mm contributors. All rights reserved.
 """FineRSDetector: explorer -> crop -> refiner -> mask head, as one mmdet detector."""
+import logging
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import numpy as np
 from mmdet.models.detectors import BaseDetector
 from mmdet.structures import DetDataSample
+from mmengine.logging import print_log
 
 from finers_mm.registry import MODELS
 from finers_mm.structures import crop_window_from_region, image_size, paste_crop_mask
+from finers_mm.structures.protocols import DEFAULT_PROTOCOL, protocol_setting
+from finers_mm.structures.vocabulary import EXPLORER, REFINER, STAGES
 from .hypotheses import (adaptive_window, fallback_tiles, fuse_scores, parse_multi_hypothesis,
                          select_hypothesis)
 from .stages import (ExplorerOutput, Query, RefinerOutput, accepts_keyword, explore_regions,
                      make_pred_instances)
 
-ANSWER_SOURCES = ('refiner', 'explorer')
+#: the stages whose response may be the QA answer (``qa_stage``)
+ANSWER_SOURCES = STAGES
 
 
 @dataclass
@@ -48,6 +53,7 @@ class _Hypothesis:
             window=self.window, first_window=self.first_window,
             box=None if refined is None else refined.box,
             answer=None if refined is None else refined.answer,
+            explorer_answer=self.explored.answer,
             usable=self.usable, absent=self.absent, explorer_score=self.explored.score,
             refiner_score=None if refined is None else refined.score,
             mask_score=self.mask_score, score=self.score)
@@ -67,6 +73,20 @@ class FineRSDetector(BaseDetector):
     A sample whose stage output is unusable (no parsable box, or the refiner's "no object") gets
     an empty prediction (0 instances) and, when the parser flagged it, an ``invalid_reason`` such as
     ``'explorer:no_json'``; it never raises.
+
+    **The QA answer** (``pred_answer``) is one stage's ``response``, chosen by ``qa_stage``:
+
+    - ``'explorer'`` (the authors' evaluation, ``eval.sh --qa_stage stage1``): the response of the
+      explorer output whose window became the prediction (the explorer's only one in the paper's
+      chain); it is the answer even when the explorer gave no region (the authors' evaluation
+      then counts it wrong: :class:`~finers_mm.evaluation.FineRSMetric`'s ``'authors'`` rule
+      reads ``pred_region`` None);
+    - ``'refiner'`` (finers_mm: it sees the object at full resolution): the kept refinement's
+      response, or the explorer's when the refiner gave none (it did not run, or answered no
+      text).
+
+    Metainfo ``pred_answer_stage`` says which stage's response ``pred_answer`` is, so a metric
+    can apply that stage's answer rule.
 
     **Multi-hypothesis inference** (``multi_hypothesis``, off by default: None runs the paper's
     single-region chain above unchanged). Still one call per stage per batch:
@@ -100,9 +120,8 @@ class FineRSDetector(BaseDetector):
         mask_head (dict): config of the mask head (e.g. ``SAMMaskHead``).
         crop_min_side (int): smallest side of the crop window in ORIGINAL pixels (512 in the paper;
             the dataset config's ``frames['crop_min_side']``).
-        answer_from (str): whose ``response`` is the final answer: ``'refiner'`` (default; it
-            sees the object at full resolution) falling back to the explorer's when the refiner gave
-            none, or ``'explorer'``.
+        answer_from (str, optional): the former name of ``qa_stage``, kept for older configs;
+            giving both with different values is an error.
         multi_hypothesis (dict, optional): None (default: the paper's chain) or
             ``dict(num_regions=1, fusion='product', adaptive_window=None, tiled_fallback=None)``,
             with ``adaptive_window`` None or ``dict(context_factor=4.0, min_side=128,
@@ -113,14 +132,19 @@ class FineRSDetector(BaseDetector):
             takes ``num_regions``.
         data_preprocessor (dict): defaults to ``FineRSDataPreprocessor``.
         init_cfg (dict, optional): mmengine init config.
+        qa_stage (str, optional): whose ``response`` is the QA answer, ``'explorer'`` or
+            ``'refiner'`` (see "The QA answer" above); None: the protocol's (``'authors'`` ->
+            ``'explorer'``, ``'finers_mm'`` -> ``'refiner'``).
+        protocol (str): ``'finers_mm'`` (default) or ``'authors'``
+            (:mod:`finers_mm.structures.protocols`).
     """
 
     def __init__(self, explorer: dict, refiner: dict, mask_head: dict, crop_min_side: int = 512,
-                 answer_from: str = 'refiner', multi_hypothesis: Optional[dict] = None,
+                 answer_from: Optional[str] = None, multi_hypothesis: Optional[dict] = None,
                  data_preprocessor: Optional[dict] = None,
-                 init_cfg: Optional[dict] = None) -> None:
-        if answer_from not in ANSWER_SOURCES:
-            raise ValueError(f'answer_from must be one of {ANSWER_SOURCES}, got {answer_from!r}')
+                 init_cfg: Optional[dict] = None, qa_stage: Optional[str] = None,
+                 protocol: str = DEFAULT_PROTOCOL) -> None:
+        qa_stage = resolve_qa_stage(qa_stage, answer_from, protocol)
         multi = parse_multi_hypothesis(multi_hypothesis, crop_min_side)
         super().__init__(data_preprocessor=data_preprocessor or dict(type='FineRSDataPreprocessor'),
                          init_cfg=init_cfg)
@@ -128,7 +152,8 @@ class FineRSDetector(BaseDetector):
         self.refiner = MODELS.build(refiner)
         self.mask_head = MODELS.build(mask_head)
         self.crop_min_side = int(crop_min_side)
-        self.answer_from = answer_from
+        self.protocol = protocol
+        self.qa_stage = qa_stage
         self.multi_hypothesis = multi
         if multi is not None and multi.num_regions > 1 and not accepts_keyword(
                 self.explorer.explore, 'num_regions'):
@@ -152,11 +177,14 @@ class FineRSDetector(BaseDetector):
             list[DetDataSample]: ``pred_instances`` (``bboxes`` (K, 4), ``scores`` (K,) from the
             mask head, ``labels``, ``masks`` (K, H, W) bool full size, ``points`` (K, 2, 2); all in
             ORIGINAL pixels; K is 1, or 0 for an empty prediction) and metainfo ``pred_answer``,
-            ``pred_region`` ((4,) ORIGINAL or None), ``pred_window`` (the crop window, (4,) or None),
-            ``explorer_completion``, ``refiner_completion``, ``invalid_reason``; with
-            ``multi_hypothesis`` also ``pred_hypotheses`` (one dict per hypothesis: ``source``,
-            ``rank``, ``region``, ``window``, ``first_window``, ``box``, ``answer``, ``usable``,
-            ``absent``, ``explorer_score``, ``refiner_score``, ``mask_score``, ``score``),
+            ``pred_answer_stage`` (``'explorer'`` or ``'refiner'``: whose response
+            ``pred_answer`` is), ``pred_region`` ((4,) ORIGINAL or None: the explorer gave no
+            region), ``pred_window`` (the crop window, (4,) or None), ``explorer_completion``,
+            ``refiner_completion``, ``invalid_reason``; with ``multi_hypothesis`` also
+            ``pred_hypotheses`` (one dict per hypothesis: ``source``, ``rank``, ``region``,
+            ``window``, ``first_window``, ``box``, ``answer`` (the refiner's),
+            ``explorer_answer``, ``usable``, ``absent``, ``explorer_score``, ``refiner_score``,
+            ``mask_score``, ``score``),
             ``pred_score`` (the kept one's fused score or None) and ``fallback`` (None or
             ``'tiled'``).
         """
@@ -281,12 +309,16 @@ class FineRSDetector(BaseDetector):
             h.mask = paste_crop_mask(crop_mask, h.window, (width, height))
             h.mask_score = float(score)
 
+    @property
+    def answer_from(self) -> str:
+        """The former name of :attr:`qa_stage`."""
+        return self.qa_stage
+
     def _meta(self, explored: ExplorerOutput, refined: Optional[RefinerOutput],
               window: Optional[np.ndarray]) -> dict:
-        """Text outputs, the region and window, and the first stage's invalid reason."""
-        answer = explored.answer
-        if self.answer_from == 'refiner' and refined is not None and refined.answer:
-            answer = refined.answer
+        """Text outputs, the QA answer and its stage, the region and window, and the first
+        stage's invalid reason."""
+        answer, answer_stage = qa_answer(self.qa_stage, explored, refined)
         if explored.invalid is not None:
             invalid = f'explorer:{explored.invalid}'
         elif refined is not None and refined.invalid is not None:
@@ -295,6 +327,7 @@ class FineRSDetector(BaseDetector):
             invalid = None
         return dict(
             pred_answer=answer or '',
+            pred_answer_stage=answer_stage,
             pred_region=explored.region,
             pred_window=window,
             explorer_completion=explored.completion,
@@ -313,3 +346,53 @@ class FineRSDetector(BaseDetector):
     def extract_feat(self, batch_inputs):
         """No shared feature map: each stage reads its own view."""
         raise NotImplementedError('FineRSDetector has no shared features; use mode="predict"')
+
+
+def resolve_qa_stage(qa_stage: Optional[str], answer_from: Optional[str], protocol: str) -> str:
+    """The stage whose response is the QA answer: an explicit value, else the protocol's.
+
+    Args:
+        qa_stage (str, optional): ``'explorer'``, ``'refiner'`` or None.
+        answer_from (str, optional): its former name; None or the same value as ``qa_stage``.
+        protocol (str): ``'authors'`` or ``'finers_mm'``.
+
+    Returns:
+        str: ``'explorer'`` or ``'refiner'``.
+
+    Raises:
+        ValueError: an unknown protocol or stage, or ``qa_stage`` and ``answer_from`` disagreeing.
+    """
+    default = protocol_setting(protocol, 'qa_stage')
+    if qa_stage is not None and answer_from is not None and qa_stage != answer_from:
+        raise ValueError(f'FineRSDetector: qa_stage={qa_stage!r} and its former name '
+                         f'answer_from={answer_from!r} disagree; give qa_stage only')
+    stage = qa_stage if qa_stage is not None else answer_from
+    if stage is None:
+        return default
+    if stage not in ANSWER_SOURCES:
+        raise ValueError(
+            f'FineRSDetector: qa_stage must be one of {ANSWER_SOURCES}, got {stage!r}')
+    if stage != default:
+        # an explicit value beats the protocol; said once, as a config written before protocols
+        # existed may carry one without meaning to (answer_from='refiner')
+        print_log(f"FineRSDetector: qa_stage={stage!r} overrides protocol {protocol!r}'s "
+                  f'{default!r}', logger='current', level=logging.WARNING)
+    return stage
+
+
+def qa_answer(qa_stage: str, explored: ExplorerOutput,
+              refined: Optional[RefinerOutput]) -> Tuple[Optional[str], str]:
+    """The QA answer of one prediction and the stage it comes from.
+
+    Args:
+        qa_stage (str): ``'explorer'`` or ``'refiner'``.
+        explored (ExplorerOutput): the explorer output of the kept hypothesis.
+        refined (RefinerOutput, optional): its refinement; None when the refiner did not run.
+
+    Returns:
+        tuple[str | None, str]: the response and its stage: the explorer's for ``'explorer'``;
+        for ``'refiner'`` the refiner's when it gave a non-empty one, else the explorer's.
+    """
+    if qa_stage == REFINER and refined is not None and refined.answer:
+        return refined.answer, REFINER
+    return explored.answer, EXPLORER
