@@ -15,13 +15,16 @@ Examples::
 
 ``CONFIG`` builds the refiner: ``model = dict(type='LocalRefiner', ...)``, or a ``FineRSDetector``
 config whose ``model.refiner`` is used. It also holds the dataset config's ``frames``
-(``explorer_size``, ``region_size``, ``crop_min_side``) and optionally a ``region_search`` section
-(defaults shown)::
+(``explorer_size``, ``region_size``, ``crop_min_side``), optionally ``protocol`` (``'finers_mm'``
+by default, or ``'authors'``) and optionally a ``region_search`` section (defaults shown)::
 
     region_search = dict(
-        num_candidates=8,      # candidate regions per record, the centred one included
+        num_candidates=None,   # candidate regions per record, the centred one included;
+                               # None: the protocol's (finers_mm 8, authors 5 = 4 random + centred)
         rule='random',         # or 'grid' (num_candidates = 1 + g * g)
         seed=0,                # 'random' draws from np.random.default_rng((seed, record index))
+        tie_rule=None,         # equal scores: 'first' (finers_mm) or 'centred_then_last'
+                               # (authors); None: the protocol's
         batch_size=1,          # records per refiner call (x num_candidates windows); --batch-size
         save_interval=16,      # records between saves of the resumable state
         dist_timeout=86400)    # seconds ranks may wait for each other (--launcher pytorch)
@@ -55,6 +58,7 @@ import torch  # noqa: E402
 from finers_mm.datasets import FineRS4kDataset, FineRSAnnotationError  # noqa: E402
 from finers_mm.registry import MODELS  # noqa: E402
 from finers_mm.rl.region_search import CandidateRegions  # noqa: E402
+from finers_mm.structures.protocols import DEFAULT_PROTOCOL  # noqa: E402
 from finers_mm.utils.fileio import write_atomic  # noqa: E402
 from finers_mm.utils.run_config import (  # noqa: E402
     init_cpu_distributed, load_run_config, set_local_rank_env)
@@ -69,6 +73,8 @@ from region_search_job import (RegionSearchStateError, SearchState,  # noqa: E40
 
 #: ``region_search`` keys of the tool (the others configure the candidates)
 RUN_DEFAULTS = dict(batch_size=1, save_interval=16, dist_timeout=86400)
+#: ``region_search`` keys of the candidates (:class:`CandidateRegions` arguments)
+CANDIDATE_KEYS = ('num_candidates', 'rule', 'seed', 'tie_rule')
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -108,6 +114,9 @@ def refiner_config(cfg: Config) -> ConfigDict:
 def search_settings(cfg: Config) -> Tuple[CandidateRegions, dict]:
     """The candidate rule and the run options of a config.
 
+    The candidates follow the config's ``protocol`` (``'finers_mm'`` when it has none) where its
+    ``region_search`` section does not set ``num_candidates`` or ``tie_rule``.
+
     Args:
         cfg (Config): the loaded config.
 
@@ -122,12 +131,13 @@ def search_settings(cfg: Config) -> Tuple[CandidateRegions, dict]:
                          'explorer_size=..., region_size=..., crop_min_side=...)')
     options = dict(cfg.get('region_search') or {})
     run = {key: options.pop(key, default) for key, default in RUN_DEFAULTS.items()}
-    unknown = set(options) - {'num_candidates', 'rule', 'seed'}
+    unknown = set(options) - set(CANDIDATE_KEYS)
     if unknown:
         raise ValueError(f'{cfg.filename}: unknown region_search keys {sorted(unknown)}; known: '
-                         f"num_candidates, rule, seed, {', '.join(RUN_DEFAULTS)}")
+                         f"{', '.join(CANDIDATE_KEYS)}, {', '.join(RUN_DEFAULTS)}")
     candidates = CandidateRegions(frames['explorer_size'], frames['region_size'],
-                                  frames['crop_min_side'], **options)
+                                  frames['crop_min_side'],
+                                  protocol=cfg.get('protocol') or DEFAULT_PROTOCOL, **options)
     return candidates, run
 
 

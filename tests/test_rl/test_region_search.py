@@ -8,11 +8,14 @@ resumable job over an annotation file and its CLI: tests/test_tools/test_search_
 """
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from mmengine.registry import init_default_scope
 
 from finers_mm.models.stages import RefinerOutput
 from finers_mm.registry import MODELS
-from finers_mm.rl.region_search import CandidateRegions, localization_ious, search_batch
+from finers_mm.rl.region_search import (CandidateRegions, best_candidate, localization_ious,
+                                        preference_order, search_batch)
 from finers_mm.structures import (box_contains, crop_window_from_region, explorer_to_original,
                                   region_around_box)
 from finers_mm.testing.region_search import (CROP_MIN_SIDE, EXPLORER_SIZE, REGION_SIZE,
@@ -119,10 +122,96 @@ def test_repeated_windows_are_dropped():
         regions[0], region_around_box([2.0, 2.0, 12.0, 12.0], EXPLORER_SIZE, REGION_SIZE))
 
 
+def _their_choice(scores):
+    """The authors' loop over ``region_list = 4 random windows + [the centred one]``:
+    ``if iou >= max_iou: max_iou, best_region = iou, bbox`` from ``max_iou = 0``. ``scores`` is in
+    our order (the centred candidate first); returns the chosen index in our order."""
+    region_list = list(range(1, len(scores))) + [0]
+    max_iou, best_region = 0, None
+    for candidate in region_list:
+        iou = scores[candidate]
+        if iou >= max_iou:
+            max_iou = iou
+            best_region = candidate
+    return best_region
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from([0.0, 0.25, 0.5, 0.75]), min_size=1, max_size=9))
+def test_centred_then_last_is_the_authors_choice(scores):
+    """Ties are common (few distinct scores): their loop and ours pick the same candidate."""
+    assert best_candidate(scores, 'centred_then_last') == _their_choice(scores)
+    first = best_candidate(scores, 'first')
+    assert scores[first] == max(scores) and first == scores.index(max(scores))
+
+
+def test_tie_rules_by_hand():
+    assert preference_order(5, 'first') == [0, 1, 2, 3, 4]
+    assert preference_order(5, 'centred_then_last') == [0, 4, 3, 2, 1]
+    assert preference_order(1, 'centred_then_last') == [0]
+    for rule in ('first', 'centred_then_last'):
+        assert best_candidate([0.0] * 5, rule) == 0  # all fail: the centred region
+        assert best_candidate([0.6, 0.6, 0.2, 0.6, 0.1], rule) == 0  # the centred wins its ties
+    assert best_candidate([0.3, 0.6, 0.2, 0.6, 0.1], 'first') == 1
+    assert best_candidate([0.3, 0.6, 0.2, 0.6, 0.1], 'centred_then_last') == 3
+    with pytest.raises(ValueError, match='tie_rule must be one of'):
+        best_candidate([0.1], 'last')
+
+
+def test_candidates_follow_the_protocol():
+    default = CandidateRegions(EXPLORER_SIZE, REGION_SIZE, CROP_MIN_SIDE)
+    assert (default.num_candidates, default.tie_rule) == (8, 'first')
+    authors = CandidateRegions(EXPLORER_SIZE, REGION_SIZE, CROP_MIN_SIDE, protocol='authors')
+    assert (authors.num_candidates, authors.tie_rule) == (5, 'centred_then_last')  # 4 + centred
+    assert authors.settings['tie_rule'] == 'centred_then_last'
+    assert authors.best([0.3, 0.6, 0.2, 0.6, 0.1]) == 3 and default.best([0.3, 0.6, 0.6]) == 1
+    explicit = CandidateRegions(EXPLORER_SIZE, REGION_SIZE, CROP_MIN_SIDE, 3, tie_rule='first',
+                                protocol='authors')
+    assert (explicit.num_candidates, explicit.tie_rule) == (3, 'first')  # explicit values win
+    gt = np.array([1800.0, 1000.0, 1830.0, 1020.0])
+    regions, windows = authors(gt, (3840, 2160), 7)
+    assert 1 <= len(regions) <= 5 and len(authors.explorer_regions(gt / 2, 7)) == 5
+    with pytest.raises(ValueError, match='unknown protocol'):
+        CandidateRegions(EXPLORER_SIZE, REGION_SIZE, CROP_MIN_SIDE, protocol='paper')
+
+
+def test_repeated_windows_keep_the_candidate_the_tie_rule_prefers():
+    """Regions at the left border whose windows are shifted to the same place: 'first' keeps the
+    earliest drawn, 'centred_then_last' the latest (what the authors' loop would keep)."""
+    frame, image, region_size, min_side = (100, 100), (1000, 1000), 10, 200
+    gt = np.array([1.0, 40.0, 3.0, 42.0])  # explorer pixels: x starts 0 or 1, y starts 32..40
+    found = 0
+    for index in range(100):
+        kept = {}
+        for rule in ('first', 'centred_then_last'):
+            candidates = CandidateRegions(frame, region_size, min_side, 8, seed=0, tie_rule=rule)
+            all_regions = explorer_to_original(candidates.explorer_regions(gt, index), image,
+                                               frame)
+            all_windows = [tuple(crop_window_from_region(r, image, min_side))
+                           for r in all_regions]
+            regions, windows = candidates(explorer_to_original(gt, image, frame), image, index)
+            listed = [tuple(w) for w in windows]
+            assert listed[0] == all_windows[0] and len(set(listed)) == len(listed)
+            assert set(listed) == set(all_windows)  # each view once, the centred region first
+            kept[rule] = {tuple(w): tuple(r) for r, w in zip(regions, windows)}
+        for window in kept['first']:
+            repeats = [k for k in range(1, 8) if all_windows[k] == window]
+            if window == all_windows[0] or len(repeats) < 2:
+                continue
+            regions_of = {k: tuple(all_regions[k]) for k in repeats}
+            if regions_of[repeats[0]] == regions_of[repeats[-1]]:
+                continue
+            found += 1
+            assert kept['first'][window] == regions_of[repeats[0]]
+            assert kept['centred_then_last'][window] == regions_of[repeats[-1]]
+    assert found >= 5
+
+
 @pytest.mark.parametrize('kwargs, message', [
     (dict(num_candidates=8, rule='grid'), r'1 \+ g \* g'),
     (dict(rule='spiral'), 'rule must be one of'),
     (dict(num_candidates=0), 'num_candidates must be >= 1'),
+    (dict(tie_rule='last'), 'tie_rule must be one of'),
 ])
 def test_bad_candidate_settings_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -196,3 +285,32 @@ def test_ties_keep_the_first_candidate_the_centred_region(refiner):
     [result] = search_batch(refiner, [np.zeros((1080, 1920, 3), np.uint8)], infos, candidates)
     assert result.best_region == tuple(float(v) for v in regions[0])
     assert set(result.ious) == {0.0} and not result.improved
+
+
+@pytest.mark.parametrize('protocol, expected', [('finers_mm', 2), ('authors', 3)])
+def test_search_batch_breaks_ties_by_the_protocol(refiner, protocol, expected):
+    """Candidates 2 and 3 get the same box, better than the others': finers_mm keeps the first of
+    them, the authors' loop the last. The centred region still wins a tie it is in."""
+    infos = [bundled_infos()[1]]
+    info = infos[0]
+    candidates = CandidateRegions(EXPLORER_SIZE, REGION_SIZE, CROP_MIN_SIDE, 6, 'random', seed=3,
+                                  protocol=protocol)
+    regions, windows = candidates(info['gt_bbox'], (info['width'], info['height']), 1)
+    assert len(windows) >= 4
+    gt = np.asarray(info['gt_bbox'], np.float64)
+
+    def script(view, prompt, window, tied=(2, 3), others=0.6):
+        [k] = [k for k, w in enumerate(windows) if np.array_equal(w, window)]
+        shift = 0.2 if k in tied else others  # the tied windows' box is the better one
+        return refiner.vlm.answer(gt + (gt[2] - gt[0]) * shift, view, window)
+
+    refiner.vlm.script = script
+    image = [np.zeros((info['height'], info['width'], 3), np.uint8)]
+    [result] = search_batch(refiner, image, infos, candidates)
+    assert result.ious[2] == result.ious[3] == max(result.ious) > result.ious[0]
+    assert result.best_region == tuple(float(v) for v in regions[expected])
+
+    refiner.vlm.script = lambda view, prompt, window: script(view, prompt, window, (0, 2, 3))
+    [result] = search_batch(refiner, image, infos, candidates)
+    assert result.ious[0] == result.ious[3] == max(result.ious)
+    assert result.best_region == tuple(float(v) for v in regions[0]) and not result.improved

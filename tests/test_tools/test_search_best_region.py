@@ -253,8 +253,19 @@ def test_config_gives_the_refiner_the_frames_and_the_search_settings(tool):
     assert tool.refiner_config(cfg).type == 'LocalRefiner'  # a detector config: its refiner
     candidates, run = tool.search_settings(cfg)  # no region_search section: the defaults
     assert candidates.settings == dict(explorer_size=[1920, 1080], region_size=256,
-                                       crop_min_side=512, num_candidates=8, rule='random', seed=0)
+                                       crop_min_side=512, num_candidates=8, rule='random', seed=0,
+                                       tie_rule='first')
     assert run == tool.RUN_DEFAULTS
+    # the authors' protocol: their 4 random windows + the centred one, their tie rule
+    cfg.protocol = 'authors'
+    candidates, _ = tool.search_settings(cfg)
+    assert (candidates.num_candidates, candidates.tie_rule) == (5, 'centred_then_last')
+    cfg.region_search = dict(num_candidates=7, tie_rule='first')  # explicit keys win
+    candidates, _ = tool.search_settings(cfg)
+    assert (candidates.num_candidates, candidates.tie_rule) == (7, 'first')
+    cfg.protocol = 'paper'
+    with pytest.raises(ValueError, match='unknown protocol'):
+        tool.search_settings(cfg)
 
     cfg = Config.fromfile(TINY_CONFIG)
     assert tool.refiner_config(cfg).type == 'LocalRefiner'

@@ -17,20 +17,91 @@ each a ``region_size`` square (a side is the frame's where the frame is smaller)
   ``crop_min_side`` wide, may still hold it) and the candidates differ along the other axis only.
 
 Each candidate is mapped to ORIGINAL pixels (:func:`~finers_mm.structures.explorer_to_original`)
-and its window is ``crop_window_from_region(region, image_size, crop_min_side)``. A candidate whose
-window repeats an earlier candidate's is dropped (the refiner would see the same view; the earlier
-one wins such a tie anyway), so a record may get fewer than ``num_candidates`` windows: e.g. regions
-near a border whose windows are shifted to the same place, or a GT box too large to move around.
+and its window is ``crop_window_from_region(region, image_size, crop_min_side)``.
+
+**Ties** (``tie_rule``, :data:`TIE_RULES`): the search keeps the best-scoring candidate; among equal
+scores, the one first in the rule's preference order (:func:`preference_order`):
+
+- ``'first'`` (finers_mm): the candidates in order, the centred region first;
+- ``'centred_then_last'`` (the authors: their ``inference_scripts/search_best_region_by_trained_
+  lr_model_for_HR_training.py`` scores the 4 random windows, then the centred one, keeping a window
+  whenever ``iou >= max_iou``): the centred region, then the others from the LAST drawn to the first.
+
+Both give the centred region every tie it is in, so all-zero scores keep it; among the random
+candidates, which of equal-scoring (independent, identically drawn) candidates wins does not change
+what the search's output is distributed as, but ``'centred_then_last'`` reproduces their choice.
+
+A candidate whose window repeats another's is dropped, keeping the one the tie rule prefers (the
+refiner would see the same view and score it the same), so a record may get fewer than
+``num_candidates`` windows: e.g. regions near a border whose windows are shifted to the same place,
+or a GT box too large to move around.
+
+``num_candidates`` and ``tie_rule`` default to the protocol's (:mod:`finers_mm.structures.protocols`
+``'region_candidates'``: 5 under ``'authors'``, their 4 random + 1 centred; 8 under ``'finers_mm'``).
+
+**The authors' windows differ in geometry** (kept under both protocols: for a tiny target at 4K both
+draw 512-pixel windows uniformly among those holding the GT): they place 512 x 512 windows (the LPR
+frame's side) directly in ORIGINAL pixels, the GT's offset inside the window drawn per axis with
+Python's unseeded ``random.randint(0, 512 - (xmax - xmin))`` and the window then clamped into the
+image (near a border several offsets pile onto the border position; at the largest offset the GT's
+last pixel column or row falls just outside the window); their centred window is
+``max(512, w, h)`` around the GT centre with its corners clamped independently (fix (d)); their
+``best_region`` is the window itself. Here candidates are regions the explorer could answer, on
+integer explorer pixels (a 2-pixel lattice of a 3840 x 2160 original), uniform over the placements
+that hold the whole GT, seeded per record, and each window is cut exactly as inference cuts it.
 """
 import math
-from typing import Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from finers_mm.structures import (Size, crop_window_from_region, explorer_to_original,
                                   original_to_explorer, region_around_box)
+from finers_mm.structures.protocols import DEFAULT_PROTOCOL, check_protocol, protocol_setting
 
 CANDIDATE_RULES = ('random', 'grid')
+#: how equal scores are broken (module docstring)
+TIE_RULES = ('first', 'centred_then_last')
+#: each protocol's tie rule (a candidate row of protocols.SETTINGS, 'region_ties')
+PROTOCOL_TIE_RULES = {'authors': 'centred_then_last', 'finers_mm': 'first'}
+
+
+def preference_order(count: int, tie_rule: str) -> List[int]:
+    """Candidate indices (the centred region at 0) from the most to the least preferred on a tie.
+
+    Args:
+        count (int): number of candidates K.
+        tie_rule (str): ``'first'`` or ``'centred_then_last'``.
+
+    Returns:
+        list[int]: a permutation of ``range(count)``: ``[0, 1, ..., K - 1]`` for ``'first'``,
+        ``[0, K - 1, ..., 1]`` for ``'centred_then_last'``.
+    """
+    _check_tie_rule(tie_rule)
+    if tie_rule == 'first' or count == 0:
+        return list(range(count))
+    return [0] + list(range(count - 1, 0, -1))
+
+
+def _check_tie_rule(tie_rule: str) -> None:
+    """ValueError naming the known rules unless ``tie_rule`` is one."""
+    if tie_rule not in TIE_RULES:
+        raise ValueError(f'region_search tie_rule must be one of {TIE_RULES}, got {tie_rule!r}')
+
+
+def best_candidate(scores: Sequence[float], tie_rule: str) -> int:
+    """Index of the best-scoring candidate, ties broken by ``tie_rule``.
+
+    Args:
+        scores (Sequence[float]): (K,) the candidates' scores, the centred region's first; K >= 1.
+        tie_rule (str): ``'first'`` or ``'centred_then_last'`` (:func:`preference_order`).
+
+    Returns:
+        int: the chosen candidate's index.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    order = preference_order(len(scores), tie_rule)
+    return order[int(np.argmax(scores[order]))]  # argmax: the first maximum in that order
 
 
 class CandidateRegions:
@@ -40,14 +111,27 @@ class CandidateRegions:
         explorer_size (tuple[int, int]): ``(fw, fh)`` of the explorer frame.
         region_size (int): side of the explorer's region in EXPLORER pixels.
         crop_min_side (int): smallest crop-window side in ORIGINAL pixels.
-        num_candidates (int): candidates per record, the centred region included. Defaults to 8.
+        num_candidates (int, optional): candidates per record, the centred region included.
+            Defaults to None: the protocol's ``'region_candidates'`` (8 under ``'finers_mm'``, 5
+            under ``'authors'``).
         rule (str): ``'random'`` or ``'grid'`` (``num_candidates - 1`` must then be a square).
             Defaults to ``'random'``.
         seed (int): seed of ``'random'``, combined with the record's index. Defaults to 0.
+        tie_rule (str, optional): ``'first'`` or ``'centred_then_last'`` (module docstring).
+            Defaults to None: the protocol's (``'first'`` under ``'finers_mm'``,
+            ``'centred_then_last'`` under ``'authors'``).
+        protocol (str): ``'finers_mm'`` or ``'authors'``. Defaults to ``'finers_mm'``.
     """
 
     def __init__(self, explorer_size: Size, region_size: int, crop_min_side: int,
-                 num_candidates: int = 8, rule: str = 'random', seed: int = 0) -> None:
+                 num_candidates: Optional[int] = None, rule: str = 'random', seed: int = 0,
+                 tie_rule: Optional[str] = None, protocol: str = DEFAULT_PROTOCOL) -> None:
+        check_protocol(protocol)
+        if num_candidates is None:
+            num_candidates = protocol_setting(protocol, 'region_candidates')
+        if tie_rule is None:
+            tie_rule = PROTOCOL_TIE_RULES[protocol]
+        _check_tie_rule(tie_rule)
         if rule not in CANDIDATE_RULES:
             raise ValueError(f'region_search rule must be one of {CANDIDATE_RULES}, got {rule!r}')
         if int(num_candidates) < 1:
@@ -62,13 +146,27 @@ class CandidateRegions:
         self.num_candidates = int(num_candidates)
         self.rule = rule
         self.seed = int(seed)
+        self.tie_rule = tie_rule
 
     @property
     def settings(self) -> dict:
-        """Everything that decides the candidates, JSON-ready (part of a search's settings)."""
+        """Everything that decides the candidates and the choice among them, JSON-ready (part of
+        a search's settings)."""
         return dict(explorer_size=list(self.explorer_size), region_size=self.region_size,
                     crop_min_side=self.crop_min_side, num_candidates=self.num_candidates,
-                    rule=self.rule, seed=self.seed)
+                    rule=self.rule, seed=self.seed, tie_rule=self.tie_rule)
+
+    def best(self, scores: Sequence[float]) -> int:
+        """Index of the best of a record's candidates (:func:`best_candidate` with this
+        :attr:`tie_rule`).
+
+        Args:
+            scores (Sequence[float]): (K,) the scores of :meth:`__call__`'s candidates, in order.
+
+        Returns:
+            int: the chosen candidate's index.
+        """
+        return best_candidate(scores, self.tie_rule)
 
     def explorer_regions(self, gt_bbox_explorer, index: int) -> np.ndarray:
         """Candidate regions in the EXPLORER frame, the centred one first.
@@ -96,15 +194,17 @@ class CandidateRegions:
 
         Returns:
             tuple[np.ndarray, np.ndarray]: regions (K, 4) float32 and their windows (K, 4) int64,
-            ``1 <= K <= num_candidates``, no two windows equal, the centred region first.
+            ``1 <= K <= num_candidates``, no two windows equal, in the order drawn, the centred
+            region first (of repeated windows, the one :attr:`tie_rule` prefers is kept).
         """
         gt_explorer = original_to_explorer(gt_bbox, image_size, self.explorer_size)
         regions = explorer_to_original(self.explorer_regions(gt_explorer, index), image_size,
                                        self.explorer_size)
         windows = np.stack([crop_window_from_region(region, image_size, self.crop_min_side)
                             for region in regions])
-        _, first = np.unique(windows, axis=0, return_index=True)
-        keep = np.sort(first)
+        order = np.array(preference_order(len(windows), self.tie_rule))
+        _, first = np.unique(windows[order], axis=0, return_index=True)
+        keep = np.sort(order[first])
         return regions[keep], windows[keep]
 
     def _other_starts(self, gt_bbox, centred: np.ndarray, sides: Sequence[int],

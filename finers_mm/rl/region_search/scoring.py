@@ -3,8 +3,10 @@
 
 **Score** (:func:`localization_ious`): the IoU of the refiner's box (ORIGINAL pixels) with the GT
 box when the output is one :class:`~finers_mm.models.FineRSDetector` would segment (a box and two
-points, not "no object"), else 0 (unparsable box or points, "no object"). The best candidate is the
-first with the highest score, so when every window scores 0 the centred region is kept.
+points, not "no object"), else 0 (unparsable box or points, "no object"). The best candidate has
+the highest score, ties broken by the candidates' ``tie_rule``
+(:func:`~finers_mm.rl.region_search.candidates.best_candidate`); either rule keeps the centred
+region on every tie it is in, so when every window scores 0 the centred region is kept.
 """
 from dataclasses import dataclass
 from typing import List, Sequence, Tuple
@@ -77,7 +79,7 @@ def search_batch(refiner, images: Sequence[np.ndarray], infos: Sequence[dict],
         images (Sequence[np.ndarray]): each record's ORIGINAL image, (H, W, 3) uint8 RGB.
         infos (Sequence[dict]): :class:`~finers_mm.datasets.FineRS4kDataset` data infos
             (``gt_bbox``, ``width``, ``height``, ``ann_index``, the query keys).
-        candidates (CandidateRegions): the candidate rule.
+        candidates (CandidateRegions): the candidate rule and its tie rule.
 
     Returns:
         list[SearchResult]: one per record, in order.
@@ -96,7 +98,7 @@ def search_batch(refiner, images: Sequence[np.ndarray], infos: Sequence[dict],
     for info, (regions, _) in zip(infos, per_record):
         ious = localization_ious(outputs[start:start + len(regions)], info['gt_bbox'])
         start += len(regions)
-        best = int(np.argmax(ious))  # the first of equal scores
+        best = candidates.best(ious)
         results.append(SearchResult(best_region=tuple(float(v) for v in regions[best]),
                                     ious=tuple(float(v) for v in ious)))
     return results
