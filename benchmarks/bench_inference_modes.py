@@ -16,11 +16,11 @@ the 12 bundled questions (4 images of 1920x1080) in each mode, through ``test_st
 - ``tiled_forced``: ``tiled`` with every explorer answer discarded, so every sample is tiled:
   what the fallback gives when it triggers (the trained tiny explorer always answers a region).
 
-Printed per mode: gIoU and XXS gIoU (FineRSMetric, in [0, 1]), the invalid rate (samples with an
-``invalid_reason``, %), the fallback rate (%), the window recall (fraction of samples whose final
-crop window contains the GT box; meaningful even for weak models), the refiner crops per sample and
-the time per sample (seconds, median of ``--repeats`` after one warm-up), and the ratios to
-``paper``. The stages are the quick start's TRAINED tiny exports
+Printed per mode: gIoU and XXS gIoU (FineRSMetric, in percent like all its figures: 0.0444 below
+is 0.0444 %, not 4.4 %), the invalid rate (samples with an ``invalid_reason``, %), the fallback
+rate (%), the window recall (fraction of samples whose final crop window contains the GT box;
+meaningful even for weak models), the refiner crops per sample and the time per sample (seconds,
+median of ``--repeats`` after one warm-up), and the ratios to ``paper``. The stages are the quick start's TRAINED tiny exports
 (``work_dirs/quickstart/models/{gse,lpr}/hf``, ``tools/misc/quickstart.py``) when they exist (or
 ``--explorer`` / ``--refiner``), else the RANDOM tiny models (said in the output); completion
 budgets as the quick start's evaluation (explorer 64, refiner 96 new tokens).

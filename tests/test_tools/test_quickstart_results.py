@@ -61,14 +61,17 @@ def test_reward_summary_compares_the_first_and_last_iterations(results):
 
 
 def test_tables_put_untrained_and_trained_side_by_side(results):
-    table = results.format_metrics(dict(gIoU=1.25, invalid_rate=100.0, OVQA=None),
-                                   dict(gIoU=3.0, invalid_rate=8.333, MVQA=50.0))
+    table = results.format_metrics(dict(gIoU=0.0444, cIoU=0.0, invalid_rate=100.0, OVQA=None),
+                                   dict(gIoU=3.0, cIoU=0.5, invalid_rate=8.333, MVQA=50.0))
     assert table.splitlines() == [
         'metric (%)      untrained    trained',
-        'gIoU                  1.2        3.0',
-        'invalid_rate        100.0        8.3',
-        'MVQA                    -       50.0',
+        'gIoU               0.0444       3.00',  # a small gIoU is not printed as 0
+        'cIoU                 0.00      0.500',
+        'invalid_rate       100.00       8.33',
+        'MVQA                    -      50.00',
         'OVQA                    -          -']
+    assert [results.format_percent(v) for v in (55.123, 0.045, 0.00012, -0.5, 0)] == [
+        '55.12', '0.0450', '0.000120', '-0.500', '0.00']
     rewards = results.format_rewards('LPR', results.reward_summary(
         [dict(reward=float(i)) for i in range(30)]))
     assert rewards.splitlines() == [

@@ -10,6 +10,7 @@
 """
 import glob
 import json
+import math
 import os.path as osp
 import re
 from typing import Dict, List
@@ -88,8 +89,26 @@ def reward_summary(rows: List[dict]) -> Dict[str, dict]:
     return summary
 
 
+def format_percent(value: float) -> str:
+    """A FineRSMetric figure (percent) with enough digits to tell it from 0.
+
+    Two decimals from 1 % up (``55.12``); below, three significant digits (``0.0444``: a gIoU of
+    0.0444 % printed with one decimal would read ``0.0``); 0 as ``0.00``.
+
+    Args:
+        value (float): the figure, in percent.
+
+    Returns:
+        str: the figure without its unit.
+    """
+    if value == 0 or not math.isfinite(value) or abs(value) >= 1:
+        return f'{value:.2f}'
+    return f'{value:.{2 - math.floor(math.log10(abs(value)))}f}'
+
+
 def format_metrics(before: dict, after: dict) -> str:
-    """The before/after table of the FineRSMetric results (percent; ``-`` where one is missing).
+    """The before/after table of the FineRSMetric results (percent, :func:`format_percent`;
+    ``-`` where one is missing).
 
     Args:
         before (dict): :func:`read_metrics` of the untrained models.
@@ -101,8 +120,8 @@ def format_metrics(before: dict, after: dict) -> str:
     lines = [f"{'metric (%)':<14}{'untrained':>11}{'trained':>11}"]
     for name in TABLE_METRICS:
         if name in before or name in after:
-            cells = [f'{m[name]:11.1f}' if isinstance(m.get(name), (int, float)) else f"{'-':>11}"
-                     for m in (before, after)]
+            cells = [f'{format_percent(m[name]):>11}' if isinstance(m.get(name), (int, float))
+                     else f"{'-':>11}" for m in (before, after)]
             lines.append(f'{name:<14}' + ''.join(cells))
     return '\n'.join(lines)
 
