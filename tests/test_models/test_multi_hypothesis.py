@@ -532,7 +532,7 @@ def test_multihyp_config_runs_through_tools_test(tiny_models, tmp_path):
     import re
     giou = float(re.search(r'finers/gIoU: ([0-9.]+)', result.stdout).group(1))
     invalid = float(re.search(r'finers/invalid_rate: ([0-9.]+)', result.stdout).group(1))
-    assert 0.0 <= giou <= 1.0 and 0.0 <= invalid <= 100.0
+    assert 0.0 <= giou <= 100.0 and 0.0 <= invalid <= 100.0  # both percent
     import pickle
     with open(out, 'rb') as f:
         predictions = pickle.load(f)
