@@ -129,7 +129,8 @@ def _settings(cfg: Config) -> dict:
     model = cfg.model
     vlm = _with_defaults(MODELS, model.vlm)
     stage = _with_defaults(MODELS, model)
-    loss = _with_defaults(MODELS, dict(type='GRPOLoss', **(model.get('grpo_loss') or {})))
+    # built: its loss_type defaults to None, resolved from its protocol by GRPOLoss itself
+    loss = MODELS.build(dict(type='GRPOLoss', **(model.get('grpo_loss') or {})))
     hooks = [hook for hook in cfg.get('custom_hooks', []) if hook['type'] == 'GRPOHook']
     hook = _with_defaults(HOOKS, hooks[0]) if hooks else None
     reward = None
@@ -150,7 +151,7 @@ def _settings(cfg: Config) -> dict:
         'think_template': ('default' if stage['think_template'] == default_template else
                            stage['think_template']),
         'sizes': {key: _as_plain(stage[key]) for key in FRAME_ARGUMENTS[model.type]},
-        'loss': tuple(loss[key] for key in LOSS_SETTINGS),
+        'loss': tuple(getattr(loss, key) for key in LOSS_SETTINGS),
         'reward': reward,
         'num_generations': hook and hook['num_generations'],
         'temperature': hook and hook['temperature'], 'top_p': hook and hook['top_p'],
