@@ -601,9 +601,9 @@ def test_each_completion_is_parsed_once_for_its_own_stage(monkeypatch):
     import finers_mm.rl.rewards.composite as composite
     calls = []
 
-    def counting(text, stage):
+    def counting(text, stage, protocol='finers_mm'):
         calls.append(stage)
-        return parse_completion(text, stage)
+        return parse_completion(text, stage, protocol=protocol)
 
     monkeypatch.setattr(composite, 'parse_completion', counting)
     reward = CompositeReward(list(AUTHORS_EXPLORER_TERMS))

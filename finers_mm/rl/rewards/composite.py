@@ -4,13 +4,15 @@
 The authors' two term lists are the rewards of ``configs/finers/lpr_qwen7b.py`` (``lpr_reward``) and
 ``configs/finers/gse_qwen7b.py`` (``gse_reward``).
 """
+import inspect
 from dataclasses import dataclass
 from typing import Dict, List, Sequence, Tuple, Union
 
 import numpy as np
 
 from finers_mm.registry import REWARDS
-from finers_mm.structures.parsing import parse_completion
+from finers_mm.structures.parsing import ParsedCompletion, parse_completion
+from finers_mm.structures.protocols import DEFAULT_PROTOCOL, check_protocol
 from finers_mm.structures.reward_sample import RewardSample
 from .base import BaseReward
 
@@ -37,20 +39,32 @@ class CompositeReward:
 
     Config::
 
-        reward = dict(type='CompositeReward', terms=[
+        reward = dict(type='CompositeReward', protocol='authors', terms=[
             dict(type='ThinkFormatReward'), dict(type='BoxIoUReward', iou_thr=0.5, weight=2.0),
             ...])
+
+    The protocol is set once, here: every term config that takes a ``protocol`` and does not
+    give its own is built with this one (a term's own ``protocol``, and a term built already,
+    are kept). A completion is parsed once per reading its terms use
+    (:func:`~finers_mm.structures.parsing.parse_completion` with the term's protocol).
 
     Args:
         terms (list[dict | BaseReward]): term configs (built with ``REWARDS``) or built terms.
             Their names (log keys) must be unique.
+        protocol (str): ``'finers_mm'`` (default) or ``'authors'``
+            (:mod:`finers_mm.structures.protocols`); also the reading ``RewardResult.invalid``
+            reports.
     """
 
-    def __init__(self, terms: Sequence[Union[dict, BaseReward]]) -> None:
+    def __init__(self,
+                 terms: Sequence[Union[dict, BaseReward]],
+                 protocol: str = DEFAULT_PROTOCOL) -> None:
         if not terms:
             raise ValueError('CompositeReward: terms is empty; give at least one reward term')
+        self.protocol = check_protocol(protocol)
         self.terms: List[BaseReward] = [
-            REWARDS.build(term) if isinstance(term, dict) else term for term in terms
+            REWARDS.build(self._with_protocol(term)) if isinstance(term, dict) else term
+            for term in terms
         ]
         names = [term.name for term in self.terms]
         duplicated = sorted({name for name in names if names.count(name) > 1})
@@ -58,6 +72,12 @@ class CompositeReward:
             raise ValueError(f'CompositeReward: term names {duplicated} are used more than once; '
                              f'give the terms distinct names (the log keys)')
         self._weights = np.array([term.weight for term in self.terms], dtype=np.float64)
+
+    def _with_protocol(self, term: dict) -> dict:
+        """A copy of a term config with this reward's protocol where the term takes one."""
+        if 'protocol' in term or not _takes_protocol(term.get('type')):
+            return term
+        return dict(term, protocol=self.protocol)
 
     @property
     def requires(self) -> Tuple[str, ...]:
@@ -86,11 +106,12 @@ class CompositeReward:
                              f'{len(samples)} samples; give one sample per completion')
         values = np.zeros((len(self.terms), len(completions)), dtype=np.float64)
         invalid = np.zeros(len(completions), dtype=bool)
+        protocols = [getattr(term, 'protocol', DEFAULT_PROTOCOL) for term in self.terms]
         for index, (text, sample) in enumerate(zip(completions, samples)):
-            parsed = parse_completion(text, sample.stage)
-            invalid[index] = parsed.invalid is not None
-            for row, term in enumerate(self.terms):
-                values[row, index] = term(parsed, sample)
+            parsed = _Parses(text, sample.stage)
+            invalid[index] = parsed[self.protocol].invalid is not None
+            for row, (term, protocol) in enumerate(zip(self.terms, protocols)):
+                values[row, index] = term(parsed[protocol], sample)
         total = (self._weights[:, None] * values).sum(axis=0)
         return RewardResult(
             total=total.astype(np.float32),
@@ -99,4 +120,30 @@ class CompositeReward:
             invalid=invalid)
 
     def __repr__(self) -> str:
-        return f'{type(self).__name__}(terms={self.terms!r})'
+        return f'{type(self).__name__}(terms={self.terms!r}, protocol={self.protocol!r})'
+
+
+class _Parses:
+    """One completion parsed once per protocol asked for (``parses[protocol]``)."""
+
+    def __init__(self, text: str, stage: str) -> None:
+        self.text, self.stage = text, stage
+        self._parsed: Dict[str, ParsedCompletion] = {}
+
+    def __getitem__(self, protocol: str) -> ParsedCompletion:
+        if protocol not in self._parsed:
+            self._parsed[protocol] = parse_completion(self.text, self.stage, protocol=protocol)
+        return self._parsed[protocol]
+
+
+def _takes_protocol(term_type) -> bool:
+    """Whether a term type (a registered name or a class) has a ``protocol`` argument."""
+    cls = REWARDS.get(term_type) if isinstance(term_type, str) else term_type
+    if cls is None:
+        return False  # REWARDS.build reports the unknown type
+    try:
+        parameters = inspect.signature(cls).parameters.values()
+    except (TypeError, ValueError):  # no signature to read: hand it nothing
+        return False
+    return any(p.name == 'protocol' or p.kind is inspect.Parameter.VAR_KEYWORD
+               for p in parameters)

@@ -14,14 +14,32 @@ Absent targets (an all-zero box: the refiner's answer for a crop without the obj
 
 A completion without a valid ``bbox`` (or, for the points term, without both points) scores 0; the
 other fields need not be valid (each term scores what it reads, as the authors' terms do).
+
+**The authors' rule** (``protocol='authors'``): each term computes what the authors' function
+computes, from the raw values of the first ``{...}`` of the completion
+(:func:`~finers_mm.structures.parsing.authors_box`,
+:func:`~finers_mm.structures.parsing.authors_point`):
+inverted, all-zero and out-of-frame boxes are scored like any other, the absent rules above do
+not apply, ``bool`` items count as 0/1, NaN compares false, infinities and integers of any size
+compute as Python computes them (an overflow scores 0, as their ``except`` does), points are
+``int()``-truncated and may be numeric strings. Fix (b) of
+:data:`~finers_mm.structures.protocols.AUTHORS_FIXES`: boxes are continuous, so the IoU has no
+``+1`` in its areas and intersection, and the region size band is on ``x2 - x1`` (their
+``x2 - x1 + 1`` put the band 1 px lower for the same numbers). Thresholds are the same numbers
+in both rules. The GT is the sample's, in the frame the rewards compare in; integral GT values
+compute as ints (their GT is parsed as ints), so arithmetic with a huge predicted integer is
+exact as theirs.
 """
 import math
 from abc import abstractmethod
-from typing import List, Optional, Sequence
+from typing import Any, List, Optional, Sequence, Tuple
+
+import numpy as np
 
 from finers_mm.registry import REWARDS
 from finers_mm.structures.frames import box_contains, is_absent
-from finers_mm.structures.parsing import ParsedCompletion
+from finers_mm.structures.parsing import ParsedCompletion, authors_box, authors_point
+from finers_mm.structures.protocols import AUTHORS, DEFAULT_PROTOCOL
 from finers_mm.structures.reward_sample import RewardSample, to_frame
 from .base import BaseReward, required
 
@@ -82,6 +100,156 @@ def point_in_box(point: Sequence[float], box: Sequence[float]) -> bool:
     return box[0] <= point[0] <= box[2] and box[1] <= point[1] <= box[3]
 
 
+# ------------------------------------------------------------------------------------------------
+# The authors' rule (module docstring): raw numbers, their arithmetic, fix (b)
+# ------------------------------------------------------------------------------------------------
+
+
+def exact_numbers(coords: Any) -> List[Any]:
+    """GT coordinates as the authors' arithmetic sees them: integral values as ``int``.
+
+    Args:
+        coords: an array of finite numbers (a box or a flat list of points).
+
+    Returns:
+        list: the values, flattened; ``12.0`` becomes ``12``, ``12.5`` stays.
+    """
+    return [int(value) if value.is_integer() else value
+            for value in np.asarray(coords, dtype=np.float64).ravel().tolist()]
+
+
+def authors_frame_numbers(values: Sequence[Any], sample: RewardSample) -> Optional[List[Any]]:
+    """Raw numbers of a completion (a box or a point) in frame pixels, the authors' way.
+
+    Under the authors' protocol the model answers in frame pixels, so the numbers are kept AS
+    THEY ARE (an ``int`` stays an exact ``int``, a ``bool`` a ``bool``, as in their arithmetic);
+    with another model -> frame map (:func:`to_frame`) each is multiplied by its axis' scale.
+
+    Args:
+        values (Sequence): 4 (box) or 2 (point) raw numbers.
+        sample (RewardSample): gives the model -> frame map.
+
+    Returns:
+        list, optional: the numbers in frame pixels; None when one is too large to scale.
+    """
+    scale = to_frame(np.ones(len(values)), sample).tolist()
+    if all(factor == 1.0 for factor in scale):
+        return list(values)
+    try:
+        return [value * factor for value, factor in zip(values, scale)]
+    except OverflowError:  # an int beyond float range: no frame position, as theirs overflows
+        return None
+
+
+def authors_predicted_box(parsed: ParsedCompletion, sample: RewardSample) -> Optional[List[Any]]:
+    """The box the authors' terms score, in frame pixels (:func:`authors_box`).
+
+    Args:
+        parsed (ParsedCompletion): the completion parsed by the authors' reading.
+        sample (RewardSample): gives the model -> frame map.
+
+    Returns:
+        list, optional: four raw numbers; None when their code would raise on the box.
+    """
+    box = authors_box(parsed.data)
+    return None if box is None else authors_frame_numbers(box, sample)
+
+
+def authors_box_iou(box: Sequence[Any], target: Sequence[Any]) -> float:
+    """The authors' IoU with continuous areas (fix (b)): no ``+1`` anywhere.
+
+    Their formula otherwise: the intersection counts only when its ``x1 < x2`` and ``y1 < y2``;
+    ``max``/``min`` take the prediction first (so a NaN propagates as in theirs); areas of inverted
+    boxes are not clipped; a zero union or an overflow gives 0 (their ``except``).
+
+    Args:
+        box (Sequence): the predicted ``[x1, y1, x2, y2]``, raw numbers.
+        target (Sequence): the target box.
+
+    Returns:
+        float: the IoU (NaN or negative for some degenerate boxes: never above a threshold).
+    """
+    inter_x1, inter_y1 = max(box[0], target[0]), max(box[1], target[1])
+    inter_x2, inter_y2 = min(box[2], target[2]), min(box[3], target[3])
+    try:
+        inter = ((inter_x2 - inter_x1) * (inter_y2 - inter_y1)
+                 if inter_x1 < inter_x2 and inter_y1 < inter_y2 else 0)
+        union = ((box[2] - box[0]) * (box[3] - box[1]) +
+                 (target[2] - target[0]) * (target[3] - target[1]) - inter)
+        return float(inter) / union
+    except (ZeroDivisionError, OverflowError):
+        return 0.0
+
+
+def authors_box_l1(box: Sequence[Any], target: Sequence[Any]) -> float:
+    """The authors' mean L1 distance of the four coordinates (summed left to right).
+
+    Args:
+        box (Sequence): the predicted ``[x1, y1, x2, y2]``, raw numbers.
+        target (Sequence): the target box.
+
+    Returns:
+        float: the mean absolute difference; ``inf`` when it overflows a float.
+    """
+    try:
+        return (abs(box[0] - target[0]) + abs(box[1] - target[1]) + abs(box[2] - target[2]) +
+                abs(box[3] - target[3])) / 4
+    except OverflowError:
+        return math.inf
+
+
+def authors_box_contains(box: Sequence[Any], target: Sequence[Any]) -> bool:
+    """The authors' containment: ``x1, y1 <=`` the target's and ``x2, y2 >=`` the target's.
+
+    Inverted predictions are not special (``[-inf, -inf, inf, inf]`` contains everything).
+    """
+    return (box[0] <= target[0] and box[1] <= target[1] and box[2] >= target[2]
+            and box[3] >= target[3])
+
+
+def authors_points_distance(points: Sequence[Sequence[Any]],
+                            gt_points: Sequence[Sequence[Any]]) -> float:
+    """The authors' point distance: the better pairing's summed Euclidean distances, halved.
+
+    Computed as theirs (``math.sqrt`` of the squared differences, summed per pairing), so the
+    value at the 100 px threshold is theirs to the last bit.
+
+    Args:
+        points (Sequence): ``[[x, y], [x, y]]`` predicted (ints after their ``int()``).
+        gt_points (Sequence): ``[[x, y], [x, y]]`` ground truth.
+
+    Returns:
+        float: the distance; ``inf`` when a square overflows a float.
+    """
+    def dist(p, g):
+        return math.sqrt((p[0] - g[0])**2 + (p[1] - g[1])**2)
+
+    (p1, p2), (g1, g2) = points, gt_points
+    try:
+        return min(dist(p1, g1) + dist(p2, g2), dist(p1, g2) + dist(p2, g1)) / 2
+    except OverflowError:
+        return math.inf
+
+
+def authors_sides_in_band(box: Sequence[Any], low: float, high: float) -> float:
+    """The authors' region size score with continuous sides (fix (b)).
+
+    Args:
+        box (Sequence): the predicted ``[x1, y1, x2, y2]``, raw numbers.
+        low (float): least side, inclusive.
+        high (float): largest side, inclusive.
+
+    Returns:
+        float: 1 when ``x2 - x1`` and ``y2 - y1`` both lie in ``[low, high]``, 0.5 when one
+        does, else 0 (also on overflow).
+    """
+    try:
+        width, height = box[2] - box[0], box[3] - box[1]
+    except OverflowError:
+        return 0.0
+    return ((low <= width <= high) + (low <= height <= high)) / 2
+
+
 def predicted_box(parsed: ParsedCompletion, sample: RewardSample) -> Optional[List[float]]:
     """The completion's box in frame pixels; None without a valid box or when not finite.
 
@@ -101,16 +269,27 @@ def predicted_box(parsed: ParsedCompletion, sample: RewardSample) -> Optional[Li
 class BoxTargetReward(BaseReward):
     """Base of the terms comparing the predicted box with a box field of the sample.
 
-    Applies the absent rules of the module docstring, then :meth:`score`.
+    ``'finers_mm'`` rule: applies the absent rules of the module docstring, then :meth:`score`.
+    ``'authors'`` rule, for the terms with one (``has_authors_rule``): :meth:`score_authors` of
+    the raw box (:func:`authors_predicted_box`), 0 without one; the others score as under
+    ``'finers_mm'`` the box read from the authors' object.
 
     Args:
         target (str): the sample field compared with: ``'gt_box'`` or ``'target_region'``.
         weight (float): weight in the total. Defaults to 1.0.
         name (str, optional): log key. Defaults to the class's ``default_name``.
+        protocol (str): ``'finers_mm'`` (default) or ``'authors'``.
     """
 
-    def __init__(self, target: str, weight: float = 1.0, name: Optional[str] = None) -> None:
-        super().__init__(weight=weight, name=name)
+    #: whether the term is one of the authors' (and has :meth:`score_authors`)
+    has_authors_rule: bool = True
+
+    def __init__(self,
+                 target: str,
+                 weight: float = 1.0,
+                 name: Optional[str] = None,
+                 protocol: str = DEFAULT_PROTOCOL) -> None:
+        super().__init__(weight=weight, name=name, protocol=protocol)
         if target not in BOX_TARGETS:
             raise ValueError(f'{type(self).__name__}: target must be one of {BOX_TARGETS}, got '
                              f'{target!r}')
@@ -120,6 +299,11 @@ class BoxTargetReward(BaseReward):
     def __call__(self, parsed: ParsedCompletion, sample: RewardSample) -> float:
         """Score one completion (see :meth:`BaseReward.__call__`)."""
         target = required(sample, self.target, self.name)
+        if self.has_authors_rule:
+            self.check_parsed(parsed)
+            if self.rule == AUTHORS:
+                box = authors_predicted_box(parsed, sample)
+                return 0.0 if box is None else self.score_authors(box, exact_numbers(target))
         box = predicted_box(parsed, sample)
         if box is None:
             return 0.0
@@ -141,16 +325,31 @@ class BoxTargetReward(BaseReward):
             float: the value in ``[0, 1]``.
         """
 
+    def score_authors(self, box: List[Any], target: List[Any]) -> float:
+        """The term's value by the authors' rule (module docstring), frame pixels.
+
+        Args:
+            box (list): the predicted ``[x1, y1, x2, y2]``, raw numbers (maybe inverted, NaN).
+            target (list): the target, integral values as ints (:func:`exact_numbers`).
+
+        Returns:
+            float: the value in ``[0, 1]``.
+        """
+        raise NotImplementedError(f'{type(self).__name__} has no authors\' rule')
+
 
 @REWARDS.register_module()
 class BoxIoUReward(BoxTargetReward):
     """1 when the box IoU with the target is above ``iou_thr`` (authors' LPR term, IoU > 0.5).
+
+    ``'authors'`` rule: :func:`authors_box_iou` (their formula, continuous areas) ``> iou_thr``.
 
     Args:
         iou_thr (float): the IoU must be strictly greater. Defaults to 0.5 (the authors' value).
         target (str): ``'gt_box'`` or ``'target_region'``. Defaults to ``'gt_box'``.
         weight (float): weight in the total. Defaults to 1.0.
         name (str, optional): log key. Defaults to ``'box_iou'``.
+        protocol (str): ``'finers_mm'`` (default) or ``'authors'``.
     """
 
     default_name = 'box_iou'
@@ -159,8 +358,9 @@ class BoxIoUReward(BoxTargetReward):
                  iou_thr: float = 0.5,
                  target: str = 'gt_box',
                  weight: float = 1.0,
-                 name: Optional[str] = None) -> None:
-        super().__init__(target=target, weight=weight, name=name)
+                 name: Optional[str] = None,
+                 protocol: str = DEFAULT_PROTOCOL) -> None:
+        super().__init__(target=target, weight=weight, name=name, protocol=protocol)
         if not 0 <= iou_thr < 1:
             raise ValueError(f'{type(self).__name__}: iou_thr must be in [0, 1), got {iou_thr!r}')
         self.iou_thr = float(iou_thr)
@@ -168,6 +368,10 @@ class BoxIoUReward(BoxTargetReward):
     def score(self, box: List[float], target: List[float]) -> float:
         """1 when ``IoU > iou_thr``."""
         return float(box_iou(box, target) > self.iou_thr)
+
+    def score_authors(self, box: List[Any], target: List[Any]) -> float:
+        """1 when the authors' IoU (continuous areas) ``> iou_thr``."""
+        return float(authors_box_iou(box, target) > self.iou_thr)
 
 
 @REWARDS.register_module()
@@ -179,6 +383,7 @@ class RegionIoUReward(BoxIoUReward):
         target (str): Defaults to ``'target_region'`` (the searched ``best_region``).
         weight (float): weight in the total. Defaults to 1.0.
         name (str, optional): log key. Defaults to ``'region_iou'``.
+        protocol (str): ``'finers_mm'`` (default) or ``'authors'``.
     """
 
     default_name = 'region_iou'
@@ -187,13 +392,18 @@ class RegionIoUReward(BoxIoUReward):
                  iou_thr: float = 0.9,
                  target: str = 'target_region',
                  weight: float = 1.0,
-                 name: Optional[str] = None) -> None:
-        super().__init__(iou_thr=iou_thr, target=target, weight=weight, name=name)
+                 name: Optional[str] = None,
+                 protocol: str = DEFAULT_PROTOCOL) -> None:
+        super().__init__(iou_thr=iou_thr, target=target, weight=weight, name=name,
+                         protocol=protocol)
 
 
 @REWARDS.register_module()
 class BoxL1Reward(BoxTargetReward):
     """1 when the mean L1 distance to the target is below ``max_l1`` pixels (authors' LPR term).
+
+    ``'authors'`` rule: :func:`authors_box_l1` ``< max_l1`` for any box of 4 numbers (an
+    inverted box near a small target scores too, as in theirs).
 
     Args:
         max_l1 (float): frame pixels; the mean L1 must be strictly smaller. Defaults to 10.0 (the
@@ -201,6 +411,7 @@ class BoxL1Reward(BoxTargetReward):
         target (str): ``'gt_box'`` or ``'target_region'``. Defaults to ``'gt_box'``.
         weight (float): weight in the total. Defaults to 1.0.
         name (str, optional): log key. Defaults to ``'box_l1'``.
+        protocol (str): ``'finers_mm'`` (default) or ``'authors'``.
     """
 
     default_name = 'box_l1'
@@ -209,8 +420,9 @@ class BoxL1Reward(BoxTargetReward):
                  max_l1: float = 10.0,
                  target: str = 'gt_box',
                  weight: float = 1.0,
-                 name: Optional[str] = None) -> None:
-        super().__init__(target=target, weight=weight, name=name)
+                 name: Optional[str] = None,
+                 protocol: str = DEFAULT_PROTOCOL) -> None:
+        super().__init__(target=target, weight=weight, name=name, protocol=protocol)
         if not max_l1 > 0:
             raise ValueError(f'{type(self).__name__}: max_l1 must be > 0, got {max_l1!r}')
         self.max_l1 = float(max_l1)
@@ -218,6 +430,10 @@ class BoxL1Reward(BoxTargetReward):
     def score(self, box: List[float], target: List[float]) -> float:
         """1 when ``mean L1 < max_l1``."""
         return float(box_l1(box, target) < self.max_l1)
+
+    def score_authors(self, box: List[Any], target: List[Any]) -> float:
+        """1 when the authors' mean L1 ``< max_l1``."""
+        return float(authors_box_l1(box, target) < self.max_l1)
 
 
 @REWARDS.register_module()
@@ -230,6 +446,7 @@ class RegionL1Reward(BoxL1Reward):
         target (str): Defaults to ``'target_region'``.
         weight (float): weight in the total. Defaults to 1.0.
         name (str, optional): log key. Defaults to ``'region_l1'``.
+        protocol (str): ``'finers_mm'`` (default) or ``'authors'``.
     """
 
     default_name = 'region_l1'
@@ -238,18 +455,23 @@ class RegionL1Reward(BoxL1Reward):
                  max_l1: float = 20.0,
                  target: str = 'target_region',
                  weight: float = 1.0,
-                 name: Optional[str] = None) -> None:
-        super().__init__(max_l1=max_l1, target=target, weight=weight, name=name)
+                 name: Optional[str] = None,
+                 protocol: str = DEFAULT_PROTOCOL) -> None:
+        super().__init__(max_l1=max_l1, target=target, weight=weight, name=name,
+                         protocol=protocol)
 
 
 @REWARDS.register_module()
 class RegionContainsReward(BoxTargetReward):
     """1 when the predicted region contains the whole target box, edges included (authors' GSE).
 
+    ``'authors'`` rule: :func:`authors_box_contains` (any 4 numbers; no absent rule).
+
     Args:
         target (str): Defaults to ``'gt_box'``.
         weight (float): weight in the total. Defaults to 1.0.
         name (str, optional): log key. Defaults to ``'region_contains'``.
+        protocol (str): ``'finers_mm'`` (default) or ``'authors'``.
     """
 
     default_name = 'region_contains'
@@ -257,31 +479,42 @@ class RegionContainsReward(BoxTargetReward):
     def __init__(self,
                  target: str = 'gt_box',
                  weight: float = 1.0,
-                 name: Optional[str] = None) -> None:
-        super().__init__(target=target, weight=weight, name=name)
+                 name: Optional[str] = None,
+                 protocol: str = DEFAULT_PROTOCOL) -> None:
+        super().__init__(target=target, weight=weight, name=name, protocol=protocol)
 
     def score(self, box: List[float], target: List[float]) -> float:
         """1 when ``box`` contains ``target``."""
         return float(box_contains(box, target))
+
+    def score_authors(self, box: List[Any], target: List[Any]) -> float:
+        """1 when ``box`` contains ``target`` by the authors' comparisons."""
+        return float(authors_box_contains(box, target))
 
 
 @REWARDS.register_module()
 class IoUReward(BoxTargetReward):
     """The IoU with the target itself, a continuous value in ``[0, 1]`` (not in the authors' set).
 
+    Not one of the authors' terms: under ``protocol='authors'`` it scores, by the rule above, the
+    box read from the authors' object (``parsed.bbox``).
+
     Args:
         target (str): ``'gt_box'`` or ``'target_region'``. Defaults to ``'gt_box'``.
         weight (float): weight in the total. Defaults to 1.0.
         name (str, optional): log key. Defaults to ``'iou'``.
+        protocol (str): ``'finers_mm'`` (default) or ``'authors'``.
     """
 
     default_name = 'iou'
+    has_authors_rule = False
 
     def __init__(self,
                  target: str = 'gt_box',
                  weight: float = 1.0,
-                 name: Optional[str] = None) -> None:
-        super().__init__(target=target, weight=weight, name=name)
+                 name: Optional[str] = None,
+                 protocol: str = DEFAULT_PROTOCOL) -> None:
+        super().__init__(target=target, weight=weight, name=name, protocol=protocol)
 
     def score(self, box: List[float], target: List[float]) -> float:
         """The IoU."""
@@ -297,11 +530,19 @@ class PointsReward(BaseReward):
     when the box is absent and both points are ``(0, 0)`` (what the refiner prompt asks for), else
     0; an absent box for a present target scores 0.
 
+    ``'authors'`` rule: the box is any 4 numbers (:func:`authors_predicted_box`), the points are
+    ``int()`` of the first two items of ``points_1`` / ``points_2``
+    (:func:`~finers_mm.structures.parsing.authors_point`: numeric strings and floats truncated
+    toward 0 are read), both must lie in the box edges included, then
+    :func:`authors_points_distance` ``< max_distance``; no absent rule (``[0, 0, 0, 0]`` with
+    points at the origin scores by its distance to the GT points).
+
     Args:
         max_distance (float): frame pixels; the mean distance must be strictly smaller. Defaults
             to 100.0 (the authors' value in the 512x512 refiner frame).
         weight (float): weight in the total. Defaults to 1.0.
         name (str, optional): log key. Defaults to ``'points'``.
+        protocol (str): ``'finers_mm'`` (default) or ``'authors'``.
     """
 
     default_name = 'points'
@@ -310,8 +551,9 @@ class PointsReward(BaseReward):
     def __init__(self,
                  max_distance: float = 100.0,
                  weight: float = 1.0,
-                 name: Optional[str] = None) -> None:
-        super().__init__(weight=weight, name=name)
+                 name: Optional[str] = None,
+                 protocol: str = DEFAULT_PROTOCOL) -> None:
+        super().__init__(weight=weight, name=name, protocol=protocol)
         if not max_distance > 0:
             raise ValueError(f'PointsReward: max_distance must be > 0, got {max_distance!r}')
         self.max_distance = float(max_distance)
@@ -319,6 +561,9 @@ class PointsReward(BaseReward):
     def __call__(self, parsed: ParsedCompletion, sample: RewardSample) -> float:
         """Score one completion (see :meth:`BaseReward.__call__`)."""
         gt_points = required(sample, 'gt_points', self.name)
+        self.check_parsed(parsed)
+        if self.rule == AUTHORS:
+            return self._score_authors(parsed, sample, gt_points)
         box = predicted_box(parsed, sample)
         if box is None or parsed.points is None:
             return 0.0
@@ -328,6 +573,29 @@ class PointsReward(BaseReward):
         if is_absent(box) or not all(point_in_box(point, box) for point in points):
             return 0.0
         return float(points_distance(points, gt_points.tolist()) < self.max_distance)
+
+    def _score_authors(self, parsed: ParsedCompletion, sample: RewardSample,
+                       gt_points: np.ndarray) -> float:
+        """The value by the authors' rule (class docstring)."""
+        box = authors_predicted_box(parsed, sample)
+        points = _authors_points(parsed, sample)
+        if box is None or points is None:
+            return 0.0
+        if not all(point_in_box(point, box) for point in points):
+            return 0.0
+        exact = exact_numbers(gt_points)
+        distance = authors_points_distance(points, (exact[:2], exact[2:]))
+        return float(distance < self.max_distance)
+
+
+def _authors_points(parsed: ParsedCompletion,
+                    sample: RewardSample) -> Optional[Tuple[List[Any], List[Any]]]:
+    """Both points of the authors' reading in frame pixels, None when one is unreadable."""
+    points = [authors_point(parsed.data, key) for key in ('points_1', 'points_2')]
+    if None in points:
+        return None
+    points = [authors_frame_numbers(point, sample) for point in points]
+    return None if None in points else (points[0], points[1])
 
 
 @REWARDS.register_module()
@@ -341,11 +609,16 @@ class RegionSizeReward(BaseReward):
     tolerance 15) is ``[241, 271]``: the band is shifted by 1 px, centred on a side of exactly
     ``region_size`` in our convention.
 
+    ``'authors'`` rule: the same band (fix (b)) on any box of 4 numbers
+    (:func:`authors_sides_in_band`: inverted sides are negative, an all-zero box scores 0, NaN
+    sides are out of the band).
+
     Args:
         tolerance (float): frame pixels either side of ``sample.region_size``, inclusive.
             Defaults to 15.0 (the authors' value: [241, 271] for a 256 region).
         weight (float): weight in the total. Defaults to 1.0.
         name (str, optional): log key. Defaults to ``'region_size'``.
+        protocol (str): ``'finers_mm'`` (default) or ``'authors'``.
     """
 
     default_name = 'region_size'
@@ -354,8 +627,9 @@ class RegionSizeReward(BaseReward):
     def __init__(self,
                  tolerance: float = 15.0,
                  weight: float = 1.0,
-                 name: Optional[str] = None) -> None:
-        super().__init__(weight=weight, name=name)
+                 name: Optional[str] = None,
+                 protocol: str = DEFAULT_PROTOCOL) -> None:
+        super().__init__(weight=weight, name=name, protocol=protocol)
         if not tolerance >= 0:
             raise ValueError(f'RegionSizeReward: tolerance must be >= 0, got {tolerance!r}')
         self.tolerance = float(tolerance)
@@ -363,9 +637,13 @@ class RegionSizeReward(BaseReward):
     def __call__(self, parsed: ParsedCompletion, sample: RewardSample) -> float:
         """Score one completion (see :meth:`BaseReward.__call__`)."""
         size = required(sample, 'region_size', self.name)
+        self.check_parsed(parsed)
+        low, high = size - self.tolerance, size + self.tolerance
+        if self.rule == AUTHORS:
+            box = authors_predicted_box(parsed, sample)
+            return 0.0 if box is None else authors_sides_in_band(box, low, high)
         box = predicted_box(parsed, sample)
         if box is None or is_absent(box):
             return 0.0
-        low, high = size - self.tolerance, size + self.tolerance
         sides_ok = (low <= box[2] - box[0] <= high) + (low <= box[3] - box[1] <= high)
         return sides_ok / 2
