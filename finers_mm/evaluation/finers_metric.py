@@ -54,10 +54,11 @@ class FineRSMetric(BaseMetric):
       same answers: ``MVQA_authors`` / ``OVQA_authors`` when the rule is ``'finers_mm'``,
       ``MVQA_finers_mm`` / ``OVQA_finers_mm`` when it is ``'authors'``. Under either rule a
       multiple-choice answer is right only when it names exactly one option, the GT's
-      (``"A B C D"`` is wrong). The ``'authors'`` rule is their evaluation's: it also counts the
-      answer wrong when the explorer gave no region (metainfo ``pred_region`` present and None),
-      whichever stage answered. The ``'finers_mm'`` rule applies the refiner's 3-word limit on
-      open answers to the refiner's answers only (``answer_stage``).
+      (``"A B C D"`` is wrong; the authors' rule counts option letters, its fix (a)). The
+      ``'authors'`` rule is their evaluation's: it also counts the answer wrong when the
+      explorer gave no region (metainfo ``pred_region`` present and None), whichever stage
+      answered. The ``'finers_mm'`` rule applies the refiner's 3-word limit on open answers to
+      the refiner's answers only (``answer_stage``).
     - ``invalid_rate``: samples whose ``invalid_reason`` is not None; ``num_invalid_<stage>``: how
       many of them per reason prefix (the text before the first ``:``, e.g. ``explorer`` of
       ``'explorer:no_json'``). The full reasons are counted in the log.
