@@ -375,8 +375,8 @@ def resolve_qa_stage(qa_stage: Optional[str], answer_from: Optional[str], protoc
     if stage != default:
         # an explicit value beats the protocol; said once, as a config written before protocols
         # existed may carry one without meaning to (answer_from='refiner')
-        print_log(f"FineRSDetector: qa_stage={stage!r} overrides protocol {protocol!r}'s "
-                  f'{default!r}', logger='current', level=logging.WARNING)
+        print_log(f'FineRSDetector: qa_stage={stage!r} overrides the qa_stage {default!r} of '
+                  f'protocol {protocol!r}', logger='current', level=logging.WARNING)
     return stage
 
 
