@@ -16,8 +16,8 @@ _base_ = ['./finers_tiny_test.py']
 test_pipeline = _base_.test_pipeline
 test_pipeline[-1]['meta_keys'] = (
     'img_path', 'img_id', 'ann_index', 'sample_idx', 'ori_shape', 'img_shape', 'question',
-    'question_type', 'options', 'answer', 'attribute', 'area_percent', 'size_bucket', 'best_region',
-    'region', 'explorer_frame', 'region_size', 'refiner_frame', 'crop_window', 'gt_bbox_explorer',
+    'question_type', 'options', 'options_raw', 'answer', 'attribute', 'area_percent',
+    'size_bucket', 'best_region', 'region', 'explorer_frame', 'region_size', 'refiner_frame', 'crop_window', 'gt_bbox_explorer',
     'gt_region_explorer', 'best_region_explorer', 'gt_bbox_refiner', 'gt_points_refiner',
     'gt_masks')
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))

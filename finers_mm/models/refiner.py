@@ -9,6 +9,7 @@ from finers_mm.registry import MODELS
 from finers_mm.structures import clip_boxes, crop_to_frame, frame_to_window, image_size
 from finers_mm.structures.answers import ABSENT_RESPONSE
 from finers_mm.structures.parsing import parse_completion
+from finers_mm.structures.protocols import protocol_setting
 from finers_mm.structures.vocabulary import REFINER
 from .stages import Query, RefinerOutput, make_pred_instances
 from .vlm_stage import VLMStageModel
@@ -31,7 +32,10 @@ class LocalRefiner(VLMStageModel):
         frame_size (tuple[int, int]): ``(rw, rh)`` the crop is resized to when this model cuts it
             (:meth:`refine`); training crops are cut by ``RefinerCrop`` with the same value from
             the dataset config's ``frames``.
-        interpolation (str): mmcv interpolation name of the crop resize.
+        interpolation (str): mmcv interpolation name of the crop resize (``'cv2_linear'``).
+        resize (str, optional): how :meth:`refine` resizes a crop
+            (:func:`~finers_mm.structures.images.resize_to_frame`: ``'cv2_linear'`` or
+            ``'pil_bilinear'``, the authors' evaluation); None: the protocol's.
         **kwargs: :class:`~finers_mm.models.vlm_stage.VLMStageModel` arguments (``prompt``,
             ``train_mode``, ``grpo_loss``, ``data_preprocessor``, ...).
     """
@@ -39,10 +43,12 @@ class LocalRefiner(VLMStageModel):
     stage = REFINER
 
     def __init__(self, vlm: dict, frame_size: Tuple[int, int] = (512, 512),
-                 interpolation: str = 'bilinear', **kwargs) -> None:
+                 interpolation: str = 'bilinear', resize: Optional[str] = None,
+                 **kwargs) -> None:
         super().__init__(vlm, **kwargs)
         self.frame_size = (int(frame_size[0]), int(frame_size[1]))
         self.interpolation = interpolation
+        self.resize = resize or protocol_setting(self.protocol, 'resize')
 
     def views(self, inputs: dict, data_samples: Sequence[DetDataSample]) -> List[np.ndarray]:
         """The refiner crops (``RefinerCrop``)."""
@@ -94,7 +100,7 @@ class LocalRefiner(VLMStageModel):
         Returns:
             list[RefinerOutput]: boxes and points in ORIGINAL pixels.
         """
-        views = [crop_to_frame(image, window, self.frame_size, self.interpolation)
+        views = [crop_to_frame(image, window, self.frame_size, self.interpolation, self.resize)
                  for image, window in zip(images, windows)]
         return self.refine_views(views, windows, queries, with_scores=with_scores)
 

@@ -76,7 +76,7 @@ class VLMStageModel(BaseModel):
         if train_mode not in TRAIN_MODES:
             raise ValueError(f'train_mode must be one of {TRAIN_MODES}, got {train_mode!r}')
         self.protocol = check_protocol(protocol)
-        self.loss_grpo = _build_grpo_loss(grpo_loss)
+        self.loss_grpo = _build_grpo_loss(grpo_loss, self.protocol)
         vlm = dict(vlm)
         vlm.setdefault('coordinates', protocol_setting(protocol, 'coordinates'))
         self.vlm_cfg = copy.deepcopy(vlm)
@@ -305,10 +305,13 @@ class VLMStageModel(BaseModel):
         raise ValueError(f"{type(self).__name__} supports mode 'loss' and 'predict', got {mode!r}")
 
 
-def _build_grpo_loss(cfg: Optional[dict]) -> torch.nn.Module:
-    """The stage's GRPO loss module from its ``grpo_loss`` config (``type`` GRPOLoss by default)."""
+def _build_grpo_loss(cfg: Optional[dict], protocol: str) -> torch.nn.Module:
+    """The stage's GRPO loss module from its ``grpo_loss`` config (``type`` GRPOLoss by default,
+    running by the stage's protocol unless the config says otherwise)."""
     cfg = dict(cfg or {})
     cfg.setdefault('type', 'GRPOLoss')
+    if cfg['type'] in ('GRPOLoss', 'finers_mm.GRPOLoss'):
+        cfg.setdefault('protocol', protocol)
     try:
         return MODELS.build(cfg)
     except TypeError as error:

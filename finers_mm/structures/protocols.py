@@ -54,8 +54,11 @@ SETTINGS: Dict[str, Dict[str, Any]] = {
     # candidate windows per record in the region search, the centred one included (the authors: 4
     # random + 1 centred)
     'region_candidates': {AUTHORS: 5, FINERS_MM: 8},
+    # which candidate wins equal scores (rl/region_search/candidates.py): their loop keeps a window
+    # when iou >= the best so far over [4 random, centred]
+    'region_ties': {AUTHORS: 'centred_then_last', FINERS_MM: 'first'},
     # GT points of the refiner's SFT targets and rewards (datasets/transforms/targets.py)
-    'gt_points': {AUTHORS: 'box_center_jitter', FINERS_MM: 'inscribed_circles'},
+    'gt_points': {AUTHORS: 'authors_jitter', FINERS_MM: 'inscribed_circles'},
 }
 
 

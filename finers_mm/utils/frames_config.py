@@ -30,8 +30,6 @@ be read through the loader.
 import numbers
 from typing import Any, Dict, List, Sequence
 
-from .config_paths import type_name
-
 #: component type -> {argument: key of ``frames``}: every argument a config's ``frames`` sets
 FRAME_ARGUMENTS: Dict[str, Dict[str, str]] = {
     'ExplorerView': dict(frame_size='explorer_size', region_size='region_size'),
@@ -134,6 +132,13 @@ def same_size(value: Any, size: Any) -> bool:
     if isinstance(size, tuple):
         return isinstance(value, (list, tuple)) and tuple(value) == size
     return value == size
+
+
+def type_name(component: dict) -> str:
+    """``'ExplorerView'`` for ``type='ExplorerView'``, ``'finers_mm.ExplorerView'`` or the class."""
+    type_ = component.get('type')
+    name = getattr(type_, '__name__', type_)
+    return name.rpartition('.')[2] if isinstance(name, str) else ''
 
 
 def _apply(node: Any, frames: Dict[str, Any], path: str, changed: List[str]) -> None:

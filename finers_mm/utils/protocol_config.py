@@ -10,16 +10,20 @@ once the config is merged, and :class:`~finers_mm.engine.hooks.ProtocolCheckHook
 config read otherwise whose components disagree with its ``protocol``.
 
 A component config that writes its own ``protocol`` is overridden: the top-level key is the one
-switch. Components without a ``protocol`` argument are not touched.
+switch. Components without a ``protocol`` argument are not touched. The value is checked where
+it is used: each component refuses an unknown protocol when it is built
+(:func:`finers_mm.structures.protocols.check_protocol`).
 """
 from typing import Any, List, Set
 
-from finers_mm.structures.protocols import check_protocol
-from .config_paths import type_name
+from .frames_config import type_name
 
-#: registered component types with a ``protocol`` argument
+#: registered component types with a ``protocol`` argument: the stages (prompts, coordinates, the
+#: GRPO loss), the detector (which stage answers), the GRPO reward and its terms, the metric, the
+#: frame transforms (resize) and the GT points
 PROTOCOL_TYPES: Set[str] = {
-    'GlobalExplorer', 'LocalRefiner',
+    'GlobalExplorer', 'LocalRefiner', 'FineRSDetector', 'GRPOLoss', 'CompositeReward',
+    'FineRSMetric', 'ExplorerView', 'RefinerCrop', 'SampleGTPoints',
 }
 
 
@@ -32,21 +36,6 @@ def register_protocol_type(type_name_: str) -> None:
     PROTOCOL_TYPES.add(type_name_)
 
 
-def config_protocol(cfg) -> Any:
-    """``cfg.protocol`` checked, or None for a config without one (left as it is).
-
-    Raises:
-        ValueError: an unknown protocol, naming the config file.
-    """
-    protocol = cfg.get('protocol', None)
-    if protocol is None:
-        return None
-    try:
-        return check_protocol(protocol)
-    except ValueError as error:
-        raise ValueError(f"{getattr(cfg, 'filename', None) or 'config'}: {error}") from None
-
-
 def apply_protocol(cfg) -> List[str]:
     """Set ``protocol`` on every component config of :data:`PROTOCOL_TYPES` in ``cfg``, in place.
 
@@ -57,10 +46,8 @@ def apply_protocol(cfg) -> List[str]:
         list[str]: the dotted paths of the ``protocol`` arguments that changed or were added,
         e.g. ``['model.explorer.protocol']``.
 
-    Raises:
-        ValueError: an unknown ``cfg.protocol``.
     """
-    protocol = config_protocol(cfg)
+    protocol = cfg.get('protocol', None)
     if protocol is None:
         return []
     changed: List[str] = []

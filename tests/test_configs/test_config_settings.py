@@ -278,8 +278,13 @@ def test_a_stage_never_inherits_the_other(stage, other):
 @pytest.mark.parametrize('name', ['finers_qwen7b_test.py', 'finers_tiny_test.py'])
 def test_chain_configs_evaluate_with_the_finers_metric_and_draw_with_the_finers_visualizer(name):
     cfg = load_config(osp.join(CONFIGS, name))
+    protocol = 'authors' if '7b' in name else 'finers_mm'
+    assert cfg.protocol == protocol
+    # the answering stage and the answer rule come from the protocol, written nowhere else
     assert _as_plain(cfg.test_evaluator) == dict(type='FineRSMetric', empty_rule='one',
-                                                 answer_stage='refiner')
+                                                 protocol=protocol)
+    assert 'answer_from' not in cfg.model and 'qa_stage' not in cfg.model
+    assert cfg.model.protocol == cfg.model.explorer.protocol == cfg.model.refiner.protocol
     assert cfg.visualizer.type == 'FineRSVisualizer'
     assert cfg.default_hooks.visualization.type == 'FineRSVisualizationHook'
     assert cfg.train_dataloader is None and cfg.train_cfg is None and cfg.optim_wrapper is None

@@ -7,6 +7,9 @@ from types import SimpleNamespace
 
 import pytest
 from mmengine.config import Config
+from mmengine.registry import init_default_scope
+
+from finers_mm.registry import METRICS, MODELS, REWARDS, TRANSFORMS
 
 from finers_mm.engine.hooks.protocol_check_hook import ProtocolCheckHook, protocol_mismatches
 from finers_mm.structures.protocols import (AUTHORS, FINERS_MM, PROTOCOLS, SETTINGS,
@@ -68,9 +71,14 @@ def _typed_nodes(node):
             yield from _typed_nodes(value)
 
 
-def test_an_unknown_protocol_is_refused_naming_the_config():
-    with pytest.raises(ValueError, match=r"finers_tiny_test\.py: unknown protocol 'paper'"):
-        load_config(config_path('finers', 'finers_tiny_test.py'), {'protocol': 'paper'})
+def test_an_unknown_protocol_is_refused_when_the_components_are_built(tiny_models):
+    cfg = load_config(config_path('finers', 'gse_tiny.py'),
+                      {'protocol': 'paper', 'model.vlm.pretrained': tiny_models['qwen2_5_vl']})
+    assert cfg.model.protocol == 'paper'
+    with pytest.raises(ValueError, match="unknown protocol 'paper'; expected one of"):
+        MODELS.build(cfg.model)
+    with pytest.raises(RuntimeError, match=r"gse_tiny\.py: unknown protocol 'paper'"):
+        _before_run(cfg)
 
 
 def test_a_config_without_protocol_is_left_as_it_is():
@@ -100,3 +108,38 @@ def test_every_shipped_config_runs_by_its_protocol_when_read_by_the_tools(config
     cfg = load_config(config)
     assert cfg.default_hooks.protocol_check.type == 'ProtocolCheckHook'
     assert protocol_mismatches(cfg) == []
+
+
+def test_one_key_switches_every_built_component(tiny_models):
+    """protocol='authors' set once: the stages, the detector, the loss, the reward, the metric
+    and the transforms are built by it; 'finers_mm' (the default) builds ours."""
+    init_default_scope('finers_mm')
+    built = {}
+    for protocol in PROTOCOLS:
+        chain = load_config(config_path('finers', 'finers_tiny_test.py'), {
+            'protocol': protocol, 'model.explorer.vlm.pretrained': tiny_models['qwen2_5_vl'],
+            'model.refiner.vlm.pretrained': tiny_models['qwen2_5_vl'],
+            'model.mask_head.config': tiny_models['sam_config'],
+            'model.mask_head.checkpoint': tiny_models['sam']})
+        lpr = load_config(config_path('finers', 'lpr_tiny.py'), {
+            'protocol': protocol, 'model.vlm.pretrained': tiny_models['qwen2_5_vl']})
+        detector = MODELS.build(chain.model)
+        refiner = MODELS.build(lpr.model)
+        reward = REWARDS.build(lpr.custom_hooks[0].reward)
+        metric = METRICS.build(chain.test_evaluator)
+        transforms = {t['type']: TRANSFORMS.build(t) for t in lpr.train_pipeline
+                      if t['type'] in ('ExplorerView', 'RefinerCrop', 'SampleGTPoints')}
+        built[protocol] = dict(
+            prompts=detector.explorer.prompts.style, coordinates=detector.refiner.vlm.coordinates,
+            qa_stage=detector.qa_stage, resize=detector.refiner.resize,
+            loss_type=refiner.loss_grpo.loss_type, reward=reward.protocol,
+            metric=metric.protocol, crop_resize=transforms['RefinerCrop'].resize,
+            points=transforms['SampleGTPoints'].method)
+    assert built[AUTHORS] == dict(
+        prompts='authors', coordinates='frame', qa_stage='explorer', resize='pil_bilinear',
+        loss_type='seq_mean_token_mean', reward='authors', metric='authors',
+        crop_resize='pil_bilinear', points='authors_jitter')
+    assert built[FINERS_MM] == dict(
+        prompts='finers_mm', coordinates='model_image', qa_stage='refiner', resize='cv2_linear',
+        loss_type='dapo', reward='finers_mm', metric='finers_mm', crop_resize='cv2_linear',
+        points='inscribed_circles')

@@ -25,11 +25,13 @@ ann_files = dict(
 backend_args = None
 
 # Training samples carry both views: the explorer view (GSE, regressed to best_region) and a random
-# refiner crop around the GT (LPR); GT points are the centres of the two largest inscribed circles.
+# refiner crop around the GT (LPR). The protocol picks the GT points (finers_mm: the centres of the
+# two largest inscribed circles; authors: their jittered box centre) and the resize (cv2 linear /
+# PIL bilinear): set `method=` / `resize=` here to fix one whatever the protocol.
 train_pipeline = [
     dict(type='LoadFineRSImage', backend_args=backend_args),
     dict(type='LoadFineRSMask'),
-    dict(type='SampleGTPoints', method='inscribed_circles'),
+    dict(type='SampleGTPoints'),
     dict(
         type='ExplorerView',
         frame_size=frames['explorer_size'],
@@ -87,6 +89,7 @@ test_dataloader = dict(
     val_dataloader, dataset=dict(val_dataloader['dataset'], ann_file=ann_files['test']))
 
 # gIoU / cIoU (per size bucket), MVQA / OVQA accuracy of the whole chain; an empty GT and an empty
-# prediction together count as IoU 1 (FineRS-4k has no empty GT)
-val_evaluator = dict(type='FineRSMetric', empty_rule='one', answer_stage='refiner')
+# prediction together count as IoU 1 (FineRS-4k has no empty GT); every figure in percent. MVQA /
+# OVQA judge the answers by the protocol's rule, MVQA_<other> / OVQA_<other> by the other rule
+val_evaluator = dict(type='FineRSMetric', empty_rule='one')
 test_evaluator = val_evaluator

@@ -19,5 +19,6 @@ model = dict(
     refiner=dict(type='LocalRefiner', vlm=dict(vlm, pretrained='checkpoints/finers_lpr_qwen7b')),
     # the authors used SAM2-hiera-large; segment-anything's vit_b / vit_l / vit_h are one line away
     mask_head=dict(
-        type='SAMMaskHead', model_type='vit_h', checkpoint='checkpoints/sam_vit_h_4b8939.pth'),
-    answer_from='refiner')
+        type='SAMMaskHead', model_type='vit_h', checkpoint='checkpoints/sam_vit_h_4b8939.pth'))
+# the QA answer is the refiner's under protocol 'finers_mm', the explorer's under 'authors' (their
+# eval.sh --qa_stage stage1); `model.qa_stage` sets it whatever the protocol

@@ -21,8 +21,8 @@ VIEW_KEYS: Dict[str, str] = {
 
 DEFAULT_META_KEYS = (
     'img_path', 'img_id', 'ann_index', 'sample_idx', 'ori_shape', 'img_shape', 'question',
-    'question_type', 'options', 'options_raw', 'answer', 'attribute', 'area_percent', 'size_bucket', 'best_region',
-    'region', 'explorer_frame', 'region_size', 'refiner_frame', 'crop_window', 'gt_bbox_explorer',
+    'question_type', 'options', 'options_raw', 'answer', 'attribute', 'area_percent',
+    'size_bucket', 'best_region', 'region', 'explorer_frame', 'region_size', 'refiner_frame', 'crop_window', 'gt_bbox_explorer',
     'gt_region_explorer', 'best_region_explorer', 'gt_bbox_refiner', 'gt_points_refiner')
 
 #: the meta key under which mmdet's RefCOCO pipelines (and ``RefSegMetric``) keep the GT mask

@@ -16,11 +16,6 @@ POINT_METHODS = ('inscribed_circles', 'authors_jitter', 'box_center_jitter')
 #: the methods that need ``gt_bbox`` and ``sample_idx`` (and no mask)
 BOX_POINT_METHODS = ('authors_jitter', 'box_center_jitter')
 #: the protocols module's names of a method that differ from this transform's: protocols.py calls
-#: the authors' rule 'box_center_jitter', which names the continuous variant here (a no-op once
-#: protocols.py says 'authors_jitter')
-_PROTOCOL_METHOD_NAMES = {'box_center_jitter': 'authors_jitter'}
-
-
 def protocol_point_method(protocol: str) -> str:
     """The GT-point method of a protocol (its ``'gt_points'`` setting, in this module's names).
 
@@ -30,8 +25,7 @@ def protocol_point_method(protocol: str) -> str:
     Returns:
         str: ``'inscribed_circles'`` (finers_mm) or ``'authors_jitter'`` (authors).
     """
-    value = protocol_setting(check_protocol(protocol), 'gt_points')
-    return _PROTOCOL_METHOD_NAMES.get(value, value)
+    return protocol_setting(check_protocol(protocol), 'gt_points')
 
 
 @TRANSFORMS.register_module()

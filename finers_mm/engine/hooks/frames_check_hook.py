@@ -6,8 +6,8 @@ from typing import List
 from mmengine.hooks import Hook
 
 from finers_mm.registry import HOOKS
-from finers_mm.utils.config_paths import MISSING, class_default, value_at
 from finers_mm.utils.frames_config import apply_frames, same_size
+from .config_paths import MISSING, class_default, value_at
 
 
 @HOOKS.register_module()

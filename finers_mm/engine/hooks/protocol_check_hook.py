@@ -6,8 +6,9 @@ from typing import List
 from mmengine.hooks import Hook
 
 from finers_mm.registry import HOOKS
-from finers_mm.utils.config_paths import MISSING, class_default, value_at
+from finers_mm.structures.protocols import check_protocol
 from finers_mm.utils.protocol_config import apply_protocol
+from .config_paths import MISSING, class_default, value_at
 
 
 @HOOKS.register_module()
@@ -29,15 +30,19 @@ class ProtocolCheckHook(Hook):
         """Compare the run's components with its ``protocol``.
 
         Raises:
-            RuntimeError: a component whose ``protocol`` (written, or its class's default)
+            RuntimeError: an unknown protocol, or a component whose ``protocol`` (written, or its class's default)
                 differs from the config's.
         """
         cfg = runner.cfg
         if cfg is None or cfg.get('protocol', None) is None:
             return
+        source = getattr(cfg, 'filename', None) or 'the config'
+        try:
+            check_protocol(cfg.protocol)
+        except ValueError as error:
+            raise RuntimeError(f'{source}: {error}') from None
         problems = protocol_mismatches(cfg)
         if problems:
-            source = getattr(cfg, 'filename', None) or 'the config'
             raise RuntimeError(
                 f'{source}: these components do not run by its protocol {cfg.protocol!r}: '
                 + '; '.join(problems) + '. The config was read without applying `protocol`: read '

@@ -11,11 +11,11 @@ These are the pure, reusable parts. The resumable job over an annotation file (s
 rank, the split of the pending records, progress, the output JSON) is the tool
 ``tools/search_best_region.py`` with its runner ``tools/region_search_job.py``.
 """
-from .candidates import (CANDIDATE_RULES, PROTOCOL_TIE_RULES, TIE_RULES, CandidateRegions,
+from .candidates import (CANDIDATE_RULES, TIE_RULES, CandidateRegions,
                          best_candidate, preference_order)
 from .scoring import SearchResult, localization_ious, search_batch
 
 __all__ = [
-    'CANDIDATE_RULES', 'TIE_RULES', 'PROTOCOL_TIE_RULES', 'CandidateRegions', 'best_candidate',
+    'CANDIDATE_RULES', 'TIE_RULES', 'CandidateRegions', 'best_candidate',
     'preference_order', 'SearchResult', 'localization_ious', 'search_batch'
 ]

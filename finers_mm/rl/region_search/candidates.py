@@ -62,8 +62,6 @@ from finers_mm.structures.protocols import DEFAULT_PROTOCOL, check_protocol, pro
 CANDIDATE_RULES = ('random', 'grid')
 #: how equal scores are broken (module docstring)
 TIE_RULES = ('first', 'centred_then_last')
-#: each protocol's tie rule (a candidate row of protocols.SETTINGS, 'region_ties')
-PROTOCOL_TIE_RULES = {'authors': 'centred_then_last', 'finers_mm': 'first'}
 
 
 def preference_order(count: int, tie_rule: str) -> List[int]:
@@ -130,7 +128,7 @@ class CandidateRegions:
         if num_candidates is None:
             num_candidates = protocol_setting(protocol, 'region_candidates')
         if tie_rule is None:
-            tie_rule = PROTOCOL_TIE_RULES[protocol]
+            tie_rule = protocol_setting(protocol, 'region_ties')
         _check_tie_rule(tie_rule)
         if rule not in CANDIDATE_RULES:
             raise ValueError(f'region_search rule must be one of {CANDIDATE_RULES}, got {rule!r}')

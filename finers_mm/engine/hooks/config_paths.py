@@ -1,8 +1,7 @@
 # Copyright (c) finers_mm contributors. All rights reserved.
 """Reading a merged config by dotted path, and the defaults of the classes it names.
 
-The config checks (:class:`~finers_mm.engine.hooks.FramesCheckHook`,
-:class:`~finers_mm.engine.hooks.ProtocolCheckHook`) compare what a config writes, or what its
+The config checks (:class:`FramesCheckHook`, :class:`ProtocolCheckHook`) compare what a config writes, or what its
 components default to, with what ``frames`` / ``protocol`` say.
 """
 import inspect
@@ -58,9 +57,3 @@ def class_default(component: Optional[dict], argument: str) -> Any:
             return MISSING
     return MISSING
 
-
-def type_name(component: dict) -> str:
-    """``'ExplorerView'`` for ``type='ExplorerView'``, ``'finers_mm.ExplorerView'`` or the class."""
-    type_ = component.get('type')
-    name = getattr(type_, '__name__', type_)
-    return name.rpartition('.')[2] if isinstance(name, str) else ''
