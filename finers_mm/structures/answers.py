@@ -41,10 +41,10 @@ QA scoring of their ``eval_hd_reasoning_seg_zero_cascade_qa_add_dist_for_region_
   (A-D without options; the ground truth's letter included) exactly one is found by that same
   pattern, and it is the ground truth's. Their pattern alone scores ``"A B C D"``, ``"a, b"`` or
   ``"(a) or (c)"`` right for every letter named; with the fix a response is right for at most one
-  letter, so naming several options never beats chance. The fix keeps their view of a letter: a
-  lower-case ``a`` standing alone is a letter, so ``"It is a red car"`` still names A (right only
-  when A is the answer, as ``"A"`` would be) and ``"B, a red car"`` names two options (wrong). A
-  ground truth that is not one letter (the released data has letters only) is matched by their
+  letter, so naming several options never beats chance. An option is named by its capital letter
+  between their delimiters, or by a response that is the letter alone in either case
+  (:func:`authors_options_named`): the article of ``"It is a red car"`` names no option, which their
+  lower-cased pattern reads as A. A ground truth that is not one letter (the released data has letters only) is matched by their
   pattern alone;
 - open: right when ANY whitespace-separated word of the response has
   ``difflib.SequenceMatcher(None, word, gt).ratio() >= 0.8`` with the WHOLE ground truth (no word
@@ -55,13 +55,12 @@ QA scoring of their ``eval_hd_reasoning_seg_zero_cascade_qa_add_dist_for_region_
 Their evaluation also counts the answer wrong when GSE gave no box; that is the metric's business
 (:class:`~finers_mm.evaluation.FineRSMetric`), as this module sees only the response.
 
-The two rules judge apart 14.0 % of the 2400 seeded fuzzed (response, ground truth, question
-type) cases of ``tests/test_structures/test_answers_authors.py`` (13.9 % with ``finers_mm``'s
-refiner word limit; multiple choice 14.2 %, open 23.0 %, segmentation 4.3 %), a property of that
-fuzz, not of a model's answers: the authors' rule reads lower-case letters inside sentences, any
-one word of a longer open answer, and ``"is found"`` beside a sentence saying absent;
-``finers_mm`` reads option texts, articles and whole-answer similarity. Fix (a) changes 245 of
-those cases from right (their code) to wrong.
+The two rules judge apart 9.0 % of the 2400 seeded fuzzed (response, ground truth, question
+type) cases of ``tests/test_structures/test_answers_authors.py`` (8.9 % with ``finers_mm``'s
+refiner word limit; multiple choice 4.7 %, open 23.0 %, segmentation 4.3 %), a property of that
+fuzz, not of a model's answers: the authors' rule reads any one word of a longer open answer and
+``"is found"`` beside a sentence saying absent; ``finers_mm`` reads option texts, articles and
+whole-answer similarity. Fix (a) changes 276 of those cases from right (their code) to wrong.
 """
 import difflib
 import functools
@@ -326,18 +325,28 @@ def _authors_option_pattern(option: str) -> 're.Pattern':
 
 
 def authors_options_named(response: str, letters: Iterable[str]) -> FrozenSet[str]:
-    """The option letters the authors' pattern finds in a response.
+    """The options a response NAMES, for fix (a): their pattern, read case-aware.
+
+    A letter is named when, in the response as written, the CAPITAL letter stands between the
+    authors' delimiters (``"A"``, ``"(B)"``, ``"The answer is C."``, ``"A B C D"`` names four), or
+    when the whole response is that letter in either case, give or take spaces and punctuation
+    (``"a"``, ``"(b)."``). A lower-case letter inside a sentence is a word, not an option: their
+    lower-cased pattern reads the article of ``"It is a red car"`` as option A, the gameable case.
 
     Args:
-        response (str): the response, as is (lower-cased here, as they do).
+        response (str): the response as the model wrote it.
         letters (Iterable[str]): candidate option letters, any case.
 
     Returns:
-        frozenset[str]: the lower-case letters found, e.g. ``{'a', 'b'}`` for ``"A or B"``.
+        frozenset[str]: the lower-case letters named, e.g. ``{'a', 'b'}`` for ``"A or B"``.
     """
-    text = str(response).lower()
-    return frozenset(letter for letter in {str(x).lower() for x in letters}
-                     if _authors_option_pattern(letter).search(text))
+    text = str(response)
+    bare = text.strip(_BARE_LETTER_STRIP).lower()
+    candidates = {str(x).lower() for x in letters}
+    if bare in candidates:
+        return frozenset({bare})
+    return frozenset(letter for letter in candidates
+                     if _authors_option_pattern(letter.upper()).search(text))
 
 
 def authors_eval_answer_is_correct(response: Optional[str],
@@ -380,7 +389,7 @@ def authors_eval_answer_is_correct(response: Optional[str],
             return False
         if len(gt) == 1 and gt.isalpha():  # fix (a): no other option named
             letters = set(normalize_options(options) or DEFAULT_OPTION_LETTERS) | {gt}
-            return authors_options_named(text, letters) == {gt}
+            return authors_options_named(str(response), letters) == {gt}
         return True
     return any(difflib.SequenceMatcher(None, word, gt).ratio() >= min_ratio
                for word in text.split())

@@ -23,8 +23,9 @@ which fix explains a disagreement between their code and finers_mm's preset:
 
 - ``plus_one=False``, fix (b): continuous boxes, no ``+1`` in the IoU's intersection and areas nor
   in the region sides;
-- ``one_option=True``, fix (a): an option answer counts only when no other of the question's
-  letters is found by their pattern.
+- ``one_option=True``, fix (a): an option answer counts only when it names exactly the GT's
+  option: the capital letter between their delimiters, or the response is the letter alone (so
+  neither "A B C D" nor the article of "It is a red car" names an option).
 """
 import difflib
 import json
@@ -165,6 +166,16 @@ def _option_found(text: str, letter: str) -> bool:
     return re.search(rf"(?:\b|[\(\[\{{'\" ]){letter}(?:\b|[\)\]\}}'\" ,.!?])", text) is not None
 
 
+def _options_named(response: str, letters: str) -> set:
+    """Fix (a)'s reading: the options a response names (capital letters between their delimiters,
+    or the bare letter in either case), lower-cased."""
+    bare = response.strip(' \t\n\r\x0b\x0c' + '!"#$%&\'()*+,-./:;<=>?@[\\]^_`{|}~' + '“”‘’')
+    if bare.lower() in set(letters.lower()):
+        return {bare.lower()}
+    return {letter.lower() for letter in letters
+            if _option_found(response, letter.upper())}
+
+
 def _text(predict_str: str, ground_truth: str, max_words: Optional[int], one_option: bool,
           letters: str) -> float:
     try:
@@ -182,8 +193,7 @@ def _text(predict_str: str, ground_truth: str, max_words: Optional[int], one_opt
             lowered = output_text.lower()
             if not _option_found(lowered, gt):
                 return 0.0
-            if one_option and any(_option_found(lowered, other)
-                                  for other in set(letters.lower()) - {gt}):
+            if one_option and _options_named(output_text, letters) != {gt}:
                 return 0.0
             return 1.0
         words = output_text.split()

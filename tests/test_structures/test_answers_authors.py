@@ -11,6 +11,7 @@ completion has no parsable JSON; ours is None then.
 import difflib
 import random
 import re
+import string
 
 import pytest
 
@@ -36,11 +37,15 @@ def their_scoring(final_response, gt_answer, question_type):
     return any(k in final_response for k in ['is found', 'is detected'])  # their reward's
 
 
-def their_letters_named(final_response, letters='abcd'):
-    """The option letters their pattern finds in a response (the fix (a) cases name several)."""
+def options_named(response, letters='abcd'):
+    """Fix (a)'s reading, written here from its definition: the capital letter between their
+    delimiters, or the response is the bare letter in either case."""
+    bare = response.strip(string.whitespace + string.punctuation + '“”‘’').lower()
+    if bare in letters:
+        return {bare}
     return {letter for letter in letters
-            if re.search(rf"(?:\b|[\(\[\{{'\" ]){letter}(?:\b|[\)\]\}}'\" ,.!?])",
-                         final_response.lower())}
+            if re.search(rf"(?:\b|[\(\[\{{'\" ]){letter.upper()}(?:\b|[\)\]\}}'\" ,.!?])",
+                         response)}
 
 
 # ------------------------------------------------------------------------------------ fuzzing
@@ -123,9 +128,9 @@ def test_fuzz_agrees_with_their_scoring_except_the_fix_a_cases():
     for response, gt, question_type in CASES:
         theirs = their_scoring('' if response is None else response, gt, QTYPE[question_type])
         ours = _ours(response, gt, question_type)
-        several = (question_type == 'multiple_choice' and len(gt) == 1 and response is not None
-                   and len(their_letters_named(response)) > 1)
-        if several:  # fix (a): several options named, never right
+        fix = (question_type == 'multiple_choice' and len(gt) == 1 and response is not None
+               and options_named(response) != {gt.lower()})
+        if fix:  # fix (a): not exactly the GT's option named, never right
             assert not ours, (response, gt)
             fixed.append(theirs)
         else:
@@ -141,11 +146,11 @@ def test_the_stage_and_word_limit_do_not_apply_to_the_authors_rule():
 
 
 def test_disagreement_with_the_finers_mm_rule_on_the_fuzzed_set():
-    """The two rules on the same fuzzed answers, as documented in structures/answers.py: 336 of
-    2400 cases (14.0 %) judged apart with finers_mm's explorer-stage rule, 333 (13.9 %) with its
-    refiner-stage rule; per type (refiner) multiple choice 178 / 1254, open 130 / 565,
+    """The two rules on the same fuzzed answers, as documented in structures/answers.py: 217 of
+    2400 cases (9.0 %) judged apart with finers_mm's explorer-stage rule, 214 (8.9 %) with its
+    refiner-stage rule; per type (refiner) multiple choice 59 / 1254, open 130 / 565,
     segmentation 25 / 581. A property of this fuzz, not of a model's answers."""
-    for stage, expected in (('explorer', 336), ('refiner', 333)):
+    for stage, expected in (('explorer', 217), ('refiner', 214)):
         apart = sum(_ours(r, g, q) != answer_is_correct(r, g, q, OPTIONS, stage=stage)
                     for r, g, q in CASES)
         assert apart == expected, stage
@@ -155,15 +160,17 @@ def test_disagreement_with_the_finers_mm_rule_on_the_fuzzed_set():
 
 @pytest.mark.parametrize('response, gt, right', [
     ('B', 'B', True), ('b', 'B', True), ('(B)', 'b', True), ("'b'", 'B', True), ('[B].', 'B', True),
-    ('The answer is B.', 'B', True), ('Answer: b!', 'B', True), ('{b}', 'B', True),
+    ('The answer is B.', 'B', True), ('{b}', 'B', True),
+    # fix (a) reads a lower-case letter inside a sentence as a word, not an option
+    ('Answer: b!', 'B', False),
     ('B', 'C', False), ('bark', 'B', False), ('abc', 'B', False), ('', 'B', False),
     (None, 'B', False),
-    # their pattern reads a lower-case letter anywhere: the article "a" names A
-    ('It is a red car', 'A', True), ('It is a red car', 'B', False),
+    # their pattern reads the article "a" as option A (the gameable case); fix (a) does not
+    ('It is a red car', 'A', False), ('It is a red car', 'B', False),
     # fix (a): several options named is wrong, whatever the answer
     ('A B C D', 'A', False), ('A B C D', 'D', False), ('a or b', 'B', False),
     ('(A)(B)', 'A', False),
-    ('B, a red car', 'B', False), ('The answer is B, not C', 'B', False),
+    ('B, a red car', 'B', True), ('The answer is B, not C', 'B', False),
     # an option letter outside the question's options is no option
     ('B E', 'B', True),
     # a ground truth that is not one letter: their pattern alone
@@ -177,7 +184,8 @@ def test_fix_a_counts_the_question_s_own_letters():
     options = {'A': 'x', 'B': 'y', 'C': 'z', 'D': 'w', 'E': 'v'}
     assert authors_eval_answer_is_correct('B E', 'B', 'multiple_choice', options) is False
     assert authors_eval_answer_is_correct('B E', 'B', 'multiple_choice', OPTIONS) is True
-    assert authors_options_named('(A) or [c]. B-side', 'ABCD') == {'a', 'b', 'c'}
+    assert authors_options_named('(A) or [c]. B-side', 'ABCD') == {'a', 'b'}
+    assert authors_options_named(' (c). ', 'ABCD') == {'c'}
 
 
 @pytest.mark.parametrize('response, gt, right', [

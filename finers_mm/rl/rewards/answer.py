@@ -75,9 +75,10 @@ def authors_reward_answer_is_correct(response: Any,
     - found: the lower-cased response contains ``is found`` or ``is detected`` (``"No object is
       found"`` included);
     - option: their pattern ``(?:\\b|[([{'" ])<letter>(?:\\b|[)\\]}'" ,.!?])`` finds the ground
-      truth's letter in the lower-cased response, and, **fix (a)**, no other option letter of
-      the question (A-D without options) is found by it
-      (:func:`~finers_mm.structures.answers.authors_options_named`, the evaluation's fix too);
+      truth's letter in the lower-cased response, and, **fix (a)**, the response names exactly
+      that option of the question's (A-D without options): its capital letter between their
+      delimiters, or the letter alone (:func:`~finers_mm.structures.answers.authors_options_named`,
+      the evaluation's fix too; neither "A B C D" nor the article of "It is a red car" counts);
     - open: some whitespace-separated word of the response AS WRITTEN (not lower-cased, unlike
       their evaluation) has ``difflib`` ratio ``>= min_ratio`` with the whole lower-cased ground
       truth; at the refiner a response of more than ``refiner_max_words`` words scores 0 (their
