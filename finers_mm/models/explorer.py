@@ -137,7 +137,7 @@ class GlobalExplorer(VLMStageModel):
         outputs = []
         for index, text in enumerate(generation.texts):
             sample = index // k
-            parsed = parse_completion(text, EXPLORER)
+            parsed = parse_completion(text, EXPLORER, self.protocol, phase=TEST)
             region = None
             if parsed.bbox is not None:
                 frame_size = image_size(views[sample])

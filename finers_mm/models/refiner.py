@@ -8,6 +8,7 @@ from mmdet.structures import DetDataSample
 from finers_mm.registry import MODELS
 from finers_mm.structures import clip_boxes, crop_to_frame, frame_to_window, image_size
 from finers_mm.structures.answers import ABSENT_RESPONSE
+from finers_mm.structures.authors_prompts import TEST
 from finers_mm.structures.parsing import parse_completion
 from finers_mm.structures.protocols import protocol_setting
 from finers_mm.structures.vocabulary import REFINER
@@ -133,7 +134,7 @@ class LocalRefiner(VLMStageModel):
                      score: Optional[float] = None) -> RefinerOutput:
         """Parse one completion and map its box (clipped to the crop) and points from model
         coordinates to ORIGINAL."""
-        parsed = parse_completion(text, REFINER)
+        parsed = parse_completion(text, REFINER, self.protocol, phase=TEST)
         frame_size = image_size(view)
         box = points = None
         invalid = parsed.invalid

@@ -69,36 +69,21 @@ Reasons in ``invalid``: ``'no_answer_tag'``, ``'no_json'``, ``'bad_json'``, ``'m
 ``'bad_bbox'``, ``'bad_points'``, ``'non_finite'``, ``'out_of_range'``, ``'bad_response'``,
 ``'empty_response'``.
 
-**The authors' reading** (``parse_completion(..., protocol='authors')``: the protocol's
-``answer_rule`` is ``'authors'``): how the authors' REWARDS read a completion
-(``verl/utils/reward_score/seg_restrict_qa.py`` and ``seg_restrict8_regions_and_qa.py``), for
-the rewards of that protocol (:mod:`finers_mm.rl.rewards`):
-
-- **Think format**: the whole text matches ``<think>.*?</think>\\s*<answer>.*?</answer>``
-  (``re.fullmatch``, ``re.DOTALL``): NO whitespace before ``<think>`` or after ``</answer>``.
-- **JSON object** (``data``): the FIRST match of ``{[^}]+}`` in the WHOLE text (the reasoning
-  included; no answer block is looked for), read with strict ``json.loads`` (found in linear
-  time by :func:`authors_json_text`). Single-quoted dicts, objects holding a ``}`` (a nested
-  object, a ``}`` inside a string) and everything after the first ``}`` are therefore unreadable;
-  ``{}`` is skipped (the pattern needs one character inside); ``NaN``, ``Infinity`` and integers
-  of any size are read, as ``json`` reads them. No match: ``'no_json'``; ``json.loads`` fails:
-  ``'bad_json'``. ``answer_text`` is the matched text.
-- **JSON format** (``json_format_ok``, :func:`authors_json_format_ok`): the object has the stage's
-  keys, ``bbox`` is a list of 4 items and (refiner) ``points_1``/``points_2`` lists of 2, of ANY
-  items (``["1", null, [], 2]`` passes, as do inverted and all-zero boxes), and ``response`` is a
-  string that is not blank.
-- The reward terms read the raw values of ``data`` themselves (:func:`authors_box`,
-  :func:`authors_point`; each term's rule is in its docstring). ``bbox``, ``points``,
-  ``response`` and ``invalid`` are filled from ``data`` by the rules above (finers_mm's field
-  rules), so ``json_format_ok`` and ``invalid is None`` may differ under this reading.
+**The authors' readings** (``protocol='authors'``, :mod:`.authors_parsing`): in training
+(``phase='train'``) as the authors' REWARDS read a completion, at inference (``phase='test'``) as
+their EVALUATION reads it; ``bbox``, ``points``, ``response`` and ``invalid`` then follow the rules
+written there.
 """
 import ast
 import json
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Optional, Tuple
 
+from .authors_parsing import (authors_eval_fields, authors_eval_object, authors_json_format_ok,
+                              authors_json_object, authors_json_text)
+from .authors_prompts import TRAIN, check_phase
 from .protocols import AUTHORS, DEFAULT_PROTOCOL, FINERS_MM, protocol_setting
 from .vocabulary import REFINER, check_stage
 
@@ -118,10 +103,6 @@ MAX_OBJECT_STARTS = 64
 MAX_COORDINATE = 1e7
 #: the characters :func:`_balanced_end` looks at; everything else is skipped at C speed
 _BRACKET_OR_QUOTE = re.compile(r'[\[\](){}\'"\\]')
-#: the keys of the answer object the authors' JSON-format term requires, per stage
-AUTHORS_REQUIRED_KEYS = {'explorer': ('bbox', 'response'),
-                         'refiner': ('bbox', 'response', 'points_1', 'points_2')}
-
 
 @dataclass(frozen=True)
 class ParsedCompletion:
@@ -166,7 +147,8 @@ class ParsedCompletion:
         return self.invalid is None
 
 
-def parse_completion(text: str, stage: str, protocol: str = DEFAULT_PROTOCOL) -> ParsedCompletion:
+def parse_completion(text: str, stage: str, protocol: str = DEFAULT_PROTOCOL,
+                     phase: str = TRAIN) -> ParsedCompletion:
     """Parse a completion of the explorer or the refiner; never raises on any ``text``.
 
     Args:
@@ -175,6 +157,8 @@ def parse_completion(text: str, stage: str, protocol: str = DEFAULT_PROTOCOL) ->
         stage (str): ``'explorer'`` or ``'refiner'``.
         protocol (str): ``'finers_mm'`` (default) or ``'authors'``: its ``answer_rule`` picks
             the reading (module docstring).
+        phase (str): ``'train'`` (default: rewards) or ``'test'`` (inference): the authors'
+            rewards and evaluation read completions differently; finers_mm reads one way.
 
     Returns:
         ParsedCompletion: the fields found and the first problem (module docstring has the rules).
@@ -188,7 +172,7 @@ def parse_completion(text: str, stage: str, protocol: str = DEFAULT_PROTOCOL) ->
     if not isinstance(text, str):
         return ParsedCompletion(stage=stage, invalid='no_answer_tag', rule=rule)
     if rule == AUTHORS:
-        return _parse_authors(text, stage)
+        return (_parse_authors if check_phase(phase) == TRAIN else _parse_authors_eval)(text, stage)
     think = _think(text)
     think_format_ok = _think_format_ok(text)
     answer_text = _answer_block(text)
@@ -223,7 +207,7 @@ def _with_fields(data: dict, **common) -> ParsedCompletion:
 
 
 def _parse_authors(text: str, stage: str) -> ParsedCompletion:
-    """:func:`parse_completion` by the authors' reading (module docstring)."""
+    """:func:`parse_completion` as the authors' rewards read (:mod:`.authors_parsing`)."""
     json_text = authors_json_text(text)
     common = dict(stage=stage, think=_think(text), answer_text=json_text, rule=AUTHORS,
                   think_format_ok=_think_format_ok(text, strip=False))
@@ -425,117 +409,21 @@ def _read_response(data: dict) -> Tuple[Optional[str], Optional[str]]:
     return response, None
 
 
-# ------------------------------------------------------------------------------------------------
-# The authors' reading (module docstring, "The authors' reading")
-# ------------------------------------------------------------------------------------------------
-
-
-def authors_json_text(text: str) -> Optional[str]:
-    """The first match of the authors' ``{[^}]+}`` in ``text``, found in linear time.
-
-    ``re.search`` of that pattern backtracks over every ``{`` (quadratic on a degenerate text of
-    braces); the match is the first ``{`` whose next ``}`` is not the character right after it,
-    up to that ``}``, and each ``}`` is looked for once.
-
-    Args:
-        text (str): the whole completion.
-
-    Returns:
-        str, optional: the matched text, None when the pattern does not match.
-    """
-    close = -1  # the first '}' after the current '{' (valid while it lies beyond it)
-    start = text.find('{')
-    while start >= 0:
-        if close <= start:
-            close = text.find('}', start + 1)
-            if close < 0:
-                return None
-        if close > start + 1:
-            return text[start:close + 1]
-        start = text.find('{', start + 1)
-    return None
-
-
-def authors_json_object(json_text: str) -> Optional[dict]:
-    """``json.loads`` of the authors' matched text, None when it is not strict JSON.
-
-    Args:
-        json_text (str): a match of ``{[^}]+}`` (:func:`authors_json_text`).
-
-    Returns:
-        dict, optional: the object (a JSON text starting with ``{`` and valid is an object).
-    """
-    try:
-        data = json.loads(json_text)
-    except (ValueError, RecursionError):  # ValueError also: an integer of > 4300 digits
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def authors_json_format_ok(data: Optional[dict], stage: str) -> bool:
-    """The authors' JSON-format term: keys present, list lengths right, a non-blank response.
-
-    Args:
-        data (dict, optional): the object read (None: no object).
-        stage (str): ``'explorer'`` (``bbox``, ``response``) or ``'refiner'`` (also
-            ``points_1``, ``points_2``).
-
-    Returns:
-        bool: every key of the stage present, ``bbox`` a list of 4 items, the points (refiner)
-        lists of 2 items of ANY type, ``response`` a ``str`` with a non-whitespace character.
-    """
-    if not isinstance(data, dict) or any(key not in data for key in AUTHORS_REQUIRED_KEYS[stage]):
-        return False
-    if not (isinstance(data['bbox'], list) and len(data['bbox']) == 4):
-        return False
-    if stage == REFINER and not all(isinstance(data[key], list) and len(data[key]) == 2
-                                    for key in ('points_1', 'points_2')):
-        return False
-    response = data['response']
-    return isinstance(response, str) and response.strip() != ''
-
-
-def authors_box(data: Optional[dict]) -> Optional[list]:
-    """The box the authors' box terms compute with: ``data['bbox']`` when it is a list of exactly
-    4 numbers, as they are.
-
-    Numbers are what their arithmetic accepts: ``int`` (any size), ``float`` (NaN and infinities
-    included) and ``bool`` (``true`` is 1). A numeric string, ``null``, a nested list or any other
-    length makes every box term raise (TypeError, KeyError) in their code, i.e. score 0. Inverted,
-    all-zero and out-of-frame boxes are kept.
-
-    Args:
-        data (dict, optional): the object read.
-
-    Returns:
-        list, optional: the four raw numbers.
-    """
-    value = data.get('bbox') if isinstance(data, dict) else None
-    if isinstance(value, list) and len(value) == 4 and all(
-            isinstance(item, (int, float)) for item in value):
-        return list(value)
-    return None
-
-
-def authors_point(data: Optional[dict], key: str) -> Optional[Tuple[int, int]]:
-    """A point as the authors' points term reads it: ``int()`` of ``value[0]`` and ``value[1]``.
-
-    So a list of at least 2 items or a string of at least 2 characters, each item something
-    ``int()`` takes: ints, bools, finite floats (truncated toward 0), strings of an integer
-    (``" 12"``, ``"1_0"``, other scripts' digits; ``"1.5"`` is refused). ``"12"`` is the point
-    ``(1, 2)``.
-
-    Args:
-        data (dict, optional): the object read.
-        key (str): ``'points_1'`` or ``'points_2'``.
-
-    Returns:
-        tuple[int, int], optional: the point, None when their code would raise.
-    """
-    value = data.get(key) if isinstance(data, dict) else None
-    if not isinstance(value, (list, str)) or len(value) < 2:
-        return None
-    try:
-        return int(value[0]), int(value[1])
-    except (TypeError, ValueError, OverflowError):
-        return None
+def _parse_authors_eval(text: str, stage: str) -> ParsedCompletion:
+    """:func:`parse_completion` as the authors' evaluation reads (:mod:`.authors_parsing`): their
+    fields, an inverted box's corners sorted, then finers_mm's field checks (finite, in range)."""
+    json_text, data = authors_eval_object(text)
+    common = dict(stage=stage, think=_think(text), answer_text=json_text, rule=AUTHORS,
+                  think_format_ok=_think_format_ok(text, strip=False))
+    if json_text is None:
+        return ParsedCompletion(invalid='no_json', **common)
+    if data is None:
+        return ParsedCompletion(invalid='bad_json', **common)
+    box, points, response = authors_eval_fields(data)
+    fields = dict(response=response)
+    if box is not None:
+        x1, y1, x2, y2 = box
+        fields['bbox'] = [min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2)]
+    if points is not None:
+        fields.update(points_1=list(points[0]), points_2=list(points[1]))
+    return replace(_with_fields(fields, **common), data=data)

@@ -11,7 +11,9 @@
 - :mod:`.region_search`: a scripted refiner whose localisation depends on its window;
 - :mod:`.tools`: the repository's tools loaded as modules, stage checkpoints as training writes
   them;
-- :mod:`.toys`: a toy model, dataset and metric for the tools' plumbing (registered on import).
+- :mod:`.toys`: a toy model, dataset and metric for the tools' plumbing (registered on import);
+- :mod:`.authors_reference`: the authors' two reward functions re-derived in their own control flow
+  (what the ``'authors'`` protocol's rewards are compared with).
 
 The tests, benchmarks and tools use them; finers_mm's library code never imports this package
 (``tests/test_architecture.py`` checks it). Importing this ``__init__`` registers nothing.

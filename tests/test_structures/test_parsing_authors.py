@@ -10,9 +10,10 @@ import time
 
 import pytest
 
-from finers_mm.structures.parsing import (authors_box, authors_json_format_ok,
-                                          authors_json_object, authors_json_text, authors_point,
-                                          parse_completion)
+from finers_mm.structures.authors_parsing import (authors_box, authors_json_format_ok,
+                                                  authors_json_object, authors_json_text,
+                                                  authors_point)
+from finers_mm.structures.parsing import parse_completion
 
 THEIR_JSON = re.compile(r'{[^}]+}')
 THEIR_THINK = re.compile(r'<think>.*?</think>\s*<answer>.*?</answer>', re.DOTALL)

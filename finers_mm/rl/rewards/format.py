@@ -42,7 +42,7 @@ class JsonFormatReward(BaseReward):
     "absent" box is well-formed. ``'authors'``: the first ``{...}`` of the whole text is strict
     JSON with the stage's keys, ``bbox`` a list of 4 items, the points lists of 2 items (of any
     type), ``response`` a non-blank string
-    (:func:`~finers_mm.structures.parsing.authors_json_format_ok`).
+    (:func:`~finers_mm.structures.authors_parsing.authors_json_format_ok`).
 
     Args:
         weight (float): weight in the total. Defaults to 1.0.

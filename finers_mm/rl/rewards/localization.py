@@ -17,8 +17,8 @@ other fields need not be valid (each term scores what it reads, as the authors' 
 
 **The authors' rule** (``protocol='authors'``): each term computes what the authors' function
 computes, from the raw values of the first ``{...}`` of the completion
-(:func:`~finers_mm.structures.parsing.authors_box`,
-:func:`~finers_mm.structures.parsing.authors_point`):
+(:func:`~finers_mm.structures.authors_parsing.authors_box`,
+:func:`~finers_mm.structures.authors_parsing.authors_point`):
 inverted, all-zero and out-of-frame boxes are scored like any other, the absent rules above do
 not apply, ``bool`` items count as 0/1, NaN compares false, infinities and integers of any size
 compute as Python computes them (an overflow scores 0, as their ``except`` does), points are
@@ -38,7 +38,8 @@ import numpy as np
 
 from finers_mm.registry import REWARDS
 from finers_mm.structures.frames import box_contains, is_absent
-from finers_mm.structures.parsing import ParsedCompletion, authors_box, authors_point
+from finers_mm.structures.authors_parsing import authors_box, authors_point
+from finers_mm.structures.parsing import ParsedCompletion
 from finers_mm.structures.protocols import AUTHORS, DEFAULT_PROTOCOL
 from finers_mm.structures.reward_sample import RewardSample, to_frame
 from .base import BaseReward, required
@@ -532,7 +533,7 @@ class PointsReward(BaseReward):
 
     ``'authors'`` rule: the box is any 4 numbers (:func:`authors_predicted_box`), the points are
     ``int()`` of the first two items of ``points_1`` / ``points_2``
-    (:func:`~finers_mm.structures.parsing.authors_point`: numeric strings and floats truncated
+    (:func:`~finers_mm.structures.authors_parsing.authors_point`: numeric strings and floats truncated
     toward 0 are read), both must lie in the box edges included, then
     :func:`authors_points_distance` ``< max_distance``; no absent rule (``[0, 0, 0, 0]`` with
     points at the origin scores by its distance to the GT points).
