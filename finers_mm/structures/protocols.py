@@ -13,7 +13,9 @@
 A config sets ``protocol = 'authors'`` once; :func:`finers_mm.utils.protocol_config.apply_protocol`
 hands it to every component that takes a ``protocol`` argument, and each component reads its own
 setting here with :func:`protocol_setting`. This module is the one place that says what a protocol
-means; the prompt strings of the authors' preset live in :mod:`.authors_prompts`.
+means; the authors' prompt strings live in :mod:`.authors_prompts`, their ways of reading a
+completion in :mod:`.authors_parsing`, their answer rules in :mod:`.answers`; docs/fidelity.md has
+every difference with its reason and measured effect.
 """
 from typing import Any, Dict
 
