@@ -4,8 +4,9 @@
 The config checks (:class:`FramesCheckHook`, :class:`ProtocolCheckHook`) compare what a config writes, or what its
 components default to, with what ``frames`` / ``protocol`` say.
 """
+import copy
 import inspect
-from typing import Any, Optional
+from typing import Any, Callable, List, Optional, Tuple
 
 from finers_mm.registry import HOOKS, METRICS, MODELS, REWARDS, TRANSFORMS
 
@@ -57,3 +58,26 @@ def class_default(component: Optional[dict], argument: str) -> Any:
             return MISSING
     return MISSING
 
+
+def applied_arguments(cfg, apply: Callable[[Any], List[str]]) -> List[Tuple[str, Any, Any]]:
+    """What ``apply`` sets on a copy of ``cfg``, beside what ``cfg`` itself would build with.
+
+    Args:
+        cfg (mmengine.Config): a merged config.
+        apply (Callable): sets arguments on a config in place and returns their dotted paths
+            (:func:`~finers_mm.utils.frames_config.apply_frames`,
+            :func:`~finers_mm.utils.protocol_config.apply_protocol`).
+
+    Returns:
+        list[tuple]: ``(path, written, wanted)`` per argument ``apply`` changed, ``written`` being
+        the value in ``cfg``, else its class's default, else :data:`MISSING`.
+    """
+    expected = copy.deepcopy(cfg)
+    rows = []
+    for path in apply(expected):
+        written = value_at(cfg, path)
+        if written is MISSING:
+            owner, _, argument = path.rpartition('.')
+            written = class_default(value_at(expected, owner), argument)
+        rows.append((path, written, value_at(expected, path)))
+    return rows

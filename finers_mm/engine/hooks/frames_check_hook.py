@@ -1,13 +1,12 @@
 # Copyright (c) finers_mm contributors. All rights reserved.
 """Refuse to run a config whose components' frame sizes differ from its ``frames``."""
-import copy
 from typing import List
 
 from mmengine.hooks import Hook
 
 from finers_mm.registry import HOOKS
 from finers_mm.utils.frames_config import apply_frames, same_size
-from .config_paths import MISSING, class_default, value_at
+from .config_paths import MISSING, applied_arguments
 
 
 @HOOKS.register_module()
@@ -59,15 +58,6 @@ def frame_mismatches(cfg) -> List[str]:
     Returns:
         list[str]: ``'<dotted path> is <value>, frames give <value>'`` per mismatch.
     """
-    expected = copy.deepcopy(cfg)
-    problems = []
-    for path in apply_frames(expected):
-        want = value_at(expected, path)
-        written = value_at(cfg, path)
-        if written is MISSING:
-            written = class_default(value_at(expected, path.rpartition('.')[0]),
-                                    path.rpartition('.')[2])
-        if written is MISSING or not same_size(written, want):
-            problems.append(f'{path} is {"unset" if written is MISSING else written!r}, '
-                            f'frames give {want!r}')
-    return problems
+    return [f'{path} is {"unset" if written is MISSING else written!r}, frames give {want!r}'
+            for path, written, want in applied_arguments(cfg, apply_frames)
+            if written is MISSING or not same_size(written, want)]

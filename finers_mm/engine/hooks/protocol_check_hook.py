@@ -1,6 +1,5 @@
 # Copyright (c) finers_mm contributors. All rights reserved.
 """Refuse to run a config whose components' protocol differs from its ``protocol``."""
-import copy
 from typing import List
 
 from mmengine.hooks import Hook
@@ -8,7 +7,7 @@ from mmengine.hooks import Hook
 from finers_mm.registry import HOOKS
 from finers_mm.structures.protocols import check_protocol
 from finers_mm.utils.protocol_config import apply_protocol
-from .config_paths import MISSING, class_default, value_at
+from .config_paths import MISSING, applied_arguments
 
 
 @HOOKS.register_module()
@@ -61,12 +60,6 @@ def protocol_mismatches(cfg) -> List[str]:
     Returns:
         list[str]: ``'<dotted path> is <value>'`` per mismatch.
     """
-    expected = copy.deepcopy(cfg)
-    problems = []
-    for path in apply_protocol(expected):
-        written = value_at(cfg, path)
-        if written is MISSING:
-            written = class_default(value_at(expected, path.rpartition('.')[0]), 'protocol')
-        if written != cfg.protocol:
-            problems.append(f'{path} is {"unset" if written is MISSING else written!r}')
-    return problems
+    return [f'{path} is {"unset" if written is MISSING else written!r}'
+            for path, written, _ in applied_arguments(cfg, apply_protocol)
+            if written != cfg.protocol]
