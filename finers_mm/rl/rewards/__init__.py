@@ -10,9 +10,9 @@ from .base import BaseReward, required
 from .composite import CompositeReward, RewardResult
 from .format import JsonFormatReward, ThinkFormatReward
 from .localization import (BOX_TARGETS, BoxIoUReward, BoxL1Reward, BoxTargetReward, IoUReward,
-                           PointsReward, RegionContainsReward, RegionIoUReward, RegionL1Reward,
-                           RegionSizeReward, box_iou, box_l1, point_in_box, points_distance,
-                           predicted_box)
+                           box_iou, box_l1, point_in_box, points_distance, predicted_box)
+from .points import PointsReward
+from .region import RegionContainsReward, RegionIoUReward, RegionL1Reward, RegionSizeReward
 from .mask import MaskIoUReward
 
 __all__ = [

@@ -1,6 +1,9 @@
 # Copyright (c) finers_mm contributors. All rights reserved.
 """Localisation terms: the predicted box (refiner) or region (explorer) against the ground truth.
 
+The box terms and what every localisation term shares live here; the explorer's region terms are in
+:mod:`.region`, the refiner's points term in :mod:`.points`.
+
 Every term maps the completion's MODEL coordinates to frame pixels first (:func:`to_frame`), so
 all thresholds are in pixels of the frame the model was fed (the authors' values: 10 px box L1 and
 100 px point distance in the 512x512 refiner frame, 20 px region L1 in the 1920x1080 explorer
@@ -32,18 +35,17 @@ exact as theirs.
 """
 import math
 from abc import abstractmethod
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, List, Optional, Sequence
 
 import numpy as np
 
 from finers_mm.registry import REWARDS
-from finers_mm.structures.frames import box_contains, is_absent
-from finers_mm.structures.authors_parsing import authors_box, authors_point
+from finers_mm.structures.authors_parsing import authors_box
+from finers_mm.structures.frames import is_absent
 from finers_mm.structures.parsing import ParsedCompletion
 from finers_mm.structures.protocols import AUTHORS, DEFAULT_PROTOCOL
 from finers_mm.structures.reward_sample import RewardSample, to_frame
-from .authors_math import (authors_box_contains, authors_box_iou, authors_box_l1,
-                           authors_points_distance, authors_sides_in_band, exact_numbers)
+from .authors_math import authors_box_iou, authors_box_l1, exact_numbers
 from .base import BaseReward, required
 
 #: the sample fields a box term may compare the prediction with
@@ -270,30 +272,6 @@ class BoxIoUReward(BoxTargetReward):
 
 
 @REWARDS.register_module()
-class RegionIoUReward(BoxIoUReward):
-    """:class:`BoxIoUReward` with the authors' GSE defaults: IoU with ``target_region`` > 0.9.
-
-    Args:
-        iou_thr (float): Defaults to 0.9 (the authors' value).
-        target (str): Defaults to ``'target_region'`` (the searched ``best_region``).
-        weight (float): weight in the total. Defaults to 1.0.
-        name (str, optional): log key. Defaults to ``'region_iou'``.
-        protocol (str): ``'finers_mm'`` (default) or ``'authors'``.
-    """
-
-    default_name = 'region_iou'
-
-    def __init__(self,
-                 iou_thr: float = 0.9,
-                 target: str = 'target_region',
-                 weight: float = 1.0,
-                 name: Optional[str] = None,
-                 protocol: str = DEFAULT_PROTOCOL) -> None:
-        super().__init__(iou_thr=iou_thr, target=target, weight=weight, name=name,
-                         protocol=protocol)
-
-
-@REWARDS.register_module()
 class BoxL1Reward(BoxTargetReward):
     """1 when the mean L1 distance to the target is below ``max_l1`` pixels (authors' LPR term).
 
@@ -332,62 +310,6 @@ class BoxL1Reward(BoxTargetReward):
 
 
 @REWARDS.register_module()
-class RegionL1Reward(BoxL1Reward):
-    """:class:`BoxL1Reward` with the authors' GSE defaults: mean L1 to ``target_region`` < 20 px.
-
-    Args:
-        max_l1 (float): explorer-frame pixels. Defaults to 20.0 (the authors' value in the
-            1920x1080 explorer frame).
-        target (str): Defaults to ``'target_region'``.
-        weight (float): weight in the total. Defaults to 1.0.
-        name (str, optional): log key. Defaults to ``'region_l1'``.
-        protocol (str): ``'finers_mm'`` (default) or ``'authors'``.
-    """
-
-    default_name = 'region_l1'
-
-    def __init__(self,
-                 max_l1: float = 20.0,
-                 target: str = 'target_region',
-                 weight: float = 1.0,
-                 name: Optional[str] = None,
-                 protocol: str = DEFAULT_PROTOCOL) -> None:
-        super().__init__(max_l1=max_l1, target=target, weight=weight, name=name,
-                         protocol=protocol)
-
-
-@REWARDS.register_module()
-class RegionContainsReward(BoxTargetReward):
-    """1 when the predicted region contains the whole target box, edges included (authors' GSE).
-
-    ``'authors'`` rule: :func:`authors_box_contains` (any 4 numbers; no absent rule).
-
-    Args:
-        target (str): Defaults to ``'gt_box'``.
-        weight (float): weight in the total. Defaults to 1.0.
-        name (str, optional): log key. Defaults to ``'region_contains'``.
-        protocol (str): ``'finers_mm'`` (default) or ``'authors'``.
-    """
-
-    default_name = 'region_contains'
-
-    def __init__(self,
-                 target: str = 'gt_box',
-                 weight: float = 1.0,
-                 name: Optional[str] = None,
-                 protocol: str = DEFAULT_PROTOCOL) -> None:
-        super().__init__(target=target, weight=weight, name=name, protocol=protocol)
-
-    def score(self, box: List[float], target: List[float]) -> float:
-        """1 when ``box`` contains ``target``."""
-        return float(box_contains(box, target))
-
-    def score_authors(self, box: List[Any], target: List[Any]) -> float:
-        """1 when ``box`` contains ``target`` by the authors' comparisons."""
-        return float(authors_box_contains(box, target))
-
-
-@REWARDS.register_module()
 class IoUReward(BoxTargetReward):
     """The IoU with the target itself, a continuous value in ``[0, 1]`` (not in the authors' set).
 
@@ -416,129 +338,3 @@ class IoUReward(BoxTargetReward):
         return box_iou(box, target)
 
 
-@REWARDS.register_module()
-class PointsReward(BaseReward):
-    """1 when both points lie in the predicted box and are close to the GT points (authors' LPR).
-
-    Close: the mean Euclidean distance to ``gt_points``, for the better of the two pairings, is
-    below ``max_distance`` frame pixels. For an absent target (``gt_box`` all zeros) the term is 1
-    when the box is absent and both points are ``(0, 0)`` (what the refiner prompt asks for), else
-    0; an absent box for a present target scores 0.
-
-    ``'authors'`` rule: the box is any 4 numbers (:func:`authors_predicted_box`), the points are
-    ``int()`` of the first two items of ``points_1`` / ``points_2``
-    (:func:`~finers_mm.structures.authors_parsing.authors_point`: numeric strings and floats truncated
-    toward 0 are read), both must lie in the box edges included, then
-    :func:`authors_points_distance` ``< max_distance``; no absent rule (``[0, 0, 0, 0]`` with
-    points at the origin scores by its distance to the GT points).
-
-    Args:
-        max_distance (float): frame pixels; the mean distance must be strictly smaller. Defaults
-            to 100.0 (the authors' value in the 512x512 refiner frame).
-        weight (float): weight in the total. Defaults to 1.0.
-        name (str, optional): log key. Defaults to ``'points'``.
-        protocol (str): ``'finers_mm'`` (default) or ``'authors'``.
-    """
-
-    default_name = 'points'
-    requires = ('gt_points', )
-
-    def __init__(self,
-                 max_distance: float = 100.0,
-                 weight: float = 1.0,
-                 name: Optional[str] = None,
-                 protocol: str = DEFAULT_PROTOCOL) -> None:
-        super().__init__(weight=weight, name=name, protocol=protocol)
-        if not max_distance > 0:
-            raise ValueError(f'PointsReward: max_distance must be > 0, got {max_distance!r}')
-        self.max_distance = float(max_distance)
-
-    def __call__(self, parsed: ParsedCompletion, sample: RewardSample) -> float:
-        """Score one completion (see :meth:`BaseReward.__call__`)."""
-        gt_points = required(sample, 'gt_points', self.name)
-        self.check_parsed(parsed)
-        if self.rule == AUTHORS:
-            return self._score_authors(parsed, sample, gt_points)
-        box = predicted_box(parsed, sample)
-        if box is None or parsed.points is None:
-            return 0.0
-        points = to_frame(parsed.points, sample).tolist()
-        if is_absent(sample.gt_box):
-            return float(is_absent(box) and is_absent(points[0] + points[1]))
-        if is_absent(box) or not all(point_in_box(point, box) for point in points):
-            return 0.0
-        return float(points_distance(points, gt_points.tolist()) < self.max_distance)
-
-    def _score_authors(self, parsed: ParsedCompletion, sample: RewardSample,
-                       gt_points: np.ndarray) -> float:
-        """The value by the authors' rule (class docstring)."""
-        box = authors_predicted_box(parsed, sample)
-        points = _authors_points(parsed, sample)
-        if box is None or points is None:
-            return 0.0
-        if not all(point_in_box(point, box) for point in points):
-            return 0.0
-        exact = exact_numbers(gt_points)
-        distance = authors_points_distance(points, (exact[:2], exact[2:]))
-        return float(distance < self.max_distance)
-
-
-def _authors_points(parsed: ParsedCompletion,
-                    sample: RewardSample) -> Optional[Tuple[List[Any], List[Any]]]:
-    """Both points of the authors' reading in frame pixels, None when one is unreadable."""
-    points = [authors_point(parsed.data, key) for key in ('points_1', 'points_2')]
-    if None in points:
-        return None
-    points = [authors_frame_numbers(point, sample) for point in points]
-    return None if None in points else (points[0], points[1])
-
-
-@REWARDS.register_module()
-class RegionSizeReward(BaseReward):
-    """The explorer's region size (authors' GSE term): 1 when both sides are within
-    ``region_size +- tolerance`` frame pixels, 0.5 when one is, else 0.
-
-    Sides are ``x2 - x1`` and ``y2 - y1`` in frame pixels (continuous boxes). The authors
-    measured inclusive sides ``x2 - x1 + 1`` against ``[241, 271]`` for a 256 region, so for the
-    same numbers in the answer their band is ``x2 - x1`` in ``[240, 270]``; ours (with the default
-    tolerance 15) is ``[241, 271]``: the band is shifted by 1 px, centred on a side of exactly
-    ``region_size`` in our convention.
-
-    ``'authors'`` rule: the same band (fix (b)) on any box of 4 numbers
-    (:func:`authors_sides_in_band`: inverted sides are negative, an all-zero box scores 0, NaN
-    sides are out of the band).
-
-    Args:
-        tolerance (float): frame pixels either side of ``sample.region_size``, inclusive.
-            Defaults to 15.0 (the authors' value: [241, 271] for a 256 region).
-        weight (float): weight in the total. Defaults to 1.0.
-        name (str, optional): log key. Defaults to ``'region_size'``.
-        protocol (str): ``'finers_mm'`` (default) or ``'authors'``.
-    """
-
-    default_name = 'region_size'
-    requires = ('region_size', )
-
-    def __init__(self,
-                 tolerance: float = 15.0,
-                 weight: float = 1.0,
-                 name: Optional[str] = None,
-                 protocol: str = DEFAULT_PROTOCOL) -> None:
-        super().__init__(weight=weight, name=name, protocol=protocol)
-        if not tolerance >= 0:
-            raise ValueError(f'RegionSizeReward: tolerance must be >= 0, got {tolerance!r}')
-        self.tolerance = float(tolerance)
-
-    def __call__(self, parsed: ParsedCompletion, sample: RewardSample) -> float:
-        """Score one completion (see :meth:`BaseReward.__call__`)."""
-        size = required(sample, 'region_size', self.name)
-        self.check_parsed(parsed)
-        low, high = size - self.tolerance, size + self.tolerance
-        if self.rule == AUTHORS:
-            box = authors_predicted_box(parsed, sample)
-            return 0.0 if box is None else authors_sides_in_band(box, low, high)
-        box = predicted_box(parsed, sample)
-        if box is None or is_absent(box):
-            return 0.0
-        sides_ok = (low <= box[2] - box[0] <= high) + (low <= box[3] - box[1] <= high)
-        return sides_ok / 2
