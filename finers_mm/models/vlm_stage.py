@@ -18,13 +18,14 @@ in training), :meth:`reward_sample` (the GT of a view in its frame) and :meth:`t
 """
 import copy
 import json
+import logging
 import re
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
 from mmdet.structures import DetDataSample
-from mmengine.logging import MMLogger
+from mmengine.logging import MMLogger, print_log
 from mmengine.model import BaseModel
 from mmengine.runner.checkpoint import _load_checkpoint, load_state_dict
 
@@ -33,7 +34,8 @@ from finers_mm.structures import image_size
 from finers_mm.structures.answers import FOUND_RESPONSE, extract_option_letter
 from finers_mm.structures.authors_prompts import TEST, TRAIN
 from finers_mm.structures.frames import Size
-from finers_mm.structures.protocols import DEFAULT_PROTOCOL, check_protocol, protocol_setting
+from finers_mm.structures.protocols import (AUTHORS, DEFAULT_PROTOCOL, check_protocol,
+                                            protocol_setting)
 from finers_mm.structures.reward_sample import RewardSample
 from finers_mm.structures.vocabulary import MULTIPLE_CHOICE, SEGMENTATION
 from .prompts import PromptBuilder
@@ -82,6 +84,12 @@ class VLMStageModel(BaseModel):
         self.vlm_cfg = copy.deepcopy(vlm)
         self.vlm = MODELS.build(vlm)
         self.prompts = PromptBuilder(**dict(prompt or {}, protocol=protocol))
+        if self.protocol == AUTHORS and self.vlm.relative_scale is not None:
+            # their prompts state the region in frame pixels ("256*256"): Qwen2.5-VL's convention
+            print_log(f'{type(self).__name__}: protocol "authors" asks the authors\' Qwen2.5-VL '
+                      f'prompts, but {type(self.vlm).__name__} answers in 0..'
+                      f'{self.vlm.relative_scale} coordinates; use protocol "finers_mm" with it',
+                      logger='current', level=logging.WARNING)
         self.train_mode = train_mode
         self.think_template = think_template
 

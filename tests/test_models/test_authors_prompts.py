@@ -16,6 +16,7 @@ import pytest
 from mmdet.structures import DetDataSample
 from mmengine.registry import init_default_scope
 
+from finers_mm.models import vlm_stage
 from finers_mm.models.prompts import PromptBuilder
 from finers_mm.models.stages import Query
 from finers_mm.registry import MODELS
@@ -112,3 +113,15 @@ def test_the_stages_ask_the_evaluation_prompt_at_inference_and_the_training_one_
                                                  options=normalize_options(options),
                                                  options_raw=options))
             assert stage.build_prompts([sample], [view]) == [_expected(row)]
+
+
+def test_a_relative_coordinate_family_under_the_authors_protocol_is_warned(tiny_models,
+                                                                             monkeypatch):
+    """Their prompts state the region in frame pixels: Qwen2.5-VL's convention, not Qwen2-VL's."""
+    init_default_scope('finers_mm')
+    logged = []
+    monkeypatch.setattr(vlm_stage, 'print_log', lambda msg, **kwargs: logged.append(msg))
+    for family, model in (('Qwen2VLAdapter', 'qwen2_vl'), ('Qwen25VLAdapter', 'qwen2_5_vl')):
+        MODELS.build(dict(type='GlobalExplorer', protocol='authors',
+                          vlm=dict(type=family, pretrained=tiny_models[model])))
+    assert len(logged) == 1 and 'Qwen2VLAdapter answers in 0..1000 coordinates' in logged[0]
