@@ -1,7 +1,7 @@
 # LPR (LocalRefiner) GRPO training with the authors' settings (METHOD.md, "GRPO", "Rewards"):
 # Qwen2.5-VL-7B-Instruct, full fine-tune, bf16, gradient checkpointing, 8 samples per prompt at
-# temperature 1.0, clip 0.2, k3 KL 5e-3 (clamped), entropy 1e-3, token-mean loss, AdamW 1e-6,
-# 16 prompts (128 rollouts) per optimiser step on 4 GPUs, 200 steps.
+# temperature 1.0, clip 0.2, k3 KL 5e-3 (clamped), entropy 1e-3, veRL's loss aggregation,
+# AdamW 1e-6, 16 prompts (128 rollouts) per optimiser step on 4 GPUs, 200 steps.
 #   bash tools/dist_train.sh configs/finers/lpr_qwen7b.py 4
 # Fill `model.vlm.pretrained` (configs/_base_/models/qwen25vl_grpo.py) with a LOCAL Hugging Face
 # directory, or override it here; nothing is downloaded.

@@ -2,7 +2,7 @@
 # Qwen2.5-VL-7B-Instruct, full fine-tune in bf16 with gradient checkpointing, answers of up to 1024
 # new tokens (the rollout's budget too: GRPOHook samples with the VLM's max_new_tokens). The GRPO
 # loss is GRPOLoss with its defaults, the authors' (clip 0.2, k3 KL 5e-3 clamped to 10, entropy
-# 1e-3, token-mean): set `grpo_loss=dict(kl_coef=0.0)` to change one of them. The stage bases
+# 1e-3; the aggregation by the config's protocol): set `grpo_loss=dict(kl_coef=0.0)` to change one. The stage bases
 # (gse_qwen25vl.py, lpr_qwen25vl.py) add the model type, the reward and the GRPO hook.
 # `pretrained` is a LOCAL Hugging Face directory; nothing is downloaded.
 model = dict(
