@@ -143,3 +143,23 @@ def test_one_key_switches_every_built_component(tiny_models):
         prompts='finers_mm', coordinates='model_image', qa_stage='refiner', resize='cv2_linear',
         loss_type='dapo', reward='finers_mm', metric='finers_mm', crop_resize='cv2_linear',
         points='inscribed_circles')
+
+
+@pytest.mark.parametrize('config', [osp.basename(c) for c in CONFIG_FILES if 'qwen' in c],
+                         ids=str)
+def test_the_paper_configs_run_by_the_authors_protocol_and_ours_is_one_key_away(config):
+    for protocol, options in ((AUTHORS, None), (FINERS_MM, {'protocol': FINERS_MM})):
+        cfg = load_config(config_path('finers', config), options)
+        assert cfg.protocol == protocol
+        stages = ([cfg.model.explorer, cfg.model.refiner] if cfg.model.type == 'FineRSDetector'
+                  else [cfg.model])
+        assert all(stage.protocol == protocol for stage in stages)
+        for hook in cfg.get('custom_hooks', None) or []:
+            if 'reward' in hook:
+                assert hook['reward']['protocol'] == protocol
+        pipelines = [cfg[key].dataset.pipeline for key in ('train_dataloader', 'test_dataloader')
+                     if cfg.get(key)]
+        for pipeline in pipelines:
+            for transform in pipeline:
+                if transform['type'] in PROTOCOL_TYPES:
+                    assert transform['protocol'] == protocol, transform
