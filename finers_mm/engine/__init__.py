@@ -1,5 +1,6 @@
 # Copyright (c) finers_mm contributors. All rights reserved.
-"""Training-loop components: hooks, loops, optimiser constructors."""
+"""Training-loop components: hooks, loops, optimisers."""
 from .hooks import CheckpointCheckHook, FineRSVisualizationHook, FramesCheckHook
+from .optimizers import KahanAdamW
 
-__all__ = ['CheckpointCheckHook', 'FineRSVisualizationHook', 'FramesCheckHook']
+__all__ = ['CheckpointCheckHook', 'FineRSVisualizationHook', 'FramesCheckHook', 'KahanAdamW']
