@@ -8,4 +8,6 @@ _base_ = ['./lpr_qwen7b.py']
 model = dict(
     vlm=dict(lora=dict(r=64, alpha=128, dropout=0.05), generation=dict(max_new_tokens=512)))
 custom_hooks = [dict(type='GRPOHook', reward=_base_.lpr_reward, num_generations=4)]
+# peft keeps the adapters in fp32 under the base's bf16 (get_peft_model's autocast_adapter_dtype):
+# the schedule's KahanAdamW steps them exactly as torch's AdamW (no compensation needed)
 optim_wrapper = dict(optimizer=dict(lr=1e-5))
