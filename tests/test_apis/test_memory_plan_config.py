@@ -213,3 +213,11 @@ def test_deepspeed_casts_the_policy_not_the_reference():
     assert rows['KL reference policy'] == 8_292_166_656 * 4
     assert report.settings['cast'] == 'bfloat16'
     assert report.settings['optimizer_state_bytes'] == {'float32': 8}
+
+
+def test_the_registered_kahan_adamw_states_its_size():
+    """finers_mm's compensated AdamW is found by name in OPTIMIZERS and sizes itself."""
+    from finers_mm.registry import OPTIMIZERS
+    kahan = OPTIMIZERS.get('KahanAdamW')
+    assert optimizer_state_bytes(dict(type='KahanAdamW'), 'bfloat16') == \
+        kahan.state_bytes_per_param(torch.bfloat16) > 4
