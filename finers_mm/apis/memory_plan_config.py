@@ -15,8 +15,9 @@ from finers_mm.models.vlm.generation import DEFAULT_GENERATION
 from finers_mm.registry import HOOKS, MODELS, OPTIMIZERS
 from finers_mm.structures.protocols import DEFAULT_PROTOCOL
 from finers_mm.structures.vocabulary import EXPLORER, REFINER
+from .memory_components import plan_memory
 from .memory_plan import (GB, MemoryPlan, ParamCounts, Workload, cast_counts, counts_bytes,
-                          dtype_bytes, plan_memory)
+                          dtype_bytes)
 from .memory_plan_model import (ModelConfigFile, architecture, checkpoint_dtype,
                                 count_parameters, find_model_config, image_patches,
                                 load_model_config, pixel_budget)

@@ -5,10 +5,11 @@ import json
 
 import pytest
 
+from finers_mm.apis.memory_components import layer_saved_values, plan_memory
 from finers_mm.apis.memory_plan import (BUFFERS, GB, MODEL_STATES, ROLLOUT, TRAINING,
                                         Architecture, ParamCounts, Workload, cast_counts,
                                         counts_bytes, dtype_bytes, format_parameters,
-                                        format_plan, layer_saved_values, plan_memory)
+                                        format_plan)
 from finers_mm.apis.memory_strategies import ddp, deepspeed_zero, fsdp, single_device
 
 #: Qwen2.5-VL-7B-Instruct, counted on the meta device from its public config.json
