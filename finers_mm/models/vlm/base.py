@@ -31,6 +31,7 @@ from .generation import (DEFAULT_GENERATION, GenerationResult, build_generation_
                          completion_mask_after_eos, masked_mean)
 from .loading import DTYPES, check_pretrained, load_model, load_processor, wrap_lora
 from .logprobs import completion_token_logprobs
+from .shared_prefix import shared_prompt_logprobs
 
 if TYPE_CHECKING:
     from transformers import BatchFeature, GenerationConfig
@@ -82,6 +83,10 @@ class BaseVLMAdapter(CoordinateConventionMixin, BaseModule):
             the pixels of the processor-resized image the model sees) or ``'frame'`` (the pixels
             of the image as given, the authors' convention; set by the stage's ``protocol``).
             Ignored by relative families (Qwen2-VL, Qwen3-VL: 0..1000 either way).
+        share_prompt (bool): :meth:`completion_logprobs` forwards each prompt (and its image)
+            once for its n completions, which run against its keys/values
+            (:mod:`.shared_prefix`; equal to the repeated-prompt forward, n times less prompt
+            work). False: one prompt copy per completion (:mod:`.logprobs`). Defaults to True.
     """
 
     model_class: str
@@ -98,8 +103,10 @@ class BaseVLMAdapter(CoordinateConventionMixin, BaseModule):
                  generation: Optional[dict] = None,
                  lora: Optional[dict] = None,
                  freeze: bool = False,
-                 coordinates: str = MODEL_IMAGE) -> None:
+                 coordinates: str = MODEL_IMAGE,
+                 share_prompt: bool = True) -> None:
         super().__init__()
+        self.share_prompt = share_prompt
         owner = type(self).__name__
         self.coordinates = check_coordinates(coordinates, owner)
         if lora is not None and freeze:
@@ -296,7 +303,8 @@ class BaseVLMAdapter(CoordinateConventionMixin, BaseModule):
                             temperature: float = 1.0,
                             return_entropy: bool = False
                             ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
-        """Per-token log-probs of completions under the current model, in one forward pass.
+        """Per-token log-probs of completions under the current model: one forward pass, or
+        with ``share_prompt`` one over the B prompts and one over the completions against them.
 
         Gradients flow (wrap in ``torch.no_grad()`` for old-policy or reference log-probs), through
         the entropies too (for an entropy bonus).
@@ -323,8 +331,12 @@ class BaseVLMAdapter(CoordinateConventionMixin, BaseModule):
             raise ValueError(f'completions {tuple(completion_ids.shape)} (mask '
                              f'{tuple(completion_mask.shape)}) do not match {num_prompts} prompts')
         device = self.device
-        inputs = self.repeat_prompt_inputs(prompt_inputs.to(device),
-                                           completion_ids.shape[0] // num_prompts)
+        n = completion_ids.shape[0] // num_prompts
+        if self.share_prompt and n > 1:  # one completion per prompt: nothing to share
+            return shared_prompt_logprobs(self.model, dict(prompt_inputs.to(device)),
+                                          completion_ids.to(device), completion_mask.to(device),
+                                          temperature=temperature, return_entropy=return_entropy)
+        inputs = self.repeat_prompt_inputs(prompt_inputs.to(device), n)
         return completion_token_logprobs(self.model, inputs, completion_ids.to(device),
                                          completion_mask.to(device), temperature=temperature,
                                          return_entropy=return_entropy)

@@ -34,8 +34,6 @@ def completion_token_logprobs(model: 'PreTrainedModel', prompt_inputs: Dict[str,
         ``completion_mask`` is 0; with ``return_entropy`` also the (N, T) float32 entropies in
         nats, 0 where ``completion_mask`` is 0.
     """
-    from trl.trainer.utils import selective_log_softmax, selective_log_softmax_and_entropy
-
     inputs = dict(prompt_inputs)
     length = completion_ids.shape[1]
     inputs['input_ids'] = torch.cat([inputs['input_ids'], completion_ids], dim=1)
@@ -46,7 +44,30 @@ def completion_token_logprobs(model: 'PreTrainedModel', prompt_inputs: Dict[str,
         inputs['mm_token_type_ids'] = torch.cat([types, types.new_zeros(completion_ids.shape)],
                                                 dim=1)
     logits = model(**inputs, use_cache=False, logits_to_keep=length + 1).logits
-    logits = logits[:, :-1].float()
+    return completion_logprobs_from_logits(logits[:, :-1], completion_ids, completion_mask,
+                                           temperature, return_entropy)
+
+
+def completion_logprobs_from_logits(logits: torch.Tensor, completion_ids: torch.Tensor,
+                                    completion_mask: torch.Tensor, temperature: float = 1.0,
+                                    return_entropy: bool = False
+                                    ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
+    """Masked log-probs (and entropies) of the completion tokens from the logits predicting them.
+
+    Args:
+        logits (torch.Tensor): (N, T, V) logits, row t predicting ``completion_ids[:, t]``.
+        completion_ids (torch.Tensor): (N, T) completion tokens.
+        completion_mask (torch.Tensor): (N, T) 1 on the completions' tokens.
+        temperature (float): divides the logits.
+        return_entropy (bool): also return the entropies (trl's
+            ``selective_log_softmax_and_entropy``).
+
+    Returns:
+        torch.Tensor | tuple[torch.Tensor, torch.Tensor]: (N, T) float32 log-probs, 0 where
+        ``completion_mask`` is 0; with ``return_entropy`` also the (N, T) float32 entropies.
+    """
+    from trl.trainer.utils import selective_log_softmax, selective_log_softmax_and_entropy
+    logits = logits.float()
     mask = completion_mask.to(torch.float32)
     if not return_entropy:
         return selective_log_softmax(logits, completion_ids, temperature) * mask
