@@ -9,8 +9,8 @@ from finers_mm.registry import MODELS
 from finers_mm.structures import clip_boxes, crop_to_frame, frame_to_window, image_size
 from finers_mm.structures.answers import ABSENT_RESPONSE
 from finers_mm.structures.authors_prompts import TEST
+from finers_mm.structures.images import resolve_resize
 from finers_mm.structures.parsing import parse_completion
-from finers_mm.structures.protocols import protocol_setting
 from finers_mm.structures.vocabulary import REFINER
 from .stages import Query, RefinerOutput, make_pred_instances
 from .vlm_stage import VLMStageModel
@@ -36,7 +36,8 @@ class LocalRefiner(VLMStageModel):
         interpolation (str): mmcv interpolation name of the crop resize (``'cv2_linear'``).
         resize (str, optional): how :meth:`refine` resizes a crop
             (:func:`~finers_mm.structures.images.resize_to_frame`: ``'cv2_linear'`` or
-            ``'pil_bilinear'``, the authors' evaluation); None: the protocol's.
+            ``'pil_bilinear'``, the authors' evaluation); None: the protocol's. Checked when the
+            model is built (:func:`~finers_mm.structures.images.resolve_resize`).
         **kwargs: :class:`~finers_mm.models.vlm_stage.VLMStageModel` arguments (``prompt``,
             ``train_mode``, ``grpo_loss``, ``data_preprocessor``, ...).
     """
@@ -49,7 +50,7 @@ class LocalRefiner(VLMStageModel):
         super().__init__(vlm, **kwargs)
         self.frame_size = (int(frame_size[0]), int(frame_size[1]))
         self.interpolation = interpolation
-        self.resize = resize or protocol_setting(self.protocol, 'resize')
+        self.resize = resolve_resize(resize, self.protocol, interpolation)
 
     def views(self, inputs: dict, data_samples: Sequence[DetDataSample]) -> List[np.ndarray]:
         """The refiner crops (``RefinerCrop``)."""

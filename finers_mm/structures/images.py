@@ -22,11 +22,13 @@ How an image is resized (``resize``, :data:`RESIZE_METHODS`), set by the protoco
 
 ``benchmarks/bench_resize_contrast.py`` measures what the choice does to a tiny bright target.
 """
-from typing import Tuple
+from typing import Optional, Tuple
 
 import mmcv
 import numpy as np
 from PIL import Image
+
+from .protocols import protocol_setting
 
 #: how an image is resized to a frame (module docstring)
 RESIZE_METHODS = ('cv2_linear', 'pil_bilinear', 'pil_bicubic')
@@ -49,6 +51,29 @@ def check_resize(resize: str) -> str:
     """
     if resize not in RESIZE_METHODS:
         raise ValueError(f'unknown resize {resize!r}; expected one of {RESIZE_METHODS}')
+    return resize
+
+
+def resolve_resize(resize: Optional[str], protocol: str, interpolation: str = 'bilinear') -> str:
+    """The resize method of a view or crop (the pipeline's, the refiner's at inference): ``resize`` when given, else the protocol's ``'resize'``.
+
+    Args:
+        resize (str, optional): a method of :data:`RESIZE_METHODS`.
+        protocol (str): ``'finers_mm'`` (``'cv2_linear'``) or ``'authors'`` (``'pil_bilinear'``).
+        interpolation (str): the view's cv2 interpolation; only ``'cv2_linear'`` reads it.
+
+    Returns:
+        str: the method.
+
+    Raises:
+        ValueError: an unknown method or protocol, or a cv2 interpolation other than the default
+            with a Pillow method (checked here, when the pipeline is built, not at the first
+            sample).
+    """
+    resize = check_resize(protocol_setting(protocol, 'resize') if resize is None else resize)
+    if resize != 'cv2_linear' and interpolation != 'bilinear':
+        raise ValueError(f'resize={resize!r} (protocol {protocol!r}) uses its own filter; '
+                         f"interpolation={interpolation!r} applies to resize='cv2_linear' only")
     return resize
 
 

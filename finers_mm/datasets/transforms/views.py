@@ -10,36 +10,12 @@ from finers_mm.registry import TRANSFORMS
 from finers_mm.structures import (clip_boxes, crop_to_frame, crop_window_from_region,
                                   image_size, original_to_explorer, resize_to_frame,
                                   random_window_containing, region_around_box, window_to_frame)
-from finers_mm.structures.images import check_resize
-from finers_mm.structures.protocols import DEFAULT_PROTOCOL, check_protocol, protocol_setting
+from finers_mm.structures.images import resolve_resize
+from finers_mm.structures.protocols import DEFAULT_PROTOCOL
 from .loading import record_name
 from .randomness import sample_rng
 
 REFINER_CROP_MODES = ('random', 'region', 'best_region')
-
-
-def resolve_resize(resize: Optional[str], protocol: str, interpolation: str = 'bilinear') -> str:
-    """The resize method of a view: ``resize`` when given, else the protocol's ``'resize'``.
-
-    Args:
-        resize (str, optional): a method of :data:`finers_mm.structures.images.RESIZE_METHODS`.
-        protocol (str): ``'finers_mm'`` (``'cv2_linear'``) or ``'authors'`` (``'pil_bilinear'``).
-        interpolation (str): the view's cv2 interpolation; only ``'cv2_linear'`` reads it.
-
-    Returns:
-        str: the method.
-
-    Raises:
-        ValueError: an unknown method or protocol, or a cv2 interpolation other than the default
-            with a Pillow method (checked here, when the pipeline is built, not at the first
-            sample).
-    """
-    check_protocol(protocol)
-    resize = check_resize(protocol_setting(protocol, 'resize') if resize is None else resize)
-    if resize != 'cv2_linear' and interpolation != 'bilinear':
-        raise ValueError(f'resize={resize!r} (protocol {protocol!r}) uses its own filter; '
-                         f"interpolation={interpolation!r} applies to resize='cv2_linear' only")
-    return resize
 
 
 @TRANSFORMS.register_module()
