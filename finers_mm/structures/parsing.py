@@ -206,11 +206,17 @@ def _with_fields(data: dict, **common) -> ParsedCompletion:
                             invalid=invalid, **common)
 
 
+def _authors_common(text: str, stage: str, json_text: Optional[str]) -> dict:
+    """The fields both authors' readings fill alike: their think layout (no outer whitespace),
+    the matched ``{...}`` as the answer text."""
+    return dict(stage=stage, think=_think(text), answer_text=json_text, rule=AUTHORS,
+                think_format_ok=_think_format_ok(text, strip=False))
+
+
 def _parse_authors(text: str, stage: str) -> ParsedCompletion:
     """:func:`parse_completion` as the authors' rewards read (:mod:`.authors_parsing`)."""
     json_text = authors_json_text(text)
-    common = dict(stage=stage, think=_think(text), answer_text=json_text, rule=AUTHORS,
-                  think_format_ok=_think_format_ok(text, strip=False))
+    common = _authors_common(text, stage, json_text)
     if json_text is None:
         return ParsedCompletion(invalid='no_json', **common)
     data = authors_json_object(json_text)
@@ -413,8 +419,7 @@ def _parse_authors_eval(text: str, stage: str) -> ParsedCompletion:
     """:func:`parse_completion` as the authors' evaluation reads (:mod:`.authors_parsing`): their
     fields, an inverted box's corners sorted, then finers_mm's field checks (finite, in range)."""
     json_text, data = authors_eval_object(text)
-    common = dict(stage=stage, think=_think(text), answer_text=json_text, rule=AUTHORS,
-                  think_format_ok=_think_format_ok(text, strip=False))
+    common = _authors_common(text, stage, json_text)
     if json_text is None:
         return ParsedCompletion(invalid='no_json', **common)
     if data is None:
