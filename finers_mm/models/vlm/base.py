@@ -31,6 +31,7 @@ from .generation import (DEFAULT_GENERATION, GenerationResult, build_generation_
                          completion_mask_after_eos, masked_mean)
 from .loading import DTYPES, check_pretrained, load_model, load_processor, wrap_lora
 from .logprobs import completion_token_logprobs
+from .shared_generation import can_share_generation, shared_prompt_generate
 from .shared_prefix import shared_prompt_logprobs
 
 if TYPE_CHECKING:
@@ -83,10 +84,12 @@ class BaseVLMAdapter(CoordinateConventionMixin, BaseModule):
             the pixels of the processor-resized image the model sees) or ``'frame'`` (the pixels
             of the image as given, the authors' convention; set by the stage's ``protocol``).
             Ignored by relative families (Qwen2-VL, Qwen3-VL: 0..1000 either way).
-        share_prompt (bool): :meth:`completion_logprobs` forwards each prompt (and its image)
-            once for its n completions, which run against its keys/values
-            (:mod:`.shared_prefix`; equal to the repeated-prompt forward, n times less prompt
-            work). False: one prompt copy per completion (:mod:`.logprobs`). Defaults to True.
+        share_prompt (bool): each prompt (and its image) is computed once for its n samples:
+            :meth:`generate_from_inputs` prefills it once and decodes the n samples from its
+            repeated keys/values (:mod:`.shared_generation`), :meth:`completion_logprobs` runs
+            the n completions against its keys/values (:mod:`.shared_prefix`); both equal to
+            the repeated-prompt computation, with n times less prompt work. False: one prompt
+            copy per sample (HF ``generate``, :mod:`.logprobs`). Defaults to True.
     """
 
     model_class: str
@@ -240,7 +243,11 @@ class BaseVLMAdapter(CoordinateConventionMixin, BaseModule):
         """Generate completions for prompts built by :meth:`build_inputs`.
 
         The model runs in eval mode (restored afterwards), so generation keeps its KV cache when
-        gradient checkpointing is on.
+        gradient checkpointing is on. With ``share_prompt`` and n > 1 sampled completions per prompt
+        each prompt and its image are prefilled once and the n samples decoded from its
+        repeated keys/values (:mod:`.shared_generation`: HF's logits processors and stopping
+        criteria, the same tokens under the same seed); otherwise (n = 1, beam search)
+        ``model.generate`` runs on the prompts repeated n times.
 
         Args:
             prompt_inputs (transformers.BatchFeature): B prompts.
@@ -257,8 +264,11 @@ class BaseVLMAdapter(CoordinateConventionMixin, BaseModule):
         was_training = self.model.training
         self.model.eval()
         try:
-            sequences = self.model.generate(**prompt_inputs, generation_config=config)
-            completion_ids = sequences[:, prompt_inputs['input_ids'].shape[1]:]
+            if self.share_prompt and can_share_generation(self.model, config):
+                completion_ids = shared_prompt_generate(self.model, dict(prompt_inputs), config)
+            else:
+                sequences = self.model.generate(**prompt_inputs, generation_config=config)
+                completion_ids = sequences[:, prompt_inputs['input_ids'].shape[1]:]
             eos = config.eos_token_id
             mask = completion_mask_after_eos(completion_ids,
                                              eos if isinstance(eos, list) else [eos])

@@ -78,13 +78,46 @@ def _checkpoint_keeps_cache(model: torch.nn.Module) -> Iterator[None]:
             del layer._can_checkpoint_with_cache  # back to the class attribute
 
 
-def _rope_module(model: torch.nn.Module) -> torch.nn.Module:
+def rope_module(model: torch.nn.Module) -> torch.nn.Module:
     """The module computing the multimodal rope positions (``get_rope_index``), through peft."""
     for module in model.modules():
         if hasattr(module, 'get_rope_index'):
             return module
-    raise TypeError(f'{type(model).__name__} has no get_rope_index: the shared-prompt log-probs '
-                    'need a Qwen-VL style model (multimodal rope)')
+    raise TypeError(f'{type(model).__name__} has no get_rope_index: sharing a prompt between '
+                    'its completions needs a Qwen-VL style model (multimodal rope)')
+
+
+def prompt_rope_positions(model: torch.nn.Module,
+                          prompt_inputs: Dict[str, torch.Tensor]) -> torch.Tensor:
+    """Rope positions of the prompts as the model's own ``get_rope_index`` numbers them.
+
+    Args:
+        model (torch.nn.Module): a Qwen-VL model (or its peft wrapper).
+        prompt_inputs (dict[str, torch.Tensor]): ``input_ids`` / ``attention_mask`` (B, P),
+            ``mm_token_type_ids`` and ``image_grid_thw`` (B, 3) (``video_grid_thw`` if any).
+
+    Returns:
+        torch.Tensor: (3, B, P) long positions (temporal, height, width).
+    """
+    rope_args = {key: prompt_inputs[key] for key in
+                 ('mm_token_type_ids', 'image_grid_thw', 'video_grid_thw') if key in prompt_inputs}
+    positions, _ = rope_module(model).get_rope_index(
+        prompt_inputs['input_ids'], attention_mask=prompt_inputs['attention_mask'], **rope_args)
+    return positions
+
+
+def first_completion_position(prompt_positions: torch.Tensor,
+                              prompt_mask: torch.Tensor) -> torch.Tensor:
+    """Rope position of the first token after each prompt: its largest attended position + 1.
+
+    Args:
+        prompt_positions (torch.Tensor): (3, B, P) positions of the prompts (``get_rope_index``).
+        prompt_mask (torch.Tensor): (B, P) attention mask of the prompts.
+
+    Returns:
+        torch.Tensor: (3, B) long.
+    """
+    return prompt_positions.masked_fill(prompt_mask[None] == 0, -1).amax(dim=-1) + 1
 
 
 def completion_positions(prompt_positions: torch.Tensor, prompt_mask: torch.Tensor,
@@ -104,8 +137,7 @@ def completion_positions(prompt_positions: torch.Tensor, prompt_mask: torch.Tens
     Returns:
         torch.Tensor: (3, B*n, T) long positions.
     """
-    masked = prompt_positions.masked_fill(prompt_mask[None] == 0, -1)
-    start = masked.amax(dim=-1).repeat_interleave(n, dim=1) + 1  # (3, B*n)
+    start = first_completion_position(prompt_positions, prompt_mask).repeat_interleave(n, dim=1)
     attended = completion_mask.long()
     steps = (attended.cumsum(dim=-1) - 1).clamp(min=0)
     return ((start[..., None] + steps[None]) * attended[None]).long()
@@ -140,10 +172,7 @@ def shared_prompt_logprobs(model: 'PreTrainedModel', prompt_inputs: Dict[str, to
     prompt_ids, prompt_mask = prompt_inputs['input_ids'], prompt_inputs['attention_mask']
     num_prompts, length = prompt_ids.shape[0], completion_ids.shape[1]
     n = completion_ids.shape[0] // num_prompts
-    rope_args = {key: prompt_inputs[key] for key in
-                 ('mm_token_type_ids', 'image_grid_thw', 'video_grid_thw') if key in prompt_inputs}
-    positions, _ = _rope_module(model).get_rope_index(prompt_ids, attention_mask=prompt_mask,
-                                                      **rope_args)
+    positions = prompt_rope_positions(model, prompt_inputs)
     recorded = Cache(layer_class_to_replicate=recording_layer)
     with _checkpoint_keeps_cache(model):
         # The prompt's last position predicts the first completion token: keep only its logits.
