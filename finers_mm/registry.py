@@ -35,12 +35,15 @@ from mmdet.registry import VISBACKENDS as MMDET_VISBACKENDS
 from mmdet.registry import VISUALIZERS as MMDET_VISUALIZERS
 from mmdet.registry import WEIGHT_INITIALIZERS as MMDET_WEIGHT_INITIALIZERS
 from mmengine.registry import FUNCTIONS as MMENGINE_FUNCTIONS
+from mmengine.registry import STRATEGIES as MMENGINE_STRATEGIES
 from mmengine.registry import Registry
 
 RUNNERS = Registry('runner', parent=MMDET_RUNNERS, locations=['finers_mm.engine'])
 RUNNER_CONSTRUCTORS = Registry(
     'runner constructor', parent=MMDET_RUNNER_CONSTRUCTORS, locations=['finers_mm.engine'])
 LOOPS = Registry('loop', parent=MMDET_LOOPS, locations=['finers_mm.engine'])
+# FlexibleRunner's strategies (mmdet has no registry of its own for them)
+STRATEGIES = Registry('strategy', parent=MMENGINE_STRATEGIES, locations=['finers_mm.engine'])
 HOOKS = Registry(
     'hook', parent=MMDET_HOOKS, locations=['finers_mm.engine', 'finers_mm.rl', 'mmdet.engine.hooks'])
 

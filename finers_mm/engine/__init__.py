@@ -2,5 +2,7 @@
 """Training-loop components: hooks, loops, optimisers."""
 from .hooks import CheckpointCheckHook, FineRSVisualizationHook, FramesCheckHook
 from .optimizers import KahanAdamW
+from .strategies import FullyShardStrategy
 
-__all__ = ['CheckpointCheckHook', 'FineRSVisualizationHook', 'FramesCheckHook', 'KahanAdamW']
+__all__ = ['CheckpointCheckHook', 'FineRSVisualizationHook', 'FramesCheckHook', 'FullyShardStrategy',
+           'KahanAdamW']

@@ -12,7 +12,8 @@ from mmengine.model import is_model_wrapper
 from finers_mm.models.data_preprocessor import FineRSDataPreprocessor
 from finers_mm.models.losses import group_advantages
 from finers_mm.models.vlm import BaseVLMAdapter
-from finers_mm.registry import HOOKS, REWARDS
+from finers_mm.models.vlm.sharding import gathered_for_generation
+from finers_mm.registry import HOOKS, REWARDS, TASK_UTILS
 from .data_checks import check_reward_data
 from .reference import ReferencePolicy
 from .rewards import RewardResult
@@ -21,12 +22,32 @@ from .rollout import Rollout
 DATA_BATCH = Optional[dict]
 
 
+def rollout_seed(seed: Optional[int], iteration: int, rank: int, world_size: int) -> int:
+    """The sampling seed of one rollout: a function of the run's seed, the iteration and the
+    rank only, so a resumed run samples what an uninterrupted one would.
+
+    Args:
+        seed (int, optional): the run's seed (None: 0).
+        iteration (int): the training iteration.
+        rank (int): this process's rank.
+        world_size (int): the number of processes.
+
+    Returns:
+        int: a seed in ``[0, 2**31 - 1)``, distinct for every (iteration, rank) of a run.
+    """
+    base = seed if seed is not None else 0
+    return (base + 1_000_003 * iteration * world_size + rank) % (2**31 - 1)
+
+
 @HOOKS.register_module()
 class GRPOHook(Hook):
     """Before each training iteration: sample, score, normalise, and hand the loss a rollout.
 
     For the batch of prompts the dataloader gives (one per sample of the stage's training view), the
-    hook samples ``num_generations`` completions per prompt in one batched generate, scores them
+    hook samples ``num_generations`` completions per prompt in one batched generate of its
+    ``rollout_engine`` (:mod:`finers_mm.models.vlm.engines`: the policy's own Hugging Face
+    generate by default, or vLLM colocated on the GPU, whose weights are pushed after every
+    optimiser step; either returns the same result for the same rewards), scores them
     with the composite ``reward``, computes group advantages and, for the KL term, the reference
     policy's log-probs (:class:`~finers_mm.rl.reference.ReferencePolicy`: the LoRA adapter
     disabled, or a frozen copy of the initial weights for a full fine-tune, kept across resumes),
@@ -54,13 +75,16 @@ class GRPOHook(Hook):
         max_new_tokens (int, optional): completion budget of the rollout; None keeps the VLM's.
         scale_rewards (bool): divide by the group std (GRPO) or only centre (Dr. GRPO).
         reference_micro_batch (int): completions per forward when computing reference log-probs.
+        rollout_engine (dict, optional): config of the engine that samples, from ``TASK_UTILS``
+            (``'HFRolloutEngine'``, ``'VLLMRolloutEngine'``); None: ``HFRolloutEngine``.
     """
 
     priority = 'NORMAL'
 
     def __init__(self, reward: dict, num_generations: int = 8, temperature: float = 1.0,
                  top_p: float = 1.0, max_new_tokens: Optional[int] = None,
-                 scale_rewards: bool = True, reference_micro_batch: int = 16) -> None:
+                 scale_rewards: bool = True, reference_micro_batch: int = 16,
+                 rollout_engine: Optional[dict] = None) -> None:
         if num_generations < 2:
             raise ValueError(f'GRPO needs at least 2 generations per prompt, got {num_generations}')
         self.reward = REWARDS.build(reward)
@@ -71,6 +95,7 @@ class GRPOHook(Hook):
             self.sampling['max_new_tokens'] = int(max_new_tokens)
         self.scale_rewards = scale_rewards
         self.reference_policy = ReferencePolicy(micro_batch=reference_micro_batch)
+        self.rollout_engine = TASK_UTILS.build(rollout_engine or dict(type='HFRolloutEngine'))
         self._update_start = 0.0
 
     @property
@@ -97,10 +122,12 @@ class GRPOHook(Hook):
         self.reference_policy.before_save_checkpoint(runner, checkpoint)
 
     def before_train(self, runner) -> None:
-        """Check that the data can feed every reward term; set the reference policy up."""
+        """Check that the data can feed every reward term; set the reference policy and the
+        rollout engine up."""
         model = self._stage(runner)
         check_reward_data(self.reward, runner.train_dataloader.dataset)
         self.reference_policy.setup(runner, model)
+        self.rollout_engine.setup(model.vlm, seed=runner.seed or 0, rank=get_rank())
 
     def before_train_iter(self, runner, batch_idx: int, data_batch: DATA_BATCH = None) -> None:
         """Sample and score this iteration's completions; hand the preprocessed batch on with the
@@ -109,9 +136,16 @@ class GRPOHook(Hook):
         data = model.data_preprocessor(data_batch, True)
         samples = data['data_samples']
         views = model.views(data['inputs'], samples)
-        torch.manual_seed(self._rollout_seed(runner))
+        seed = self._rollout_seed(runner)
+        torch.manual_seed(seed)  # the same generator state after the rollout, whatever engine
         start = time.perf_counter()
-        generation = model.vlm.generate(views, model.build_prompts(samples, views), **self.sampling)
+        engine = self.rollout_engine
+        # under FSDP the weights stay gathered for the whole rollout (no-op when unsharded)
+        with gathered_for_generation(model.vlm.model):
+            engine.before_rollout(model.vlm)  # e.g. wake vLLM, push the current weights
+            generation = engine.generate(model.vlm, views, model.build_prompts(samples, views),
+                                         seed=seed, **self.sampling)
+        engine.after_rollout(model.vlm)
         rollout_time = time.perf_counter() - start
 
         with_mask = 'gt_mask' in self.reward.requires
@@ -147,16 +181,16 @@ class GRPOHook(Hook):
 
     def after_train_iter(self, runner, batch_idx: int, data_batch: DATA_BATCH = None,
                          outputs: Optional[dict] = None) -> None:
-        """Log the time of the policy update (the loss, backward and optimiser step)."""
+        """Log the time of the policy update (the loss, backward and optimiser step); tell the
+        rollout engine that the policy changed."""
+        self.rollout_engine.after_optimizer_step(self._stage(runner).vlm)
         runner.message_hub.update_scalar('train/update_time',
                                          time.perf_counter() - self._update_start)
 
     @staticmethod
     def _rollout_seed(runner) -> int:
-        """The sampling seed of this iteration and rank: a function of the run's seed, the
-        iteration and the rank only, so a resumed run samples what an uninterrupted one would."""
-        base = runner.seed if runner.seed is not None else 0
-        return (base + 1_000_003 * runner.iter * get_world_size() + get_rank()) % (2**31 - 1)
+        """The sampling seed of this iteration and rank (:func:`rollout_seed`)."""
+        return rollout_seed(runner.seed, runner.iter, get_rank(), get_world_size())
 
     @staticmethod
     def _log(runner, scored: RewardResult, completion_mask: torch.Tensor, rollout_time: float,

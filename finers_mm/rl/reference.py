@@ -8,6 +8,7 @@ import torch
 from mmengine.logging import print_log
 
 from finers_mm.models.vlm import BaseVLMAdapter, GenerationResult
+from finers_mm.models.vlm.sharding import is_sharded
 
 #: the checkpoint meta key recording where a full fine-tune's KL reference came from
 REFERENCE_META_KEY = 'grpo_reference'
@@ -80,6 +81,10 @@ class ReferencePolicy:
         else:
             origin = self._start_origin(runner)
             source = 'policy'
+            if is_sharded(model.vlm):
+                # a sharded policy holds only this rank's slice: rebuild what it was loaded from
+                # (the same weights), whole and in the adapter's dtype (bf16), once per GPU
+                source = 'pretrained' if origin is None else origin
             print_log('GRPOHook: full fine-tune with a KL term: a frozen copy of the initial '
                       f'policy ({model.vlm.pretrained if origin is None else origin!r}) is the '
                       'reference', logger='current')
