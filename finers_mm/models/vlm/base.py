@@ -20,7 +20,7 @@ what they need:
 Family differences live in the subclasses' class attributes (:mod:`.qwen_vl`).
 """
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Dict, Iterator, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -182,14 +182,26 @@ class BaseVLMAdapter(CoordinateConventionMixin, BaseModule):
             if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
                 raise ValueError('images must be (H, W, 3) uint8 RGB arrays, got '
                                  f'{image.shape} {image.dtype}')
+        return self.processor(
+            text=self.chat_texts(prompts), images=list(images), padding=True,
+            padding_side='left', input_data_format='channels_last', return_tensors='pt')
+
+    def chat_texts(self, prompts: Sequence[str]) -> List[str]:
+        """The chat-templated text of each prompt (one user turn: the image, then the text),
+        before the processor expands the image placeholder: what :meth:`build_inputs` encodes
+        and what a rollout engine that tokenises on its own (vLLM) is given.
+
+        Args:
+            prompts (Sequence[str]): B user texts.
+
+        Returns:
+            list[str]: B texts, the generation prompt (assistant turn) opened.
+        """
         conversations = [[dict(role='user', content=[dict(type='image'),
                                                      dict(type='text', text=prompt)])]
                          for prompt in prompts]
-        texts = self.processor.apply_chat_template(
+        return self.processor.apply_chat_template(
             conversations, add_generation_prompt=True, tokenize=False)
-        return self.processor(
-            text=texts, images=list(images), padding=True, padding_side='left',
-            input_data_format='channels_last', return_tensors='pt')
 
     def repeat_prompt_inputs(self, prompt_inputs: 'BatchFeature',
                              n: int) -> Dict[str, torch.Tensor]:
