@@ -183,6 +183,12 @@ class IterSpanHook(Hook):
             self.profiler.enable()
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        self.end_iteration(runner)
+        self.lockstep.hand_to('trl')
+        self.lockstep.wait_for('ours')
+
+    def end_iteration(self, runner):
+        """Close the iteration's span and add the hook's logged times to its row."""
         if self.profiler is not None:
             self.profiler.disable()
         self.timer.end()
@@ -192,19 +198,29 @@ class IterSpanHook(Hook):
         row['generate'] = hub.get_scalar('train/rollout_time').current()
         row['reference'] = hub.get_scalar('train/reference_time').current()
         row['completion_length'] = hub.get_scalar('train/completion_length').current()
-        self.lockstep.hand_to('trl')
-        self.lockstep.wait_for('ours')
+        return row
 
 
 # ------------------------------------------------------------------------------------------------
 # ours
 # ------------------------------------------------------------------------------------------------
 
-def build_runner(args, tiny, work_dir):
-    """An mmengine Runner of configs/finers/lpr_tiny.py with the benchmark's settings."""
+def build_runner(args, tiny, work_dir, config='lpr_tiny.py', vlm=None, max_iters=None):
+    """An mmengine Runner of ``configs/finers/<config>`` with the benchmark's settings.
+
+    Args:
+        args (argparse.Namespace): ``prompts``, ``num_generations``, ``max_new_tokens``,
+            ``kl_coef``, ``warmup``, ``iters``.
+        tiny (dict): paths of the tiny models.
+        work_dir (str): the runner's work dir.
+        config (str): the stage's config under configs/finers/ (``lpr_tiny.py``, ``gse_tiny.py``).
+        vlm (dict, optional): further ``model.vlm`` settings (e.g. ``min_pixels``/``max_pixels``).
+        max_iters (int, optional): iterations to run. Defaults to ``warmup + iters``.
+    """
     init_default_scope('finers_mm')
-    cfg = Config.fromfile(osp.join(REPO_ROOT, 'configs', 'finers', 'lpr_tiny.py'))
+    cfg = Config.fromfile(osp.join(REPO_ROOT, 'configs', 'finers', config))
     max_new = args.max_new_tokens
+    cfg.merge_from_dict({f'model.vlm.{key}': value for key, value in (vlm or {}).items()})
     cfg.merge_from_dict({
         'model.vlm.pretrained': tiny['qwen2_5_vl'],
         'model.vlm.generation': dict(max_new_tokens=max_new, min_new_tokens=max_new),
@@ -218,7 +234,7 @@ def build_runner(args, tiny, work_dir):
         'train_dataloader.sampler': dict(_delete_=True, type='InfiniteSampler', shuffle=True),
         'optim_wrapper.optimizer': dict(type='AdamW', lr=LR, weight_decay=WEIGHT_DECAY),
         'optim_wrapper.clip_grad': dict(max_norm=MAX_GRAD_NORM),
-        'train_cfg.max_iters': args.warmup + args.iters,
+        'train_cfg.max_iters': max_iters or args.warmup + args.iters,
         'train_cfg.val_interval': 10**9,
         'default_hooks.logger.interval': 10**9,
         'default_hooks.checkpoint.interval': 10**9,
@@ -250,11 +266,13 @@ def shared_inputs(runner, args):
                 zip(samples, views, model.build_prompts(samples, views)))]
 
 
-def prepare_ours(runner, args, lockstep, profile=False):
-    """Add the iteration span and the breakdown timers to the runner."""
+def prepare_ours(runner, args, lockstep, profile=False, span_hook=None):
+    """Add the iteration span (``span_hook``: an :class:`IterSpanHook` class, this one by
+    default) and the breakdown timers to the runner."""
     timer = Timer()
     profiler = cProfile.Profile() if profile else None
-    runner.register_hook(IterSpanHook(timer, lockstep, profiler, profile_from=args.warmup),
+    runner.register_hook((span_hook or IterSpanHook)(timer, lockstep, profiler,
+                                                     profile_from=args.warmup),
                          priority='HIGHEST')
     # breakdown (instance-level wrappers: a few microseconds each)
     [hook] = [h for h in runner.hooks if type(h).__name__ == 'GRPOHook']
