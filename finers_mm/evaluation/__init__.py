@@ -6,10 +6,13 @@ for an empty prediction; plain ``RefSegMetric`` needs ``'gt_masks'`` in ``PackFi
 from .finers_metric import FineRSCocoMetric, FineRSMetric, dump_coco_gt
 from .functional import (COCO_CATEGORY_ID, EMPTY_RULES, coco_image_id, encode_mask, mask_overlap,
                          sample_iou, segmentation_scores)
+from .reasonseg_metric import ReasonSegMetric, lisa_overlap, lisa_scores
 from .refseg_metric import FineRSRefSegMetric
+from .vqa_benchmarks import HRBenchMetric, MMERealWorldMetric, VQABenchmarkMetric, VStarMetric
 
 __all__ = [
     'FineRSMetric', 'FineRSCocoMetric', 'FineRSRefSegMetric', 'dump_coco_gt', 'COCO_CATEGORY_ID',
     'EMPTY_RULES', 'coco_image_id', 'encode_mask', 'mask_overlap', 'sample_iou',
-    'segmentation_scores'
+    'segmentation_scores', 'VQABenchmarkMetric', 'VStarMetric', 'HRBenchMetric',
+    'MMERealWorldMetric', 'ReasonSegMetric', 'lisa_overlap', 'lisa_scores'
 ]

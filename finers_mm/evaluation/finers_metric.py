@@ -177,17 +177,7 @@ class FineRSMetric(BaseMetric):
             **dict(zip(('intersection', 'union', 'pred_area', 'gt_area'), overlap)))
         if question_type != SEGMENTATION:
             record['answer_stage'] = self._answer_stage(sample)
-            verdicts = {}
-            for rule in ANSWER_RULES:
-                try:
-                    verdicts[rule] = answer_is_correct(
-                        record['pred_answer'], record['answer'], question_type,
-                        sample.get('options'), stage=record['answer_stage'], rule=rule)
-                except ValueError as error:
-                    raise ValueError(f'{_sample_name(sample)}: {error}') from None
-            # the authors' evaluation counts the QA wrong when GSE gave no box
-            if _explorer_gave_no_region(sample):
-                verdicts[AUTHORS] = False
+            verdicts = answer_verdicts(sample, record['answer_stage'])
             record['correct'] = verdicts[self.answer_rule]
             record[f'correct_{self.other_rule}'] = verdicts[self.other_rule]
         if self.outfile_prefix is not None:
@@ -341,6 +331,38 @@ def dump_coco_gt(dataset_or_data_list: Union[BaseDataset, Sequence[dict]], out_f
         images=images, annotations=annotations,
         categories=[dict(id=COCO_CATEGORY_ID, name=CATEGORY_NAME)])
     write_atomic(out_file, json.dumps(content))
+
+
+def answer_verdicts(sample: dict, answer_stage: str) -> Dict[str, bool]:
+    """Whether a sample's ``pred_answer`` answers its question, by each answer rule.
+
+    The one reading of a QA answer for every metric (FineRSMetric and the VQA benchmark metrics):
+    :func:`~finers_mm.structures.answers.answer_is_correct` under each rule, and the authors'
+    evaluation also counts the answer wrong when GSE gave no region.
+
+    Args:
+        sample (dict): the data sample as a dict: ``question_type``, ``answer``, ``pred_answer``,
+            ``options`` and, when the chain reports it, ``pred_region``.
+        answer_stage (str): ``'explorer'`` or ``'refiner'``: whose response ``pred_answer`` is.
+
+    Returns:
+        dict[str, bool]: rule (``'finers_mm'``, ``'authors'``) -> verdict.
+
+    Raises:
+        ValueError: naming the sample, when its ground truth names no single option.
+    """
+    verdicts = {}
+    for rule in ANSWER_RULES:
+        try:
+            verdicts[rule] = answer_is_correct(
+                sample.get('pred_answer'), sample.get('answer'), sample['question_type'],
+                sample.get('options'), stage=answer_stage, rule=rule)
+        except ValueError as error:
+            raise ValueError(f'{_sample_name(sample)}: {error}') from None
+    # the authors' evaluation counts the QA wrong when GSE gave no box
+    if _explorer_gave_no_region(sample):
+        verdicts[AUTHORS] = False
+    return verdicts
 
 
 def _accuracies(name: str, records: List[dict]) -> Dict[str, float]:

@@ -1,0 +1,12 @@
+# FineRS-7B on HR-Bench 4K, zero-shot (paper: 63.8). The GSE stage answers (qa_stage='explorer', the
+# authors' evaluation); accuracy per option-order cycle, then averaged; per category FSP / FCP
+# (HRBenchMetric). The TSV is read lazily (one row's image at a time).
+#   python tools/test.py configs/benchmarks/hrbench4k_finers_qwen7b.py
+#   bash tools/dist_test.sh configs/benchmarks/hrbench4k_finers_qwen7b.py none 8
+_base_ = ['../finers/finers_qwen7b_test.py', '../_base_/datasets/vqa_benchmarks.py']
+
+model = dict(qa_stage='explorer')
+test_dataloader = dict(dataset=_base_.hrbench4k_dataset)
+val_dataloader = test_dataloader
+test_evaluator = dict(type='HRBenchMetric', _delete_=True)
+val_evaluator = test_evaluator
