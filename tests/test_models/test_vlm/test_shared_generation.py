@@ -136,3 +136,23 @@ def test_one_sample_beams_and_share_prompt_off_keep_generate(model_dirs, monkeyp
     adapters[True].generate_from_inputs(inputs, max_new_tokens=4)  # n = 1: generate
     with pytest.raises(AssertionError, match='the shared path ran'):
         _sample(adapters[True], inputs, max_new_tokens=4)
+
+
+def test_synced_gpus_steps_until_every_rank_is_done(model_dirs, tmp_path):
+    """``synced_gpus`` (a sharded model: every rank must forward until all are done) on a
+    one-rank gloo group gives the same tokens as without."""
+    import torch.distributed as dist
+    adapter = _adapters(model_dirs, 'qwen2_5_vl')[True]
+    inputs = _inputs(adapter)
+    config = adapter._generation_config(do_sample=True, num_return_sequences=N, max_new_tokens=12)
+    model = adapter.model.eval()
+    dist.init_process_group('gloo', init_method=f'file://{tmp_path}/store', rank=0, world_size=1)
+    try:
+        got = []
+        for synced in (False, True):
+            torch.manual_seed(0)
+            got.append(shared_prompt_generate(model, dict(inputs), config, synced_gpus=synced))
+    finally:
+        dist.destroy_process_group()
+    assert torch.equal(got[0], got[1])
+    assert (got[0] == config.pad_token_id).any()  # some rows ended early and were padded
