@@ -331,3 +331,70 @@ def test_vllm_generates_what_the_loss_can_score(model_dirs):  # pragma: no cover
     logps = adapter.completion_logprobs(result.prompt_inputs, result.completion_ids.cuda(),
                                         result.completion_mask.cuda())
     assert torch.isfinite(logps).all()
+
+
+class _StandInLLM:
+    """What VLLMRolloutEngine uses of a ``vllm.LLM`` (which cannot run without a GPU): sleep,
+    wake_up, reset_prefix_cache and trl's path to the in-process model's ``load_weights``."""
+
+    def __init__(self):
+        self.calls, self.loaded = [], {}
+        runner = type('ModelRunner', (), {})()
+        runner.model = type('Model', (), {'load_weights': self._load})()
+        worker = type('Worker', (), {'model_runner': runner})()
+        executor = type('Executor', (), {'driver_worker': worker})()
+        self.llm_engine = type('Engine', (), {'model_executor': executor})()
+
+    def _load(self, weights):
+        for name, tensor in weights:
+            self.loaded[name] = tensor.clone()
+        self.calls.append('load_weights')
+
+    def sleep(self, level):
+        self.calls.append(f'sleep({level})')
+
+    def wake_up(self, tags=None):
+        self.calls.append(f'wake_up({",".join(tags)})')
+
+    def reset_prefix_cache(self):
+        self.calls.append('reset_prefix_cache')
+
+
+def _compress(calls):
+    """One 'load_weights' for each run of them."""
+    return [c for i, c in enumerate(calls) if c != 'load_weights' or i == 0 or calls[i - 1] != c]
+
+
+@pytest.mark.parametrize('sleep_level', [1, 2])
+def test_lifecycle_sleeps_between_rollouts_and_pushes_weights_after_each_step(
+        lora_adapter, model_dirs, sleep_level):
+    engine = VLLMRolloutEngine(sleep_level=sleep_level)
+    llm = _StandInLLM()
+    engine.attach(llm, lora_adapter)
+    assert llm.calls == [f'sleep({sleep_level})']
+    wake = ['wake_up(weights)', 'load_weights', 'reset_prefix_cache', 'wake_up(kv_cache)']
+    engine.before_rollout(lora_adapter)  # first rollout: the policy may be a resumed one
+    engine.after_rollout(lora_adapter)
+    assert _compress(llm.calls[1:]) == wake + [f'sleep({sleep_level})']
+    assert set(llm.loaded) == _checkpoint_keys(model_dirs['qwen2_5_vl'])
+    del llm.calls[:]
+    engine.before_rollout(lora_adapter)  # no optimiser step: level 1 kept the weights
+    engine.after_rollout(lora_adapter)
+    unchanged = ['wake_up(weights)', 'wake_up(kv_cache)', f'sleep({sleep_level})']
+    assert _compress(llm.calls) == (unchanged if sleep_level == 1 else wake + unchanged[-1:])
+    del llm.calls[:]
+    engine.after_optimizer_step(lora_adapter)
+    engine.before_rollout(lora_adapter)
+    assert _compress(llm.calls) == wake
+
+
+def test_without_sleep_the_engine_stays_awake_and_syncs_after_steps(lora_adapter):
+    engine = VLLMRolloutEngine(sleep_level=0)
+    llm = _StandInLLM()
+    engine.attach(llm, lora_adapter)
+    engine.before_rollout(lora_adapter)
+    engine.after_rollout(lora_adapter)
+    engine.before_rollout(lora_adapter)
+    engine.after_optimizer_step(lora_adapter)
+    engine.before_rollout(lora_adapter)
+    assert _compress(llm.calls) == ['load_weights', 'reset_prefix_cache'] * 2

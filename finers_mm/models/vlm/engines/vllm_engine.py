@@ -163,9 +163,16 @@ class VLLMRolloutEngine(BaseRolloutEngine):
     def setup(self, adapter: 'BaseVLMAdapter', seed: int = 0, rank: int = 0) -> None:
         """Start vLLM on this rank's GPU and put it to sleep."""
         vllm = import_vllm()
-        self._names = checkpoint_names(base_model(adapter.model))
         set_launcher_environment(rank)
-        self.llm = vllm.LLM(**self.llm_arguments(adapter, seed=seed + rank))
+        self.attach(vllm.LLM(**self.llm_arguments(adapter, seed=seed + rank)), adapter)
+
+    def attach(self, llm: Any, adapter: 'BaseVLMAdapter') -> None:
+        """Use a started ``vllm.LLM`` (of the adapter's checkpoint) and put it to sleep; its
+        weights are pushed before the first rollout (the policy may have been loaded from a
+        checkpoint since)."""
+        self._names = checkpoint_names(base_model(adapter.model))
+        self.llm = llm
+        self._asleep = False
         self._stale = True
         self._sleep()
 
