@@ -1,7 +1,6 @@
-# GSE full fine-tune sharded with DeepSpeed ZeRO-2 through mmengine's FlexibleRunner: optimiser
-# states and gradients are sharded, the weights stay whole on every GPU, so the rollout's generate
-# runs as usual. (FSDP shards the weights too and would have to gather them for every generate: use
-# `strategy=dict(type='FSDPStrategy', ...)` only if ZeRO-2 does not fit.) Needs `pip install
+# GSE full fine-tune sharded with DeepSpeed ZeRO-2 through mmengine's FlexibleRunner, the
+# alternative to gse_qwen7b.py's FSDP: optimiser states and gradients are sharded, the weights stay
+# whole (bf16) on every GPU, so the rollout's generate runs as usual. Needs `pip install
 # deepspeed`; not measured here (no GPU in this project's CI).
 #   bash tools/dist_train.sh configs/finers/gse_qwen7b_deepspeed.py 8
 _base_ = ['./gse_qwen7b.py']
@@ -9,6 +8,7 @@ _base_ = ['./gse_qwen7b.py']
 runner_type = 'FlexibleRunner'
 # the schedule's bf16, AdamW and gradient clipping, applied by DeepSpeed
 strategy = dict(
+    _delete_=True,
     type='DeepSpeedStrategy',
     fp16=dict(enabled=False),
     bf16=dict(enabled=True),

@@ -7,6 +7,13 @@ _base_ = ['./gse_qwen7b.py']
 model = dict(
     vlm=dict(lora=dict(r=64, alpha=128, dropout=0.05), generation=dict(max_new_tokens=512)))
 custom_hooks = [dict(type='GRPOHook', reward=_base_.gse_reward, num_generations=4)]
+# One card, no sharding: mmengine's plain Runner (the full fine-tune's FSDP strategy does not
+# apply) with the schedule's bf16 autocast (configs/_base_/schedules/grpo_200it.py).
 # peft keeps the adapters in fp32 under the base's bf16 (get_peft_model's autocast_adapter_dtype):
-# the schedule's KahanAdamW steps them exactly as torch's AdamW (no compensation needed)
-optim_wrapper = dict(optimizer=dict(lr=1e-5))
+# KahanAdamW steps them exactly as torch's AdamW (no compensation needed)
+runner_type = 'Runner'
+strategy = None
+optim_wrapper = dict(
+    _delete_=True, type='AmpOptimWrapper', dtype='bfloat16',
+    optimizer=dict(type='KahanAdamW', lr=1e-5, weight_decay=1e-2),
+    clip_grad=dict(max_norm=1.0))

@@ -233,6 +233,27 @@ def kv_cache_component(arch: Architecture, workload: Workload) -> Optional[Compo
         f'x {seq} seq x {b} B')
 
 
+def rollout_gather_component(counts: ParamCounts, arch: Architecture, workload: Workload,
+                             sharding: Sharding) -> Optional[Component]:
+    """The weights gathered whole for the rollout's generate (FSDP2, FullyShardStrategy), or None.
+
+    Args:
+        counts (ParamCounts): the parameters.
+        arch (Architecture): unused (the signature of the other rows).
+        workload (Workload): the rollout and its compute dtype.
+        sharding (Sharding): the strategy.
+
+    Returns:
+        Component | None: the row.
+    """
+    if not (workload.rollout and sharding.rollout_gather and sharding.world_size > 1):
+        return None
+    total = counts.total
+    b = dtype_bytes(workload.compute_dtype)
+    return Component('weights gathered for the rollout', ROLLOUT, total * b,
+                     f'{_billions(total)} x {b} B, whole on every GPU while it generates')
+
+
 def plan_memory(counts: ParamCounts, arch: Architecture, workload: Workload, sharding: Sharding,
                 weights: Dict[str, int], trainable: Dict[str, int],
                 optimizer_name: str, state_bytes: Dict[str, int],
@@ -267,6 +288,7 @@ def plan_memory(counts: ParamCounts, arch: Architecture, workload: Workload, sha
             reference_component(counts, weights if reference is None else reference, workload)]
     rows += activation_components(arch, workload, counts.vision_trains)
     rows += [logits_component(arch, workload), kv_cache_component(arch, workload),
+             rollout_gather_component(counts, arch, workload, sharding),
              Component('communication buffers', BUFFERS, sharding.buffer_bytes,
                        sharding.buffer_how)]
     notes = [

@@ -137,7 +137,7 @@ def compute_dtype(cfg, weights_dtype: str) -> str:
         if (strategy.get('type') == 'DeepSpeedStrategy'
                 and (strategy.get(mode) or {}).get('enabled')):
             return 'bfloat16' if mode == 'bf16' else 'float16'
-    mixed = ((strategy.get('model_wrapper') or {}).get('mixed_precision') or {})
+    mixed = ((strategy.get('model_wrapper') or strategy).get('mixed_precision') or {})
     if mixed.get('param_dtype'):
         return str(mixed['param_dtype']).replace('torch.', '')
     wrapper = cfg.get('optim_wrapper') or {}
@@ -249,7 +249,8 @@ def read_sharding(cfg, gpus: int, counts: ParamCounts, grad_bytes: int,
 
     Returns:
         tuple[Sharding, str | None, list[str]]: the sharding, the dtype the strategy casts the
-        policy's weights to (DeepSpeed's bf16 / fp16 mode) or None, and notes.
+        policy's weights to (DeepSpeed's bf16 / fp16 mode, FullyShardStrategy's
+        ``master_dtype``) or None, and notes.
     """
     notes = []
     runner = cfg.get('runner_type', 'Runner')
@@ -262,6 +263,14 @@ def read_sharding(cfg, gpus: int, counts: ParamCounts, grad_bytes: int,
     if kind == 'DeepSpeedStrategy':
         sharding, cast = _deepspeed_sharding(_deepspeed_config(strategy), gpus, compute_bytes)
         return sharding, cast, notes
+    if kind == 'FullyShardStrategy':
+        # FSDP2: shards held in master_dtype (the cast), gathered in the compute dtype, and
+        # gathered whole while the rollout generates (gathered_for_generation)
+        resharded = strategy.get('reshard_after_forward', True)
+        master = strategy.get('master_dtype', 'float32')
+        master = None if master is None else str(master).replace('torch.', '')
+        return fsdp('FULL_SHARD' if resharded else 'SHARD_GRAD_OP', gpus, counts.largest_block,
+                    compute_bytes, rollout_gather=True, label='FSDP2'), master, notes
     if kind == 'FSDPStrategy' or str(wrapper.get('type', '')).endswith(
             'MMFullyShardedDataParallel'):
         options = (strategy.get('model_wrapper') or {}) if kind else wrapper

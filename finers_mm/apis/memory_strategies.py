@@ -30,6 +30,8 @@ class Sharding:
         offload_params (bool): the weights live in CPU memory (ZeRO-3 offload).
         buffer_bytes (int): communication buffers, bytes.
         buffer_how (str): how they were counted.
+        rollout_gather (bool): the sharded weights are gathered whole (in the compute dtype)
+            for the rollout's generate (FullyShardStrategy).
     """
     name: str
     world_size: int = 1
@@ -43,6 +45,7 @@ class Sharding:
     offload_params: bool = False
     buffer_bytes: int = 0
     buffer_how: str = 'none'
+    rollout_gather: bool = False
 
     def shards(self, sharded: bool) -> int:
         """The divisor of a component: the GPUs when it is sharded, else 1."""
@@ -135,10 +138,12 @@ FSDP_STRATEGIES = {
 }
 
 
-def fsdp(strategy: str, world_size: int, largest_block: int, compute_bytes: int) -> Sharding:
-    """FSDP (mmengine's FlexibleRunner + FSDPStrategy, or MMFullyShardedDataParallel).
+def fsdp(strategy: str, world_size: int, largest_block: int, compute_bytes: int,
+         rollout_gather: bool = False, label: str = 'FSDP') -> Sharding:
+    """FSDP (mmengine's FlexibleRunner + FSDPStrategy or finers_mm's FullyShardStrategy, or
+    MMFullyShardedDataParallel).
 
-    FSDP shards the parameters in their own dtype (no separate master copy: a model loaded in
+    FSDP shards the parameters in their own dtype (no separate master copy: a model held in
     fp32 keeps fp32 shards and computes in the mixed-precision dtype). The hybrid strategies are
     counted as if the GPUs were one node.
 
@@ -147,6 +152,8 @@ def fsdp(strategy: str, world_size: int, largest_block: int, compute_bytes: int)
         world_size (int): GPUs.
         largest_block (int): parameters of the largest wrapped block.
         compute_bytes (int): bytes of a gathered element.
+        rollout_gather (bool): the weights are gathered whole for the rollout's generate.
+        label (str): the name's prefix (``'FSDP'``, ``'FSDP2'``).
 
     Returns:
         Sharding: the strategy.
@@ -163,5 +170,6 @@ def fsdp(strategy: str, world_size: int, largest_block: int, compute_bytes: int)
     buffers = 2 * largest_block * compute_bytes if weights else 0
     how = (f'2 gathered blocks of {largest_block / 1e6:.0f} M parameters x {compute_bytes} B'
            if weights else 'none counted')
-    return Sharding(f'FSDP {name}', world_size, weights=weights, gradients=rest, optimizer=rest,
-                    buffer_bytes=buffers, buffer_how=how)
+    return Sharding(f'{label} {name}', world_size, weights=weights, gradients=rest,
+                    optimizer=rest, buffer_bytes=buffers, buffer_how=how,
+                    rollout_gather=rollout_gather and weights)

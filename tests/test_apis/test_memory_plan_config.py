@@ -221,3 +221,61 @@ def test_the_registered_kahan_adamw_states_its_size():
     kahan = OPTIMIZERS.get('KahanAdamW')
     assert optimizer_state_bytes(dict(type='KahanAdamW'), 'bfloat16') == \
         kahan.state_bytes_per_param(torch.bfloat16) > 4
+
+
+#: issue 14: the full fine-tunes' model states per GPU must leave >= 24 GB of an 80 GB card
+MODEL_STATES_BUDGET = 56e9
+N_7B = 8_292_166_656
+
+
+@pytest.mark.parametrize('name,gpus,expected_gb', [('gse_qwen7b.py', 8, 33.17),
+                                                   ('lpr_qwen7b.py', 4, 49.75)])
+def test_the_7b_full_fine_tunes_shard_by_default(name, gpus, expected_gb):
+    """FSDP2 from the config: fp32 shards of the weights, gradients and AdamW states / GPUs, the
+    bf16 KL reference whole on each GPU, the weights gathered in bf16 for the rollout."""
+    report = _plan(name, gpus=gpus)
+    rows = {c.name.split(' (')[0]: c.bytes for c in report.plan.components}
+    assert report.settings['strategy'] == 'FSDP2 FULL_SHARD'
+    assert report.settings['cast'] == 'float32' and report.settings['compute_dtype'] == 'bfloat16'
+    assert rows['weights'] == N_7B * 4 // gpus and rows['gradients'] == N_7B * 4 // gpus
+    assert rows['optimiser states'] == N_7B * 8 // gpus
+    assert rows['KL reference policy'] == N_7B * 2
+    assert rows['weights gathered for the rollout'] == N_7B * 2
+    assert report.plan.model_states <= MODEL_STATES_BUDGET
+    assert report.plan.model_states / 1e9 == pytest.approx(expected_gb, abs=0.01)
+    assert report.plan.fits  # peak within 80 GB
+    # the same config unsharded: what issue 14 measured (bf16 weights, KahanAdamW, DDP)
+    ddp = _plan(name, {'runner_type': 'Runner', 'strategy': None,
+                       'optim_wrapper.optimizer.type': 'KahanAdamW'}, gpus=gpus)
+    assert ddp.plan.model_states / 1e9 == pytest.approx(132.7, abs=0.1)
+
+
+def test_the_3b_twins_shard_as_the_7b_configs():
+    for name, gpus in (('gse_qwen3b.py', 8), ('lpr_qwen3b.py', 4)):
+        report = _plan(name, gpus=gpus)
+        assert report.settings['strategy'] == 'FSDP2 FULL_SHARD'
+        assert report.plan.model_states < _plan(name.replace('3b', '7b'), gpus=gpus
+                                                ).plan.model_states
+
+
+def test_read_sharding_of_fully_shard_strategy():
+    base = dict(runner_type='FlexibleRunner', strategy=dict(type='finers_mm.FullyShardStrategy'))
+    sharding, cast, _ = _sharding(Config(base))
+    assert sharding.name == 'FSDP2 FULL_SHARD' and cast == 'float32'
+    assert sharding.weights and sharding.optimizer and sharding.rollout_gather
+    kept = Config(dict(base, strategy=dict(base['strategy'], reshard_after_forward=False,
+                                           master_dtype=None)))
+    sharding, cast, _ = _sharding(kept)
+    assert sharding.name == 'FSDP2 SHARD_GRAD_OP' and cast is None
+    assert not sharding.weights and not sharding.rollout_gather
+
+
+@pytest.mark.parametrize('name,peak_gb', [('gse_qwen7b_lora.py', 37.63),
+                                          ('lpr_qwen7b_lora.py', 29.60)])
+def test_the_lora_configs_on_one_40gb_card_at_the_authors_group(name, peak_gb):
+    """Issue 14's question: n = 8 samples of 1024 tokens, one 40 GB card, no sharding."""
+    cfg = load_config(config_path('finers', name), {
+        'custom_hooks.0.num_generations': 8, 'model.vlm.generation.max_new_tokens': 1024})
+    report = plan_config(cfg, 1, name, gpu_memory_gb=40)
+    assert report.settings['strategy'] == 'single GPU'
+    assert report.plan.peak / 1e9 == pytest.approx(peak_gb, abs=0.01) and report.plan.fits

@@ -43,13 +43,14 @@ _LPR_7B = {
                ('box_l1', {'max_l1': 10.0}), ('points', {'max_distance': 100.0}),
                ('answer', {'min_ratio': 0.8, 'refiner_max_words': 3})),
     'num_generations': 8, 'temperature': 1.0, 'top_p': 1.0,
-    'optim_wrapper': 'AmpOptimWrapper', 'amp_dtype': 'bfloat16', 'optimizer': 'KahanAdamW',
+    # sharded with FSDP (configs/_base_/strategies/fsdp.py): torch's AdamW on fp32 master shards
+    'optim_wrapper': 'OptimWrapper', 'amp_dtype': None, 'optimizer': 'AdamW',
     'lr': 1e-6, 'weight_decay': 1e-2, 'clip_grad': 1.0, 'accumulative_counts': 4,
     'param_scheduler': [],
     'batch_size': 1, 'num_workers': 2, 'sampler': 'DefaultSampler', 'data_root': 'data/FineRS-4k/',
     'ann_file': 'annotations/train.json', 'max_iters': 800, 'checkpoint_interval': 100,
     'logger_interval': 10, 'dist_backend': 'nccl', 'base_batch_size': 16, 'validation': False,
-    'runner_type': None,
+    'runner_type': 'FlexibleRunner', 'strategy': 'finers_mm.FullyShardStrategy',
 }
 _GSE_7B = dict(
     _LPR_7B, model='GlobalExplorer', sizes={'region_size': 256},
@@ -60,7 +61,8 @@ _GSE_7B = dict(
     accumulative_counts=1, ann_file='annotations/train_best_region.json', max_iters=200,
     checkpoint_interval=50, base_batch_size=8)
 _LORA = dict(lora=dict(r=64, alpha=128, dropout=0.05), max_new_tokens=512, num_generations=4,
-             lr=1e-5)
+             lr=1e-5, optim_wrapper='AmpOptimWrapper', amp_dtype='bfloat16',
+             optimizer='KahanAdamW', runner_type='Runner', strategy=None)
 _SFT_7B = dict(train_mode='sft', reward=None, num_generations=None, temperature=None, top_p=None,
                lr=1e-5, accumulative_counts=1, batch_size=4, max_iters=500)
 _TINY = dict(
@@ -69,7 +71,8 @@ _TINY = dict(
     amp_dtype=None, optimizer='AdamW', accumulative_counts=1, batch_size=4, num_workers=0,
     sampler='InfiniteSampler',
     data_root='finers_mm/data/synthetic/', ann_file='annotations/train.json',
-    checkpoint_interval=20, logger_interval=1, dist_backend='gloo', base_batch_size=4)
+    checkpoint_interval=20, logger_interval=1, dist_backend='gloo', base_batch_size=4,
+    runner_type=None, strategy=None)
 _LPR_TINY = dict(_LPR_7B, **_TINY, max_new_tokens=96, lr=5e-4, max_iters=100)
 _GSE_TINY = dict(
     _GSE_7B, **_TINY, max_new_tokens=64, lr=2e-4, max_iters=80,
@@ -90,8 +93,10 @@ TRAINING = {
     'gse_qwen7b_sft.py': dict(_GSE_7B, **_SFT_7B),
     'gse_qwen7b_deepspeed.py': dict(
         _GSE_7B, optim_wrapper='DeepSpeedOptimWrapper', amp_dtype=None, optimizer='AdamW',
-        clip_grad=None, runner_type='FlexibleRunner'),
+        clip_grad=None, runner_type='FlexibleRunner', strategy='DeepSpeedStrategy'),
     'lpr_tiny.py': _LPR_TINY,
+    'lpr_tiny_fsdp.py': dict(_LPR_TINY, runner_type='FlexibleRunner',
+                             strategy='finers_mm.FullyShardStrategy'),
     'lpr_tiny_sft.py': dict(
         _LPR_TINY, **_TINY_SFT, lr=1e-2, batch_size=16, max_iters=250, checkpoint_interval=250,
         param_scheduler=[_WARMUP, dict(type='CosineAnnealingLR', by_epoch=False, begin=20,
@@ -172,6 +177,7 @@ def _settings(cfg: Config) -> dict:
         'base_batch_size': cfg.auto_scale_lr.base_batch_size,
         'validation': cfg.get('val_dataloader') is not None,
         'runner_type': cfg.get('runner_type'),
+        'strategy': (cfg.get('strategy') or {}).get('type'),
     }
 
 
