@@ -96,6 +96,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--vllm-memory', type=float, default=0.5,
                         help="vLLM's gpu_memory_utilization (default 0.5)")
     parser.add_argument('--vllm-eager', action='store_true', help='vLLM without CUDA graphs')
+    parser.add_argument('--threads', type=int, default=1,
+                        help='torch threads on CPU (default 1: a loaded CPU box runs the tiny '
+                        'model far slower with more)')
     parser.add_argument('--work-dir', help='keep the checkpoint and the run here (default: a '
                         'temporary folder, removed)')
     parser.add_argument('--out', help='write the numbers to this JSON file (atomically)')
@@ -342,6 +345,8 @@ def main(argv: Optional[List[str]] = None) -> dict:
     args = parse_args(argv)
     device = resolve_device(args.device, args.tiny)
     cuda = device == 'cuda'
+    if not cuda:
+        torch.set_num_threads(args.threads)
     layers = args.layers if args.layers is not None else (1 if args.tiny else 4)
     args.new_tokens = args.new_tokens or (8 if args.tiny else 256)
 
