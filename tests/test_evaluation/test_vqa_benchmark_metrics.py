@@ -54,7 +54,8 @@ def test_mme_realworld_sums_per_task_and_subtask():
         options = dict(OPTIONS, E='none of them')
         return dict(_sample(dict(task=task, subtask=subtask, category='c', question_id='q'),
                             answer=answer, pred=answer if right else 'A'), options=options)
-    samples = [row('Perception', 'Remote Sensing', True), row('Perception', 'Remote Sensing', False),
+    samples = [row('Perception', 'Remote Sensing', True),
+               row('Perception', 'Remote Sensing', False),
                row('Perception', 'Monitoring', True), row('Reasoning', 'Monitoring', False)]
     metrics = _run(MMERealWorldMetric(), samples)
     assert metrics['accuracy'] == 50.0
@@ -67,7 +68,8 @@ def test_mme_realworld_sums_per_task_and_subtask():
 def test_an_invalid_or_missing_answer_is_wrong_and_the_authors_rule_needs_a_region():
     b = dict(subset='direct_attributes')
     samples = [_sample(b, pred=''), _sample(b, pred=None, invalid_reason='explorer:no_answer'),
-               _sample(b, pred='B', pred_region=None), _sample(b, pred='B', pred_region=[0, 0, 1, 1])]
+               _sample(b, pred='B', pred_region=None),
+               _sample(b, pred='B', pred_region=[0, 0, 1, 1])]
     ours = _run(VStarMetric(protocol='finers_mm'), samples)
     assert ours['accuracy'] == 50.0 and ours['accuracy_authors'] == 25.0
     assert ours['no_option_rate'] == 50.0 and ours['invalid_rate'] == 25.0

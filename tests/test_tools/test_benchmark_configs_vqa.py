@@ -164,7 +164,8 @@ def test_dist_test_sh_runs_the_hrbench_config_on_two_processes(tiny_models, tmp_
     result = subprocess.run(
         ['bash', osp.join(REPO_ROOT, 'tools', 'dist_test.sh'), str(child), 'none', '2',
          '--work-dir', str(tmp_path / 'work'), '--cfg-options', *options],
-        cwd=REPO_ROOT, env=dict(os.environ, OMP_NUM_THREADS='1', PORT='29613', PYTHON=sys.executable),
+        cwd=REPO_ROOT,
+        env=dict(os.environ, OMP_NUM_THREADS='1', PORT='29613', PYTHON=sys.executable),
         capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"hrbench/accuracy: {expected['accuracy']:.4f}" in result.stdout + result.stderr
