@@ -4,7 +4,6 @@
 images, decoded lazily, and the parquet variant), MME-RealWorld (JSON + image folders); bad input
 names the file, the record and the fix."""
 import base64
-import json
 import os.path as osp
 
 import numpy as np
