@@ -6,9 +6,9 @@
 #   bash tools/dist_test.sh configs/benchmarks/reasonseg_finers_qwen7b.py none 8
 # Keys: test_dataloader.dataset.data_prefix.img ('val/' | 'test/'), .queries ('first': LISA's
 # evaluation, the first text of each image | 'all'), .query_types (None: both, reported as
-# reasonseg/short_* and reasonseg/long_* | short | long). Files: configs/_base_/datasets/reasonseg.py.
-# LISA-7B (LISA paper, Table 1): val gIoU 44.4 / cIoU 46.0; test overall 36.8 / 34.1, short
-# 37.6 / 34.4, long 36.6 / 34.7.
+# reasonseg/short_* and reasonseg/long_* | short | long).
+# Files: configs/_base_/datasets/reasonseg.py.
+# LISA-7B as LISA's paper reports it (Table 1, gIoU / cIoU): val 44.4 / 46.0, test 36.8 / 34.1.
 _base_ = ['../finers/finers_qwen7b_test.py', '../_base_/datasets/reasonseg.py']
 
 val_dataloader = dict(dataset=dict(_base_.reasonseg_dataset, _delete_=True))

@@ -1,4 +1,5 @@
-# The tiny FineRS chain (finers_tiny_test.py) on RefCOCO-format files, for tests and a CPU smoke run:
+# The tiny FineRS chain (finers_tiny_test.py) on RefCOCO-format files, for tests and a CPU smoke
+# run:
 #   python tools/misc/build_tiny_models.py work_dirs/tiny_models
 #   python tools/test.py configs/benchmarks/refcoco_finers_tiny.py \
 #       --cfg-options test_dataloader.dataset.dataset.data_root=<folder holding refcoco/>

@@ -103,7 +103,7 @@ def lisa_label_map(shapes: Sequence[dict], height: int, width: int) -> np.ndarra
     rasters = [rasterize_polygon(shape['points'], height, width) for shape in kept]
     areas = [int(raster.sum()) for raster in rasters]
     label_map = np.zeros((height, width), dtype=np.uint8)
-    # LISA's exact order: np.argsort of the areas reversed (largest first; ties as numpy breaks them)
+    # LISA's exact order: np.argsort of the areas reversed (largest first, ties as numpy's sort)
     for index in np.argsort(areas)[::-1].astype(np.int32):
         value = IGNORE_VALUE if 'ignore' in kept[index]['label'].lower() else TARGET_VALUE
         label_map[rasters[index]] = value
@@ -119,7 +119,7 @@ def _check_is_sentence(value, where: str) -> bool:
 
 
 def _parse_shapes(shapes, where: str) -> List[dict]:
-    """Validate LISA's ``shapes``: each a dict with a string label and, unless a flag, >= 3 points."""
+    """Validate LISA's ``shapes``: dicts with a string label and, unless a flag, >= 3 points."""
     fix = ('give each shape as {"label": "target" | "ignore" | "flag", "points": [[x, y], [x, y], '
            '[x, y], ...]} in original image pixels, at least 3 points')
     if not isinstance(shapes, list):

@@ -71,8 +71,8 @@ class RefCocoQuestions:
                     "one instance per expression (mmdet's RefCocoDataset gives that)")
             self._index += [(image_index, k) for k in range(len(texts))]
         if not self._index:
-            raise ValueError(f'{type(self.dataset).__name__} ({getattr(self.dataset, "ann_file", "")}'
-                             '): no referring expression; check split and split_file')
+            name = f'{type(self.dataset).__name__} ({getattr(self.dataset, "ann_file", "")})'
+            raise ValueError(f'{name}: no referring expression; check split and split_file')
         self._fully_initialized = True
 
     def __len__(self) -> int:
