@@ -140,6 +140,7 @@ def fully_shard_model(model: nn.Module, mesh, mixed_precision: Optional[dict] = 
     classes = block_classes(targets, wrap_modules)
     for target in targets:
         blocks = [m for m in target.modules() if type(m).__name__ in classes]
+        blocks += encoders(target)
         for block in blocks:
             if master is not None:
                 block.to(dtype=master)
@@ -150,10 +151,33 @@ def fully_shard_model(model: nn.Module, mesh, mixed_precision: Optional[dict] = 
             target.to(dtype=master)
         fully_shard(target, mesh=mesh, mp_policy=policy,
                     reshard_after_forward=reshard_after_forward)
+        # FSDP2 makes the first unit to run forward the root; transformers' generate runs the
+        # vision encoder (get_image_features) before the model's forward, so the Hugging Face
+        # model is made the root now (torch has no public call for it)
+        target._get_fsdp_state()._lazy_init()
         # per-block gathers are collectives: every rank must keep stepping generate until all
         # are done (transformers turns synced_gpus on for a module with this attribute)
         setattr(target, FSDP_MANAGED_ATTR, True)
     return targets
+
+
+def encoders(model: nn.Module) -> List[nn.Module]:
+    """The nested Hugging Face models that run only through their own forward: each becomes an
+    FSDP unit, so its parameters outside the blocks (a vision tower's patch embedding and merger)
+    are gathered when ``generate`` calls it on its own (``get_image_features``). A nested model
+    holding the input embeddings is left to the root: its parent calls the embeddings directly.
+
+    Args:
+        model (nn.Module): a Hugging Face model.
+
+    Returns:
+        list[nn.Module]: e.g. ``[model.model.visual]`` for Qwen2.5-VL.
+    """
+    from transformers import PreTrainedModel
+    embeddings = model.get_input_embeddings() if hasattr(model, 'get_input_embeddings') else None
+    return [m for m in model.modules()
+            if m is not model and isinstance(m, PreTrainedModel)
+            and not any(sub is embeddings for sub in m.modules())]
 
 
 def fsdp_units(module: nn.Module) -> List[nn.Module]:
