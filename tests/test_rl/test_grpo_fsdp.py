@@ -130,3 +130,17 @@ def test_a_sharded_checkpoint_loads_into_the_unsharded_stage(fsdp_run, tiny_mode
     state_dict = _load(osp.join(work_dir, 'iter_3.pth'))['state_dict']
     missing, unexpected = model.load_state_dict(state_dict, strict=False)
     assert not unexpected and not [k for k in missing if k.startswith('vlm.')]
+
+
+def test_load_from_is_the_sharded_runs_kl_reference(fsdp_run, tiny_models, tmp_path):
+    """A sharded run started from a checkpoint (an SFT warm-up's, here iteration 2 of a GRPO run)
+    rebuilds its frozen reference from that checkpoint, whole: at the first step the policy IS
+    the reference (KL 0; the pretrained model as reference would give KL > 0, as iteration 2 of
+    the run it came from shows)."""
+    work_dir, _ = fsdp_run
+    start = osp.join(work_dir, 'iter_2.pth')
+    _train(tmp_path, tiny_models, 'train_cfg.max_iters=1', f'load_from={start}',
+           'default_hooks.checkpoint.interval=1', config=FSDP)
+    assert _scalars(tmp_path)[1]['kl'] == 0.0
+    assert _scalars(work_dir)[3]['kl'] > 0.0
+    assert _load(tmp_path / 'iter_1.pth')['meta']['grpo_reference'] == osp.abspath(start)
