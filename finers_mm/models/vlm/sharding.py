@@ -149,8 +149,9 @@ def fully_shard_model(model: nn.Module, mesh, mixed_precision: Optional[dict] = 
             setattr(block, RESHARD_ATTR, reshard_after_forward)
         if master is not None:
             target.to(dtype=master)
-        fully_shard(target, mesh=mesh, mp_policy=policy,
-                    reshard_after_forward=reshard_after_forward)
+        # the root: FSDP2's default (None) keeps it gathered from forward to backward
+        fully_shard(target, mesh=mesh, mp_policy=policy, reshard_after_forward=None)
+        setattr(target, RESHARD_ATTR, False)
         # FSDP2 makes the first unit to run forward the root; transformers' generate runs the
         # vision encoder (get_image_features) before the model's forward, so the Hugging Face
         # model is made the root now (torch has no public call for it)
@@ -210,10 +211,9 @@ def gathered_for_generation(module: nn.Module) -> Iterator[None]:
     if not units:
         yield
         return
-    root, blocks = units[0], units[1:]
+    root = units[0]
     managed = getattr(root, FSDP_MANAGED_ATTR, False)
-    # the root (outermost) unit: FSDP2 keeps it gathered after its forward anyway
-    for unit in blocks:
+    for unit in units:
         unit.set_reshard_after_forward(False, recurse=False)
     handles = [unit.unshard(async_op=True) for unit in units]
     for handle in handles:
@@ -226,7 +226,7 @@ def gathered_for_generation(module: nn.Module) -> Iterator[None]:
         yield
     finally:
         setattr(root, FSDP_MANAGED_ATTR, managed)
-        for unit in blocks:
+        for unit in units:
             unit.set_reshard_after_forward(getattr(unit, RESHARD_ATTR, True), recurse=False)
         for unit in units:
             unit.reshard()
