@@ -269,6 +269,9 @@ def read_sharding(cfg, gpus: int, counts: ParamCounts, grad_bytes: int,
         resharded = strategy.get('reshard_after_forward', True)
         master = strategy.get('master_dtype', 'float32')
         master = None if master is None else str(master).replace('torch.', '')
+        notes.append('FSDP2: not counted, the parameters outside the blocks (embeddings, lm_head, '
+                     'norms; ~1.1e9 for Qwen2.5-VL-7B) stay gathered in the compute dtype from '
+                     "the loss's forward to its backward (FSDP2's root is not resharded).")
         return fsdp('FULL_SHARD' if resharded else 'SHARD_GRAD_OP', gpus, counts.largest_block,
                     compute_bytes, rollout_gather=True, label='FSDP2'), master, notes
     if kind == 'FSDPStrategy' or str(wrapper.get('type', '')).endswith(
