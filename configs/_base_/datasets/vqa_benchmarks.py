@@ -55,7 +55,3 @@ mme_realworld_dataset = dict(
     data_prefix=dict(img=''),
     test_mode=True,
     pipeline=vqa_test_pipeline)
-
-# tools/dist_test.sh: the inference chain is frozen, and DDP refuses a module without a trainable
-# parameter; mmengine's separate wrapper moves frozen sub-models to the device without DDP
-model_wrapper_cfg = dict(type='MMSeparateDistributedDataParallel', broadcast_buffers=False)

@@ -22,3 +22,6 @@ model = dict(
         type='SAMMaskHead', model_type='vit_h', checkpoint='checkpoints/sam_vit_h_4b8939.pth'))
 # the QA answer is the refiner's under protocol 'finers_mm', the explorer's under 'authors' (their
 # eval.sh --qa_stage stage1); `model.qa_stage` sets it whatever the protocol
+# tools/dist_test.sh: the chain is frozen and DDP refuses a module without a trainable parameter;
+# mmengine's separate wrapper puts frozen sub-models on the device and wraps only trainable ones
+model_wrapper_cfg = dict(type='MMSeparateDistributedDataParallel', broadcast_buffers=False)
