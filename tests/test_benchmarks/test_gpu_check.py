@@ -5,8 +5,10 @@ reduced-depth 7B checkpoint keeps the real vocabulary and widths with the tiny t
 Timings are recorded, never asserted."""
 import importlib.util
 import json
+import os
 import os.path as osp
 import sys
+from unittest import mock
 
 import pytest
 import torch
@@ -36,7 +38,22 @@ def bench(monkeypatch):
         sys.modules.pop(name, None)
 
 
-def test_tiny_run_writes_every_phase_and_number(bench, tiny_models, tmp_path, capsys):
+@pytest.fixture
+def isolated_process():
+    """Undo what the script does to its process (a one-rank ``pytorch`` launch: RANK,
+    WORLD_SIZE, ... in the environment, a process group; one torch thread), so that later tests
+    do not infer a launcher from a leftover WORLD_SIZE."""
+    threads = torch.get_num_threads()
+    had_group = torch.distributed.is_initialized()
+    with mock.patch.dict(os.environ):
+        yield
+    if torch.distributed.is_initialized() and not had_group:
+        torch.distributed.destroy_process_group()
+    torch.set_num_threads(threads)
+
+
+def test_tiny_run_writes_every_phase_and_number(bench, tiny_models, tmp_path, capsys,
+                                                isolated_process):
     out = tmp_path / 'gpu_check.json'
     n, tokens = 2, 4
     result = bench('gpu_check').main([
