@@ -81,13 +81,16 @@ _VLM_FAMILIES: Dict[str, Dict[str, Any]] = {
 }
 
 
-def _build_qwen_vl_processor(family: str,
-                             tokenizer: 'PreTrainedTokenizerFast') -> 'ProcessorMixin':
+def _build_qwen_vl_processor(family: str, tokenizer: 'PreTrainedTokenizerFast',
+                             min_pixels: int = TINY_MIN_PIXELS,
+                             max_pixels: int = TINY_MAX_PIXELS) -> 'ProcessorMixin':
     """Assemble a family's processor: tokenizer, image and video processors, chat template.
 
     Args:
         family (str): Key of :data:`_VLM_FAMILIES`.
         tokenizer (PreTrainedTokenizerFast): The tiny tokenizer.
+        min_pixels (int): smallest image budget in pixels. Defaults to :data:`TINY_MIN_PIXELS`.
+        max_pixels (int): largest image budget in pixels. Defaults to :data:`TINY_MAX_PIXELS`.
 
     Returns:
         transformers.ProcessorMixin: A ``Qwen2_5_VLProcessor`` or ``Qwen2VLProcessor``.
@@ -95,7 +98,7 @@ def _build_qwen_vl_processor(family: str,
     import transformers
     from transformers import Qwen2VLImageProcessor, Qwen2VLVideoProcessor
 
-    size = dict(shortest_edge=TINY_MIN_PIXELS, longest_edge=TINY_MAX_PIXELS)
+    size = dict(shortest_edge=min_pixels, longest_edge=max_pixels)
     patching = dict(patch_size=14, temporal_patch_size=2, merge_size=2)
     image_processor = Qwen2VLImageProcessor(size=size, **patching)
     video_processor = Qwen2VLVideoProcessor(size=size, **patching)
@@ -105,14 +108,17 @@ def _build_qwen_vl_processor(family: str,
         chat_template=QWEN_VL_CHAT_TEMPLATE)
 
 
-def _build_qwen_vl_model(family: str, tokenizer: 'PreTrainedTokenizerFast',
-                         seed: int) -> 'PreTrainedModel':
+def _build_qwen_vl_model(family: str, tokenizer: 'PreTrainedTokenizerFast', seed: int,
+                         text_config: Optional[Dict[str, Any]] = None,
+                         vision_config: Optional[Dict[str, Any]] = None) -> 'PreTrainedModel':
     """Build a randomly initialised tiny VLM of a family, deterministically in ``seed``.
 
     Args:
         family (str): Key of :data:`_VLM_FAMILIES`.
         tokenizer (PreTrainedTokenizerFast): The tiny tokenizer (vocabulary, special token ids).
         seed (int): Seed of the weight initialisation; the global RNG state is left untouched.
+        text_config (dict, optional): the text decoder; default :data:`TINY_TEXT_CONFIG`.
+        vision_config (dict, optional): the vision tower; default the family's.
 
     Returns:
         transformers.PreTrainedModel: The model in float32 and eval mode, with a greedy
@@ -123,17 +129,19 @@ def _build_qwen_vl_model(family: str, tokenizer: 'PreTrainedTokenizerFast',
 
     spec = _VLM_FAMILIES[family]
     ids = {name: tokenizer.convert_tokens_to_ids(name) for name in QWEN_SPECIAL_TOKENS}
-    text_config = dict(copy.deepcopy(TINY_TEXT_CONFIG), vocab_size=len(tokenizer),
+    text_config = copy.deepcopy(TINY_TEXT_CONFIG if text_config is None else text_config)
+    text_config = dict(text_config, vocab_size=len(tokenizer),
                        bos_token_id=ids['<|endoftext|>'], eos_token_id=ids['<|im_end|>'],
                        pad_token_id=ids['<|endoftext|>'])
     config = getattr(transformers, spec['config_cls'])(
         text_config=text_config,
-        vision_config=copy.deepcopy(spec['vision_config']),
+        vision_config=copy.deepcopy(spec['vision_config'] if vision_config is None
+                                    else vision_config),
         image_token_id=ids['<|image_pad|>'],
         video_token_id=ids['<|video_pad|>'],
         vision_start_token_id=ids['<|vision_start|>'],
         vision_end_token_id=ids['<|vision_end|>'],
-        tie_word_embeddings=TINY_TEXT_CONFIG['tie_word_embeddings'],
+        tie_word_embeddings=text_config['tie_word_embeddings'],
     )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -145,6 +153,48 @@ def _build_qwen_vl_model(family: str, tokenizer: 'PreTrainedTokenizerFast',
         do_sample=False,
     )
     return model
+
+
+#: The quick start's larger tiny Qwen2.5-VL (:func:`build_tiny_locator`): wide enough to learn where
+#: a small object is within minutes on a CPU core. head_dim 32, so mrope_section sums to 16.
+LOCATOR_TEXT_CONFIG: Dict[str, Any] = dict(
+    TINY_TEXT_CONFIG, hidden_size=128, intermediate_size=256, num_hidden_layers=4,
+    max_window_layers=4, num_attention_heads=4, num_key_value_heads=2,
+    rope_parameters=dict(rope_type='default', rope_theta=1000000.0, mrope_section=[4, 6, 6]))
+LOCATOR_VISION_CONFIG: Dict[str, Any] = dict(
+    _VLM_FAMILIES['qwen2_5_vl']['vision_config'], hidden_size=64, intermediate_size=128,
+    num_heads=2, out_hidden_size=128)
+#: its default pixel budget: up to 12 x 12 merged tokens (a 336 x 336 view, 14-px patches), so a
+#: 256 x 256 refiner crop is seen at 252 x 252 and a 960 x 540 explorer frame at 448 x 252
+LOCATOR_MIN_PIXELS = 4 * 28 * 28
+LOCATOR_MAX_PIXELS = 144 * 28 * 28
+
+
+def build_tiny_locator(out_dir: str, seed: int = 0, min_pixels: int = LOCATOR_MIN_PIXELS,
+                       max_pixels: int = LOCATOR_MAX_PIXELS) -> str:
+    """Write the quick start's larger tiny Qwen2.5-VL (random weights) to ``out_dir``.
+
+    The default tiny models stay the tests' (:func:`build_tiny_models`); this one has a 128-wide,
+    4-layer decoder, a 64-wide vision tower and a pixel budget under which a small object of a
+    960 x 540 synthetic image covers a patch or more (:data:`LOCATOR_TEXT_CONFIG`,
+    :data:`LOCATOR_VISION_CONFIG`, :data:`LOCATOR_MAX_PIXELS`). Deterministic in ``seed``; not
+    cached (about 1 s).
+
+    Args:
+        out_dir (str): the Hugging Face model directory to write (model and processor).
+        seed (int): seed of the random weights; the global RNG state is left untouched.
+        min_pixels (int): smallest image budget in pixels.
+        max_pixels (int): largest image budget in pixels.
+
+    Returns:
+        str: ``out_dir``.
+    """
+    tokenizer = build_tiny_tokenizer()
+    _build_qwen_vl_model('qwen2_5_vl', tokenizer, seed, LOCATOR_TEXT_CONFIG,
+                         LOCATOR_VISION_CONFIG).save_pretrained(out_dir)
+    _build_qwen_vl_processor('qwen2_5_vl', tokenizer, min_pixels,
+                             max_pixels).save_pretrained(out_dir)
+    return out_dir
 
 
 #: the adapter type of each tiny family (Qwen3-VL from :func:`build_tiny_qwen3_vl`)

@@ -1,0 +1,73 @@
+# Copyright (c) finers_mm contributors. All rights reserved.
+"""The quick start's locating chain parts: the larger tiny Qwen2.5-VL (build_tiny_locator) and the
+GrabCut mask head (finers_mm/testing/grabcut_mask_head.py)."""
+import cv2
+import numpy as np
+import pytest
+
+from finers_mm.structures.masks import polygon_bbox, rasterize_polygon
+from finers_mm.testing.grabcut_mask_head import GrabCutMaskHead
+from finers_mm.testing.tiny_models import (LOCATOR_MAX_PIXELS, LOCATOR_TEXT_CONFIG,
+                                           build_tiny_locator)
+
+
+def test_the_locator_is_wider_with_a_budget_that_shows_small_objects(tmp_path):
+    from transformers import AutoConfig, AutoProcessor
+    out = build_tiny_locator(str(tmp_path / 'locator'), seed=3)
+    config = AutoConfig.from_pretrained(out, local_files_only=True)
+    assert config.text_config.hidden_size == LOCATOR_TEXT_CONFIG['hidden_size'] == 128
+    assert config.text_config.num_hidden_layers == 4
+    processor = AutoProcessor.from_pretrained(out, local_files_only=True)
+    assert processor.image_processor.size['longest_edge'] == LOCATOR_MAX_PIXELS
+    # a 256 x 256 refiner crop is seen at 252 x 252 (9 x 9 merged tokens), a 960 x 540 frame at
+    # 448 x 252: an object of 12 px covers about a 14-px patch in the crop
+    pixels = processor.image_processor(images=[np.zeros((256, 256, 3), np.uint8)],
+                                       return_tensors='pt')
+    assert pixels['image_grid_thw'].tolist() == [[1, 18, 18]]
+    pixels = processor.image_processor(images=[np.zeros((540, 960, 3), np.uint8)],
+                                       return_tensors='pt')
+    assert pixels['image_grid_thw'].tolist() == [[1, 18, 32]]
+    # deterministic in the seed
+    again = build_tiny_locator(str(tmp_path / 'again'), seed=3)
+    assert (tmp_path / 'locator' / 'model.safetensors').read_bytes() == \
+        (tmp_path / 'again' / 'model.safetensors').read_bytes() and again != out
+
+
+def _scene(seed: int):
+    """A grey noisy crop with a saturated star (the synthetic scenes' look) and its mask."""
+    rng = np.random.default_rng(seed)
+    crop = np.clip(rng.normal(110, 6, (96, 128, 3)), 0, 255).astype(np.uint8)
+    angles = np.linspace(0, 2 * np.pi, 11)[:-1]
+    radii = np.where(np.arange(10) % 2 == 0, 11.0, 5.0)
+    polygon = np.stack([60 + radii * np.cos(angles), 40 + radii * np.sin(angles)], 1)
+    mask = rasterize_polygon(polygon, 96, 128)
+    crop[mask] = (235, 30, 30)
+    return crop, mask, polygon_bbox(polygon, 96, 128)
+
+
+@pytest.mark.parametrize('jitter', [0.0, 2.0])
+def test_grabcut_segments_the_object_in_its_box_and_beats_the_filled_box(jitter):
+    crop, mask, box = _scene(0)
+    box = np.asarray(box, np.float32) + np.array([jitter, -jitter, -jitter, jitter], np.float32)
+    pred = GrabCutMaskHead().predict([crop], box[None])
+    iou = (pred.masks[0] & mask).sum() / (pred.masks[0] | mask).sum()
+    xs, ys = np.arange(128) + 0.5, np.arange(96) + 0.5
+    filled = ((ys > box[1]) & (ys < box[3]))[:, None] & ((xs > box[0]) & (xs < box[2]))[None]
+    assert iou > 0.85 and iou > (filled & mask).sum() / (filled | mask).sum() + 0.2
+
+
+def test_grabcut_rectangle_grows_inside_the_crop_and_no_box_is_no_mask():
+    head = GrabCutMaskHead(margin=0.25, min_margin=2)
+    assert head.rectangle(np.array([10, 20, 30, 24.0]), 100, 50) == (5, 18, 30, 8)
+    assert head.rectangle(np.array([0, 0, 100, 50.0]), 100, 50) == (0, 0, 100, 50)
+    crop, _, _ = _scene(1)
+    pred = GrabCutMaskHead().predict([crop, crop], np.array([[0, 0, 0, 0], [1, 1, 2, 2]], np.float32))
+    assert not pred.masks[0].any() and pred.scores[0] == 0
+    # a rectangle too small for GrabCut: the box itself
+    assert pred.masks[1].sum() == 1 and pred.masks[1][1, 1]
+    # same crop, same mask: the seed is set per crop
+    crop, _, box = _scene(2)
+    first = GrabCutMaskHead().predict([crop], np.asarray(box, np.float32)[None]).masks[0]
+    cv2.setRNGSeed(123)
+    assert (GrabCutMaskHead().predict([crop], np.asarray(box, np.float32)[None]).masks[0]
+            == first).all()
