@@ -77,3 +77,25 @@ def test_tables_put_untrained_and_trained_side_by_side(results):
     assert rewards.splitlines() == [
         'LPR GRPO (30 iters)          first    last  first 10  last 10',
         'reward                       0.000  29.000     4.500   24.500']
+
+
+def test_window_recall_and_region_band_count_where_the_chain_looked(results):
+    # a 960 x 540 image seen in a 480 x 270 explorer frame, regions of 64 frame pixels
+    base = dict(explorer_frame=(480, 270), ori_shape=(540, 960), region_size=64,
+                gt_bbox_explorer=[100.0, 50.0, 110.0, 60.0])  # original [200, 100, 220, 120]
+    preds = [
+        dict(base, pred_window=[200, 100, 220, 120], pred_region=[140, 40, 268, 168]),  # hit, in
+        dict(base, pred_window=[201, 100, 400, 300], pred_region=[0, 0, 960, 540]),  # miss, out
+        dict(base, pred_window=None, pred_region=None),  # no region: miss, out
+        dict(base, pred_window=[0, 0, 512, 512], pred_region=[0, 0, 128 + 30, 128 - 30]),
+    ]
+    figures = results.localisation_figures(preds)
+    # the last: in the window; sides 79 and 49 frame pixels: 64 +- 15, just in the band
+    assert figures == dict(window_recall=50.0, region_in_band=50.0, num_samples=4)
+    assert results.localisation_figures(preds, band=14)['region_in_band'] == 25.0
+    table = results.format_chains(dict(untrained=dict(gIoU=0.0, window_recall=10.0),
+                                       trained=dict(gIoU=35.5, window_recall=90.0)))
+    lines = table.splitlines()
+    assert lines[0].split() == ['metric', '(%)', 'untrained', 'trained']
+    assert lines[1].split() == ['gIoU', '0.00', '35.50']
+    assert lines[2].split() == ['window_recall', '10.00', '90.00']

@@ -6,14 +6,19 @@
   before/after table (:func:`format_metrics`);
 - the per-iteration GRPO scalars of a training run (:func:`read_rewards`), their first/last
   summary (:func:`reward_summary`) and its table (:func:`format_rewards`);
-- the demo's prediction (:func:`read_prediction`).
+- the demo's prediction (:func:`read_prediction`);
+- where the chain looked on the held-out set (:func:`localisation_figures`: window recall, region
+  size band) and the table of several chains (:func:`format_chains`).
 """
 import glob
 import json
 import math
 import os.path as osp
+import pickle
 import re
-from typing import Dict, List
+from typing import Dict, List, Sequence
+
+import numpy as np
 
 #: the metrics of the side-by-side table (FineRSMetric's names, in percent)
 TABLE_METRICS = ('gIoU', 'cIoU', 'gIoU_XXS', 'invalid_rate', 'MVQA', 'OVQA')
@@ -143,6 +148,80 @@ def format_rewards(stage: str, summary: Dict[str, dict]) -> str:
     for key, row in summary.items():
         lines.append(f'{key:<26}{row["first"]:8.3f}{row["last"]:8.3f}{row["first_k"]:10.3f}'
                      f'{row["last_k"]:9.3f}')
+    return '\n'.join(lines)
+
+
+#: what :func:`localisation_figures` adds to a chain's FineRSMetric results (percent)
+LOCALISATION_METRICS = ('window_recall', 'region_in_band')
+#: half-width of the region size band in explorer-frame pixels (the authors' 256 +- 15)
+REGION_BAND = 15
+
+
+def localisation_figures(predictions: List[dict], band: float = REGION_BAND) -> Dict[str, float]:
+    """Where the chain looked, from ``tools/test.py --out`` predictions (mmdet's dump).
+
+    - ``window_recall``: the final crop window (``pred_window``, ORIGINAL pixels) contains the
+      whole GT box; a sample without a window misses;
+    - ``region_in_band``: the explorer's region has both sides within ``region_size +- band`` in
+      the explorer frame (the paper's fixed-size region; a region blown up to contain everything
+      is out of band); a sample without a region is out of band.
+
+    Args:
+        predictions (list[dict]): one dict per sample with ``pred_window``, ``pred_region``,
+            ``gt_bbox_explorer``, ``explorer_frame`` ``(fw, fh)``, ``ori_shape`` ``(H, W)`` and
+            ``region_size`` (what the FineRS test pipeline packs and the detector predicts).
+        band (float): the band's half-width in explorer-frame pixels.
+
+    Returns:
+        dict[str, float]: both figures in percent, and ``num_samples``.
+    """
+    hits = in_band = 0
+    for pred in predictions:
+        frame_w, frame_h = pred['explorer_frame']
+        height, width = pred['ori_shape']
+        scale = np.array([width / frame_w, height / frame_h] * 2)
+        gt_box = np.asarray(pred['gt_bbox_explorer'], np.float64) * scale
+        window = pred.get('pred_window')
+        if window is not None:
+            window = np.asarray(window, np.float64)
+            # 1e-3 px: the GT box went to the explorer frame and back
+            hits += bool((window[:2] <= gt_box[:2] + 1e-3).all()
+                         and (window[2:] >= gt_box[2:] - 1e-3).all())
+        region = pred.get('pred_region')
+        if region is not None:
+            region = np.asarray(region, np.float64) / scale
+            sides = region[2:] - region[:2]
+            in_band += bool((np.abs(sides - pred['region_size']) <= band).all())
+    num = max(1, len(predictions))
+    return dict(window_recall=100.0 * hits / num, region_in_band=100.0 * in_band / num,
+                num_samples=len(predictions))
+
+
+def read_localisation(pkl_file: str) -> Dict[str, float]:
+    """:func:`localisation_figures` of a ``tools/test.py --out`` pickle."""
+    with open(pkl_file, 'rb') as f:
+        return localisation_figures(pickle.load(f))
+
+
+def format_chains(results: Dict[str, dict],
+                  names: Sequence[str] = TABLE_METRICS + LOCALISATION_METRICS) -> str:
+    """A table of several chains' figures side by side (percent, :func:`format_percent`).
+
+    Args:
+        results (dict[str, dict]): each chain's figures (FineRSMetric's and
+            :func:`localisation_figures`), by column title, in column order.
+        names (Sequence[str]): the rows, those that some chain holds.
+
+    Returns:
+        str: the table.
+    """
+    width = max(11, *(len(title) + 2 for title in results))
+    lines = [f"{'metric (%)':<16}" + ''.join(f'{title:>{width}}' for title in results)]
+    for name in names:
+        if any(name in m for m in results.values()):
+            cells = [f'{format_percent(m[name]):>{width}}' if isinstance(m.get(name), (int, float))
+                     else f"{'-':>{width}}" for m in results.values()]
+            lines.append(f'{name:<16}' + ''.join(cells))
     return '\n'.join(lines)
 
 
