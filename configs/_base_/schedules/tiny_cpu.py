@@ -10,6 +10,20 @@ _base_ = ['../datasets/finers4k.py', '../default_runtime.py']
 tiny_models = 'work_dirs/tiny_models'
 tiny_vlm = dict(type='Qwen25VLAdapter', pretrained=tiny_models + '/qwen2_5_vl', dtype='float32')
 
+# The quick start's chain that learns to locate (configs/finers/*_tiny_loc*.py): the larger tiny
+# Qwen2.5-VL (finers_mm.testing.tiny_models.build_tiny_locator; its processor sees up to 12 x 12
+# merged tokens), trained once by tools/misc/train_tiny_locator.py and shipped in
+# finers_mm/data/tiny_locator/. Its frames suit the quick start's 960 x 540 synthetic images
+# (the paper's frames stay in configs/_base_/datasets/finers4k.py): the explorer sees the image
+# unresized (448 x 252 after the processor: a 12-px XS object is ~6 px, half a patch), answers a
+# 128 x 128 region; the refiner sees a 256 x 256 crop (252 x 252 after the processor, objects at
+# full size: an XS object covers a patch). With the paper's frames (1920 x 1080, 512-px crops)
+# and the default tiny budget an XS object is a fraction of one merged token in both stages.
+tiny_locator = tiny_models + '/qwen2_5_vl_locator'
+tiny_locator_weights = 'finers_mm/data/tiny_locator'
+tiny_loc_frames = dict(
+    explorer_size=(960, 540), region_size=128, refiner_size=(256, 256), crop_min_side=256)
+
 # the 12 bundled records (annotations/train.json, every split); in-process loading (num_workers=0).
 # InfiniteSampler: with DefaultSampler, mmengine's iteration-based loop sleeps 2 s at the end of
 # every epoch (_InfiniteDataloaderIterator), i.e. every 3 iterations on the 12 bundled records, and

@@ -1,0 +1,113 @@
+# Copyright (c) finers_mm contributors. All rights reserved.
+"""Does the tiny FineRS chain locate? Its figures on a held-out synthetic set, chain by chain.
+
+Generates the held-out set once (the quick start's generator settings, another seed: 960 x 540,
+4 distractors, ``--num-images`` x 3 questions), runs ``tools/test.py`` with
+``configs/finers/finers_tiny_loc_test.py`` on it for each chain given (``NAME=EXPLORER_DIR,REFINER_DIR``;
+``untrained`` is the random locator model in both stages) and prints one table: FineRSMetric's
+gIoU / cIoU / invalid rate / MVQA / OVQA and where the chain looked (``window_recall``: the final
+crop window holds the GT box; ``region_in_band``: the explorer's region has the asked size +- 15 px
+in its frame), all in percent. The figures also go to ``OUT_DIR/figures.json`` (atomically).
+
+Example::
+
+    python benchmarks/bench_tiny_localisation.py \
+        shipped=finers_mm/data/tiny_locator/explorer,finers_mm/data/tiny_locator/refiner \
+        --num-images 16 --out-dir work_dirs/bench_tiny_localisation
+
+Measured (2 shared CPU cores, 48 held-out questions): see the report of issue 16 / README.
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+import time
+from typing import Dict, List, Optional
+
+REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, REPO_ROOT)
+sys.path.append(osp.join(REPO_ROOT, 'tools', 'misc'))
+
+from quickstart_results import format_chains, read_localisation, read_metrics  # noqa: E402
+
+from finers_mm.testing.synthetic import generate_synthetic_finers  # noqa: E402
+from finers_mm.testing.tiny_models import build_tiny_locator  # noqa: E402
+from finers_mm.utils.fileio import write_atomic  # noqa: E402
+
+CONFIG = osp.join(REPO_ROOT, 'configs', 'finers', 'finers_tiny_loc_test.py')
+#: the held-out set: the quick start's generator settings with another seed
+HELDOUT = dict(image_size=(960, 540), num_distractors=4, seed=1, split='test')
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Held-out localisation figures of tiny chains')
+    parser.add_argument('chains', nargs='*', help='NAME=EXPLORER_DIR,REFINER_DIR (Hugging Face '
+                        "dirs); 'untrained' is always measured first")
+    parser.add_argument('--out-dir', default='work_dirs/bench_tiny_localisation')
+    parser.add_argument('--num-images', type=int, default=16,
+                        help='held-out images, 3 questions each (default 16: 48 questions)')
+    parser.add_argument('--no-untrained', action='store_true', help='skip the untrained chain')
+    return parser.parse_args(argv)
+
+
+def make_heldout(out_dir: str, num_images: int) -> str:
+    """The held-out set under ``out_dir/heldout`` (made once per size); its data root."""
+    root = osp.join(out_dir, f'heldout_{num_images}')
+    if not osp.isfile(osp.join(root, 'annotations', f"{HELDOUT['split']}.json")):
+        generate_synthetic_finers(root, num_images, show_progress=False, **HELDOUT)
+    return root
+
+
+def evaluate_chain(name: str, explorer: str, refiner: str, data_root: str, out_dir: str,
+                   extra: Optional[List[str]] = None) -> Dict[str, float]:
+    """``tools/test.py`` of one chain on the held-out set; FineRSMetric's figures and
+    :func:`~quickstart_results.localisation_figures`, with ``seconds``."""
+    work_dir = osp.join(out_dir, 'eval', name)
+    os.makedirs(work_dir, exist_ok=True)
+    pkl = osp.join(work_dir, 'predictions.pkl')
+    command = [sys.executable, osp.join(REPO_ROOT, 'tools', 'test.py'), CONFIG, '--work-dir',
+               work_dir, '--out', pkl, '--cfg-options', f'model.explorer.vlm.pretrained={explorer}',
+               f'model.refiner.vlm.pretrained={refiner}',
+               f'test_dataloader.dataset.data_root={data_root}/',
+               f"test_dataloader.dataset.ann_file=annotations/{HELDOUT['split']}.json",
+               *(extra or [])]
+    env = dict(os.environ, HF_HUB_OFFLINE='1', TRANSFORMERS_OFFLINE='1')
+    env.setdefault('OMP_NUM_THREADS', '1')
+    start = time.perf_counter()
+    with open(osp.join(work_dir, 'test.log'), 'w', encoding='utf-8') as log:
+        code = subprocess.call(command, cwd=REPO_ROOT, env=env, stdout=log,
+                               stderr=subprocess.STDOUT)
+    if code != 0:
+        raise SystemExit(f'{name}: tools/test.py failed (exit {code}), see {work_dir}/test.log')
+    figures = dict(read_metrics(work_dir), **read_localisation(pkl))
+    figures['seconds'] = time.perf_counter() - start
+    return figures
+
+
+def main(argv=None) -> Dict[str, dict]:
+    args = parse_args(argv)
+    out_dir = osp.abspath(args.out_dir)
+    data_root = make_heldout(out_dir, args.num_images)
+    chains = {}
+    if not args.no_untrained:
+        untrained = build_tiny_locator(osp.join(out_dir, 'untrained_locator'))
+        chains['untrained'] = (untrained, untrained)
+    for spec in args.chains:
+        name, _, dirs = spec.partition('=')
+        explorer, _, refiner = dirs.partition(',')
+        if not (name and explorer and refiner):
+            raise SystemExit(f'chain {spec!r}: expected NAME=EXPLORER_DIR,REFINER_DIR')
+        chains[name] = (osp.abspath(explorer), osp.abspath(refiner))
+    results = {name: evaluate_chain(name, *dirs, data_root, out_dir)
+               for name, dirs in chains.items()}
+    print(f'\n=== held-out synthetic set: {args.num_images * 3} questions '
+          f"(seed {HELDOUT['seed']}, {HELDOUT['image_size'][0]}x{HELDOUT['image_size'][1]}) ===")
+    print(format_chains(results))
+    write_atomic(osp.join(out_dir, 'figures.json'), json.dumps(results, indent=2))
+    return results
+
+
+if __name__ == '__main__':
+    main()

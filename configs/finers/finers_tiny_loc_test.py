@@ -1,0 +1,24 @@
+# The quick start's locating chain: the tiny explorer and refiner trained by
+# tools/misc/train_tiny_locator.py (shipped in finers_mm/data/tiny_locator/), in the locating
+# frames (tiny_cpu.py's `tiny_loc_frames`), with a GrabCut mask head (the tiny SAM has random
+# weights: finers_mm/testing/grabcut_mask_head.py). Evaluate it on a held-out synthetic set:
+#   python tools/misc/make_synthetic_finers.py work_dirs/heldout --num-images 16 \
+#       --image-size 960 540 --seed 1 --split test --num-distractors 4
+#   python tools/test.py configs/finers/finers_tiny_loc_test.py \
+#       --cfg-options test_dataloader.dataset.data_root=work_dirs/heldout/ \
+#       test_dataloader.dataset.ann_file=annotations/test.json
+# (benchmarks/bench_tiny_localisation.py does both and adds window recall and the region band).
+_base_ = ['./finers_tiny_test.py']
+
+custom_imports = dict(imports=['finers_mm.testing.grabcut_mask_head'], allow_failed_imports=False)
+frames = _base_.tiny_loc_frames
+model = dict(
+    explorer=dict(
+        vlm=dict(
+            pretrained=_base_.tiny_locator_weights + '/explorer',
+            generation=dict(max_new_tokens=64))),
+    refiner=dict(
+        vlm=dict(
+            pretrained=_base_.tiny_locator_weights + '/refiner',
+            generation=dict(max_new_tokens=96))),
+    mask_head=dict(_delete_=True, type='GrabCutMaskHead'))

@@ -1,0 +1,157 @@
+# Copyright (c) finers_mm contributors. All rights reserved.
+"""Train, once, the tiny explorer and refiner the quick start starts from, and ship them.
+
+The quick start has 10 minutes on 2 CPU cores; a tiny VLM from random weights needs longer than
+that to learn where an object is. This script does that part once, reproducibly, and writes the
+two trained stages into the repository (``finers_mm/data/tiny_locator/{explorer,refiner}``, float16
+safetensors, about 2 MB each) with a ``manifest.json`` recording how (seed, this script's
+version, the git commit, the configs, the data settings, the iterations and the final losses):
+
+1. the larger tiny Qwen2.5-VL (:func:`finers_mm.testing.tiny_models.build_tiny_locator`, ``--seed``);
+2. a synthetic training set (:func:`finers_mm.testing.synthetic.generate_synthetic_finers`: 960 x 540,
+   :data:`DATA` distractors, ``--seed``);
+3. the refiner's and the explorer's supervised training side by side (``tools/train.py`` with
+   ``configs/finers/lpr_tiny_loc_sft.py`` and ``gse_tiny_loc_sft.py``, one core each), each
+   exported (``tools/misc/export_stage.py``).
+
+Steps are those of the quick start (``quickstart_steps.py``: a subprocess each, logged, reused
+when done before with the same command).
+
+Example::
+
+    python tools/misc/train_tiny_locator.py                # ~25 min on 2 CPU cores
+    python tools/misc/train_tiny_locator.py --out /tmp/loc --num-images 4 --sft-iters 2   # smoke
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+from typing import Dict, List
+
+MISC_DIR = osp.dirname(osp.abspath(__file__))
+REPO_ROOT = osp.dirname(osp.dirname(MISC_DIR))
+sys.path.insert(0, REPO_ROOT)
+if MISC_DIR not in sys.path:
+    sys.path.append(MISC_DIR)
+
+from quickstart_steps import Steps, relative, run_parallel  # noqa: E402
+
+from finers_mm.testing.tiny_models import build_tiny_locator  # noqa: E402
+from finers_mm.utils.fileio import staged_dir, write_atomic  # noqa: E402
+
+#: bump when what this script trains changes (recorded in the manifest)
+SCRIPT_VERSION = 1
+CONFIGS = dict(refiner=osp.join('configs', 'finers', 'lpr_tiny_loc_sft.py'),
+               explorer=osp.join('configs', 'finers', 'gse_tiny_loc_sft.py'))
+#: the synthetic training set's settings (besides --num-images and --seed)
+DATA = dict(image_size=(960, 540), num_distractors=4, questions_per_image=3)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Train and ship the tiny locating stages')
+    parser.add_argument('--out', default=osp.join(REPO_ROOT, 'finers_mm', 'data', 'tiny_locator'),
+                        help='where the two stages and the manifest go')
+    parser.add_argument('--work-dir', default='work_dirs/tiny_locator', help='training outputs')
+    parser.add_argument('--seed', type=int, default=0, help='weights, data and training seed')
+    parser.add_argument('--num-images', type=int, default=400,
+                        help='synthetic training images, 3 questions each')
+    parser.add_argument('--sft-iters', type=int, default=None,
+                        help="iterations per stage (default: the configs')")
+    parser.add_argument('--jobs', type=int, choices=[1, 2], default=2)
+    parser.add_argument('--force', action='store_true', help='redo every step')
+    return parser.parse_args(argv)
+
+
+def train(steps: Steps, args: argparse.Namespace, stage: str, base: str, data: str,
+          work: str) -> Dict[str, str]:
+    """Train one stage and export it; its Hugging Face dir and final loss."""
+    config = osp.join(REPO_ROOT, CONFIGS[stage])
+    work_dir = osp.join(work, 'train', stage)
+    options = [f'model.vlm.pretrained={base}', f'train_dataloader.dataset.data_root={data}/',
+               f'randomness.seed={args.seed}']
+    iters = args.sft_iters
+    if iters is not None:
+        options += [f'train_cfg.max_iters={iters}', f'train_cfg.val_interval={iters}',
+                    f'param_scheduler.1.end={max(iters, 21)}',
+                    f'default_hooks.checkpoint.interval={iters}']
+    else:
+        iters = _config_iters(config)
+    steps.run(f'{stage}_sft', f'{stage}: supervised training, {iters} iterations', work_dir,
+              [osp.join(REPO_ROOT, 'tools', 'train.py'), config, '--work-dir', work_dir,
+               '--cfg-options', *options], depends=['data'])
+    hf_dir = osp.join(work, 'export', stage)
+    steps.run(f'{stage}_export', f'export the {stage}', hf_dir,
+              [osp.join(REPO_ROOT, 'tools', 'misc', 'export_stage.py'), config,
+               osp.join(work_dir, f'iter_{iters}.pth'), osp.join(hf_dir, 'hf'), '--cfg-options',
+               f'model.vlm.pretrained={base}'], depends=[f'{stage}_sft'])
+    return dict(hf=osp.join(hf_dir, 'hf'), iters=iters, loss=_last_loss(work_dir))
+
+
+def ship(trained: Dict[str, dict], args: argparse.Namespace) -> None:
+    """Write each stage as float16 safetensors with its processor, and the manifest, into
+    ``--out`` (replaced whole, atomically)."""
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+    with staged_dir(osp.abspath(args.out)) as staging:
+        for stage, info in trained.items():
+            model = AutoModelForImageTextToText.from_pretrained(info['hf'], local_files_only=True)
+            model.half().save_pretrained(osp.join(staging, stage))
+            AutoProcessor.from_pretrained(info['hf'], local_files_only=True).save_pretrained(
+                osp.join(staging, stage))
+        manifest = dict(
+            script='tools/misc/train_tiny_locator.py', script_version=SCRIPT_VERSION,
+            git_commit=_git_commit(), seed=args.seed, command=' '.join(sys.argv),
+            data=dict(DATA, num_images=args.num_images, seed=args.seed),
+            stages={stage: dict(config=CONFIGS[stage], iters=info['iters'],
+                                final_loss=info['loss']) for stage, info in trained.items()},
+            dtype='float16')
+        write_atomic(osp.join(staging, 'manifest.json'), json.dumps(manifest, indent=2) + '\n')
+
+
+def main(argv=None) -> None:
+    from finers_mm.testing.synthetic import generate_synthetic_finers
+    args = parse_args(argv)
+    work = osp.abspath(args.work_dir)
+    steps = Steps(6, force=args.force, cwd=REPO_ROOT)
+    base = build_tiny_locator(osp.join(work, 'base'), seed=args.seed)
+    data = osp.join(work, 'data')
+    steps.run('data', f'synthetic training set: {args.num_images} images', data,
+              [osp.join(REPO_ROOT, 'tools', 'misc', 'make_synthetic_finers.py'), data,
+               '--num-images', str(args.num_images), '--image-size',
+               *map(str, DATA['image_size']), '--num-distractors', str(DATA['num_distractors']),
+               '--questions-per-image', str(DATA['questions_per_image']), '--seed',
+               str(args.seed)])
+    trained = run_parallel({stage: (lambda stage=stage: train(steps, args, stage, base, data, work))
+                            for stage in CONFIGS}, jobs=args.jobs)
+    ship(trained, args)
+    print(f'shipped the tiny explorer and refiner in {relative(osp.abspath(args.out))}')
+    del generate_synthetic_finers  # the data step runs the generator's own script
+
+
+def _config_iters(config: str) -> int:
+    from mmengine.config import Config
+    return int(Config.fromfile(config).train_cfg.max_iters)
+
+
+def _last_loss(work_dir: str) -> float:
+    """The last logged training loss of a run (``vis_data/scalars.json``)."""
+    rows: List[dict] = []
+    for root, _, names in os.walk(work_dir):
+        if 'scalars.json' in names:
+            with open(osp.join(root, 'scalars.json'), encoding='utf-8') as f:
+                rows += [json.loads(line) for line in f if line.strip()]
+    losses = [row['loss'] for row in rows if 'loss' in row]
+    return float(losses[-1]) if losses else float('nan')
+
+
+def _git_commit() -> str:
+    try:
+        return subprocess.check_output(['git', 'rev-parse', 'HEAD'], cwd=REPO_ROOT,
+                                       text=True).strip()
+    except (OSError, subprocess.CalledProcessError):
+        return 'unknown'
+
+
+if __name__ == '__main__':
+    main()
