@@ -12,6 +12,12 @@ _base_ = ['./finers_tiny_test.py']
 
 custom_imports = dict(imports=['finers_mm.testing.grabcut_mask_head'], allow_failed_imports=False)
 frames = _base_.tiny_loc_frames
+# the pipelines' sizes from these frames (written out, so that a plain Config.fromfile read has them)
+_sizes = dict(
+    ExplorerView=dict(frame_size=frames['explorer_size'], region_size=frames['region_size']),
+    RefinerCrop=dict(frame_size=frames['refiner_size'], min_side=frames['crop_min_side']))
+train_pipeline = [dict(step, **_sizes.get(step['type'], {})) for step in _base_.train_pipeline]
+test_pipeline = [dict(step, **_sizes.get(step['type'], {})) for step in _base_.test_pipeline]
 model = dict(
     explorer=dict(
         vlm=dict(
@@ -22,3 +28,5 @@ model = dict(
             pretrained=_base_.tiny_locator_weights + '/refiner',
             generation=dict(max_new_tokens=96))),
     mask_head=dict(_delete_=True, type='GrabCutMaskHead'))
+val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+test_dataloader = val_dataloader

@@ -7,13 +7,19 @@
 _base_ = ['./lpr_tiny_sft.py']
 
 frames = _base_.tiny_loc_frames
+# the pipelines' sizes from these frames (written out, so that a plain Config.fromfile read has them)
+_sizes = dict(
+    ExplorerView=dict(frame_size=frames['explorer_size'], region_size=frames['region_size']),
+    RefinerCrop=dict(frame_size=frames['refiner_size'], min_side=frames['crop_min_side']))
+train_pipeline = [dict(step, **_sizes.get(step['type'], {})) for step in _base_.train_pipeline]
+test_pipeline = [dict(step, **_sizes.get(step['type'], {})) for step in _base_.test_pipeline]
 model = dict(vlm=dict(pretrained=_base_.tiny_locator))
-# 2000 steps of 8 crops at 1e-2 (300 steps at 3e-3 or 1e-2 learn the answer layout, not the digits)
+# 1000 steps of 8 crops at 1e-2 (300 steps at 3e-3 or 1e-2 learn the answer layout, not the digits)
 optim_wrapper = dict(optimizer=dict(lr=1e-2))
-train_dataloader = dict(batch_size=8)
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=20),
-    dict(type='CosineAnnealingLR', by_epoch=False, begin=20, end=2000, eta_min=1e-5)
+    dict(type='CosineAnnealingLR', by_epoch=False, begin=20, end=1000, eta_min=1e-5)
 ]
-train_cfg = dict(max_iters=2000, val_interval=2000)
-default_hooks = dict(checkpoint=dict(interval=500, max_keep_ckpts=2))
+train_cfg = dict(max_iters=1000, val_interval=1000)
+default_hooks = dict(checkpoint=dict(interval=250, max_keep_ckpts=4))
+train_dataloader = dict(batch_size=8, dataset=dict(pipeline=train_pipeline))
