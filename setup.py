@@ -19,15 +19,15 @@ def read_version() -> str:
 
 
 INSTALL_REQUIRES = [
-    'torch==2.14.1',
-    'torchvision==0.29.1',
+    'torch==2.14.0',  # vllm 0.33.0 pins torch==2.14.0 / torchvision==0.29.0 exactly
+    'torchvision==0.29.0',
     'mmengine==0.10.7',
     'mmcv==2.1.0',  # built from source with ops by tools/setup_env.sh
     'mmdet==3.3.0',
     'mmsegmentation==1.2.2',
     'ftfy',  # imported by mmseg.models
     'regex',  # imported by mmseg.models
-    'transformers==5.23.0',
+    'transformers==5.20.2',  # the newest release vllm 0.33.0 accepts (>=5.16.1,<5.21)
     'tokenizers',
     'accelerate',
     'peft==0.21.2',
@@ -43,6 +43,10 @@ INSTALL_REQUIRES = [
 
 EXTRAS_REQUIRE = {
     'dev': ['pytest', 'pytest-timeout', 'hypothesis'],
+    # Rollouts with vLLM colocated in the training process (pip install -e .[vllm]); CUDA only at run
+    # time, but its Python API (mapper, SamplingParams) imports on CPU. It pins the torch/torchvision
+    # and transformers range above, which is why they sit where they do.
+    'vllm': ['vllm==0.33.0'],
 }
 
 setup(

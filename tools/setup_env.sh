@@ -13,13 +13,14 @@
 #   4. finers_mm itself, editable, with the `dev` extra (sam2 is then already satisfied).
 # Idempotent: a stamp keyed on the requirement files makes a second run return in well under a second.
 #
-# Usage: bash tools/setup_env.sh            (VENV=path to use another environment)
+# Usage: bash tools/setup_env.sh            (VENV=path to use another environment; MMCV_REBUILD=1 to
+#        compile mmcv again instead of reusing pip's cached wheel, e.g. after the torch pin moved)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${VENV:-$ROOT/.venv}"
 PY_BOOT="${PYTHON:-python3}"
-TORCH_SPEC="torch==2.14.1 torchvision==0.29.1"
+TORCH_SPEC="torch==2.14.0 torchvision==0.29.0"  # the pair vllm 0.33.0 pins (the `vllm` extra)
 MMCV_SPEC="mmcv==2.1.0"
 SAM2_SPEC="sam2==1.1.0"
 
@@ -47,6 +48,10 @@ log "step 1/4: torch, torchvision and build tools"
 if ! "$PY" -c "import mmcv, mmcv.ops; from mmcv.ops import nms" 2>/dev/null \
     || [[ "$("$PY" -c 'import mmcv; print(mmcv.__version__)' 2>/dev/null)" != "${MMCV_SPEC#mmcv==}" ]]; then
   log "step 2/4: $MMCV_SPEC with compiled ops (about 7 min on 2 cores the first time; pip caches the wheel)"
+  # pip reuses a cached mmcv wheel whatever torch it was compiled against; MMCV_REBUILD=1 compiles it
+  # afresh (after a torch move: the import check below catches an ABI break, not a silent mismatch).
+  mmcv_cache_flag=""
+  [[ "${MMCV_REBUILD:-0}" == 1 ]] && mmcv_cache_flag="--no-cache-dir"
   wrapper_dir="$(mktemp -d)"
   trap 'rm -rf "$wrapper_dir"' EXIT
   cat > "$wrapper_dir/cxx20" <<'WRAP'
@@ -55,7 +60,7 @@ exec "${FINERS_REAL_CXX:-g++}" "$@" -std=c++20
 WRAP
   chmod +x "$wrapper_dir/cxx20"
   FINERS_REAL_CXX="${CXX:-g++}" CXX="$wrapper_dir/cxx20" MMCV_WITH_OPS=1 MAX_JOBS="${MAX_JOBS:-$(nproc)}" \
-    PATH="$VENV/bin:$PATH" "${PIP[@]}" install -q --no-build-isolation "$MMCV_SPEC"
+    PATH="$VENV/bin:$PATH" "${PIP[@]}" install -q --no-build-isolation $mmcv_cache_flag "$MMCV_SPEC"
   "$PY" -c "from mmcv.ops import nms" || { log "mmcv was built without its ops"; exit 1; }
 else
   log "step 2/4: $MMCV_SPEC with ops already installed"
