@@ -10,11 +10,13 @@
 #   3. sam2 1.1.0 (Meta's SAM 2, an sdist whose build imports torch): no build isolation, so it builds
 #      against the installed torch instead of downloading another into an isolated build env, and
 #      SAM2_BUILD_CUDA=0 (pure Python; only its optional hole-filling CUDA kernel is left out);
-#   4. finers_mm itself, editable, with the `dev` extra (sam2 is then already satisfied).
+#   4. finers_mm itself, editable, with the extras in EXTRAS (default `dev`; `dev,vllm` adds vLLM 0.33.0
+#      for colocated rollouts, whose exact torch/torchvision/transformers pins are the ones set here).
 # Idempotent: a stamp keyed on the requirement files makes a second run return in well under a second.
 #
 # Usage: bash tools/setup_env.sh            (VENV=path to use another environment; MMCV_REBUILD=1 to
-#        compile mmcv again instead of reusing pip's cached wheel, e.g. after the torch pin moved)
+#        compile mmcv again instead of reusing pip's cached wheel, e.g. after the torch pin moved;
+#        EXTRAS=dev,vllm to add the vllm extra)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -23,9 +25,10 @@ PY_BOOT="${PYTHON:-python3}"
 TORCH_SPEC="torch==2.14.0 torchvision==0.29.0"  # the pair vllm 0.33.0 pins (the `vllm` extra)
 MMCV_SPEC="mmcv==2.1.0"
 SAM2_SPEC="sam2==1.1.0"
+EXTRAS="${EXTRAS:-dev}"
 
 stamp_key() {
-  cat "$ROOT/setup.py" "$ROOT/tools/setup_env.sh" | sha256sum | cut -d' ' -f1
+  { cat "$ROOT/setup.py" "$ROOT/tools/setup_env.sh"; echo "$EXTRAS"; } | sha256sum | cut -d' ' -f1
 }
 STAMP="$VENV/.finers_mm_installed"
 if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$(stamp_key)" ]]; then
@@ -69,8 +72,8 @@ fi
 log "step 3/4: $SAM2_SPEC (no build isolation, SAM2_BUILD_CUDA=0)"
 SAM2_BUILD_CUDA=0 "${PIP[@]}" install -q --no-build-isolation "$SAM2_SPEC"
 
-log "step 4/4: finers_mm (editable) and its dependencies"
-"${PIP[@]}" install -q -e "$ROOT[dev]"
+log "step 4/4: finers_mm (editable) with extras [$EXTRAS] and its dependencies"
+"${PIP[@]}" install -q -e "$ROOT[$EXTRAS]"
 
 stamp_key > "$STAMP"
 log "environment ready in $VENV ($(( $(date +%s) - start )) s)"
