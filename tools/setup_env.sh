@@ -31,7 +31,7 @@ stamp_key() {
   { cat "$ROOT/setup.py" "$ROOT/tools/setup_env.sh"; echo "$EXTRAS"; } | sha256sum | cut -d' ' -f1
 }
 STAMP="$VENV/.finers_mm_installed"
-if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$(stamp_key)" ]]; then
+if [[ "${MMCV_REBUILD:-0}" != 1 && -f "$STAMP" && "$(cat "$STAMP")" == "$(stamp_key)" ]]; then
   exit 0
 fi
 
@@ -48,13 +48,14 @@ PIP=("$PY" -m pip --disable-pip-version-check)
 log "step 1/4: torch, torchvision and build tools"
 "${PIP[@]}" install -q $TORCH_SPEC "setuptools<82" wheel ninja
 
-if ! "$PY" -c "import mmcv, mmcv.ops; from mmcv.ops import nms" 2>/dev/null \
+if [[ "${MMCV_REBUILD:-0}" == 1 ]] || ! "$PY" -c "import mmcv, mmcv.ops; from mmcv.ops import nms" 2>/dev/null \
     || [[ "$("$PY" -c 'import mmcv; print(mmcv.__version__)' 2>/dev/null)" != "${MMCV_SPEC#mmcv==}" ]]; then
   log "step 2/4: $MMCV_SPEC with compiled ops (about 7 min on 2 cores the first time; pip caches the wheel)"
   # pip reuses a cached mmcv wheel whatever torch it was compiled against; MMCV_REBUILD=1 compiles it
-  # afresh (after a torch move: the import check below catches an ABI break, not a silent mismatch).
-  mmcv_cache_flag=""
-  [[ "${MMCV_REBUILD:-0}" == 1 ]] && mmcv_cache_flag="--no-cache-dir"
+  # afresh, over an installed one too (after a torch move: the import check below catches an ABI
+  # break, not a silent mismatch).
+  mmcv_rebuild_flags=""
+  if [[ "${MMCV_REBUILD:-0}" == 1 ]]; then mmcv_rebuild_flags="--no-cache-dir --force-reinstall --no-deps"; fi
   wrapper_dir="$(mktemp -d)"
   trap 'rm -rf "$wrapper_dir"' EXIT
   cat > "$wrapper_dir/cxx20" <<'WRAP'
@@ -63,7 +64,7 @@ exec "${FINERS_REAL_CXX:-g++}" "$@" -std=c++20
 WRAP
   chmod +x "$wrapper_dir/cxx20"
   FINERS_REAL_CXX="${CXX:-g++}" CXX="$wrapper_dir/cxx20" MMCV_WITH_OPS=1 MAX_JOBS="${MAX_JOBS:-$(nproc)}" \
-    PATH="$VENV/bin:$PATH" "${PIP[@]}" install -q --no-build-isolation $mmcv_cache_flag "$MMCV_SPEC"
+    PATH="$VENV/bin:$PATH" "${PIP[@]}" install -q --no-build-isolation $mmcv_rebuild_flags "$MMCV_SPEC"
   "$PY" -c "from mmcv.ops import nms" || { log "mmcv was built without its ops"; exit 1; }
 else
   log "step 2/4: $MMCV_SPEC with ops already installed"
