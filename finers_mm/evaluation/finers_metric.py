@@ -127,12 +127,7 @@ class FineRSMetric(BaseMetric):
                  answer_rule: Optional[str] = None) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
         self.empty_rule = check_empty_rule(empty_rule)
-        self.protocol = protocol
-        self.answer_rule = check_answer_rule(
-            protocol_setting(protocol, 'answer_rule') if answer_rule is None else answer_rule)
-        self.other_rule = next(rule for rule in ANSWER_RULES if rule != self.answer_rule)
-        self.answer_stage = None if answer_stage is None else check_stage(answer_stage)
-        self.default_answer_stage = check_stage(protocol_setting(protocol, 'qa_stage'))
+        set_answer_settings(self, protocol, answer_rule, answer_stage)
         self.outfile_prefix = outfile_prefix
 
     def process(self, data_batch: Optional[dict], data_samples: Sequence[dict]) -> None:
@@ -331,6 +326,23 @@ def dump_coco_gt(dataset_or_data_list: Union[BaseDataset, Sequence[dict]], out_f
         images=images, annotations=annotations,
         categories=[dict(id=COCO_CATEGORY_ID, name=CATEGORY_NAME)])
     write_atomic(out_file, json.dumps(content))
+
+
+def set_answer_settings(metric: BaseMetric, protocol: str, answer_rule: Optional[str],
+                        answer_stage: Optional[str]) -> None:
+    """Give a QA metric its answer settings, by the protocol unless written: ``protocol``,
+    ``answer_rule`` (the rule scored), ``other_rule`` (reported beside it), ``answer_stage`` (None:
+    each sample's own) and ``default_answer_stage`` (the protocol's QA stage).
+
+    Raises:
+        ValueError: an unknown answer rule or stage.
+    """
+    metric.protocol = protocol
+    metric.answer_rule = check_answer_rule(
+        protocol_setting(protocol, 'answer_rule') if answer_rule is None else answer_rule)
+    metric.other_rule = next(rule for rule in ANSWER_RULES if rule != metric.answer_rule)
+    metric.answer_stage = None if answer_stage is None else check_stage(answer_stage)
+    metric.default_answer_stage = check_stage(protocol_setting(protocol, 'qa_stage'))
 
 
 def answer_verdicts(sample: dict, answer_stage: str) -> Dict[str, bool]:

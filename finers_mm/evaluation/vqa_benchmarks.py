@@ -32,11 +32,11 @@ from mmengine.evaluator import BaseMetric
 from mmengine.structures import BaseDataElement
 
 from finers_mm.registry import METRICS
-from finers_mm.structures.answers import ANSWER_RULES, check_answer_rule, extract_option_letter
-from finers_mm.structures.protocols import DEFAULT_PROTOCOL, protocol_setting
+from finers_mm.structures.answers import extract_option_letter
+from finers_mm.structures.protocols import DEFAULT_PROTOCOL
 from finers_mm.structures.vocabulary import check_stage
 from finers_mm.utils.protocol_config import register_protocol_type
-from .finers_metric import answer_verdicts
+from .finers_metric import answer_verdicts, set_answer_settings
 
 #: the data-info / metainfo key of a benchmark's own fields (``finers_mm.datasets.benchmarks``)
 BENCHMARK_KEY = 'benchmark'
@@ -73,12 +73,7 @@ class VQABenchmarkMetric(BaseMetric):
                  answer_rule: Optional[str] = None, collect_device: str = 'cpu',
                  prefix: Optional[str] = None) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
-        self.protocol = protocol
-        self.answer_rule = check_answer_rule(
-            protocol_setting(protocol, 'answer_rule') if answer_rule is None else answer_rule)
-        self.other_rule = next(rule for rule in ANSWER_RULES if rule != self.answer_rule)
-        self.answer_stage = None if answer_stage is None else check_stage(answer_stage)
-        self.default_answer_stage = check_stage(protocol_setting(protocol, 'qa_stage'))
+        set_answer_settings(self, protocol, answer_rule, answer_stage)
 
     def process(self, data_batch: Optional[dict], data_samples: Sequence) -> None:
         """Keep each sample's verdicts and benchmark fields.

@@ -38,6 +38,21 @@ if TYPE_CHECKING:
     from transformers import BatchFeature, GenerationConfig
 
 
+def check_image_prompt_pairs(images: Sequence[np.ndarray], prompts: Sequence[str]) -> None:
+    """Refuse a batch that is not B >= 1 (image, prompt) pairs of (H, W, 3) uint8 RGB images.
+
+    Raises:
+        ValueError: as many images as prompts, none, or an image of another shape or dtype.
+    """
+    if len(images) != len(prompts) or not prompts:
+        raise ValueError(f'need as many images as prompts (at least one), got {len(images)} '
+                         f'images and {len(prompts)} prompts')
+    for image in images:
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ValueError('images must be (H, W, 3) uint8 RGB arrays, got '
+                             f'{image.shape} {image.dtype}')
+
+
 class BaseVLMAdapter(CoordinateConventionMixin, BaseModule):
     """A Hugging Face image-text-to-text model and its processor, built from an mmengine config.
 
@@ -175,13 +190,7 @@ class BaseVLMAdapter(CoordinateConventionMixin, BaseModule):
             patch_dim) over the whole batch, ``image_grid_thw`` (B, 3)) and ``mm_token_type_ids``
             (B, P).
         """
-        if len(images) != len(prompts) or not prompts:
-            raise ValueError(f'need as many images as prompts (at least one), got {len(images)} '
-                             f'images and {len(prompts)} prompts')
-        for image in images:
-            if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-                raise ValueError('images must be (H, W, 3) uint8 RGB arrays, got '
-                                 f'{image.shape} {image.dtype}')
+        check_image_prompt_pairs(images, prompts)
         return self.processor(
             text=self.chat_texts(prompts), images=list(images), padding=True,
             padding_side='left', input_data_format='channels_last', return_tensors='pt')

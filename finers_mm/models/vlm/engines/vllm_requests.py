@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
+from ..base import check_image_prompt_pairs
 from ..generation import GenerationResult, completion_mask_after_eos
 
 if TYPE_CHECKING:
@@ -42,13 +43,7 @@ def build_requests(adapter: 'BaseVLMAdapter', images: Sequence[np.ndarray],
     """
     from PIL import Image
 
-    if len(images) != len(prompts) or not prompts:
-        raise ValueError(f'need as many images as prompts (at least one), got {len(images)} '
-                         f'images and {len(prompts)} prompts')
-    for image in images:
-        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            raise ValueError('images must be (H, W, 3) uint8 RGB arrays, got '
-                             f'{image.shape} {image.dtype}')
+    check_image_prompt_pairs(images, prompts)
     return [dict(prompt=text,
                  multi_modal_data=dict(image=Image.fromarray(np.ascontiguousarray(image))))
             for text, image in zip(adapter.chat_texts(prompts), images)]
