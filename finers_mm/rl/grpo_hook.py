@@ -39,6 +39,15 @@ def rollout_seed(seed: Optional[int], iteration: int, rank: int, world_size: int
     return (base + 1_000_003 * iteration * world_size + rank) % (2**31 - 1)
 
 
+def _optimizer_stepped(optim_wrapper) -> bool:
+    """Whether the iteration that just ended stepped the optimiser: mmengine's wrapper steps when
+    ``should_update()`` holds after it counted the iteration; a wrapper without gradient
+    accumulation of its own (DeepSpeed's, which accumulates inside the engine) is taken to step
+    every iteration."""
+    should_update = getattr(optim_wrapper, 'should_update', None)
+    return should_update() if callable(should_update) else True
+
+
 @HOOKS.register_module()
 class GRPOHook(Hook):
     """Before each training iteration: sample, score, normalise, and hand the loss a rollout.
@@ -182,8 +191,10 @@ class GRPOHook(Hook):
     def after_train_iter(self, runner, batch_idx: int, data_batch: DATA_BATCH = None,
                          outputs: Optional[dict] = None) -> None:
         """Log the time of the policy update (the loss, backward and optimiser step); tell the
-        rollout engine that the policy changed."""
-        self.rollout_engine.after_optimizer_step(self._stage(runner).vlm)
+        rollout engine when the policy changed (not on an iteration that only accumulated
+        gradients: a vLLM engine would push unchanged weights)."""
+        if _optimizer_stepped(runner.optim_wrapper):
+            self.rollout_engine.after_optimizer_step(self._stage(runner).vlm)
         runner.message_hub.update_scalar('train/update_time',
                                          time.perf_counter() - self._update_start)
 

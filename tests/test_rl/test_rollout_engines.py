@@ -74,7 +74,7 @@ def test_hf_engine_is_the_adapters_seeded_generate(tiny_models):
     assert not torch.equal(other.completion_ids, expected.completion_ids)  # the seed is used
 
 
-def _run(tiny_models, work_dir, engine):
+def _run(tiny_models, work_dir, engine, **extra):
     """Two LPR GRPO iterations (full fine-tune, KL on) in-process; the runner after training."""
     init_default_scope('finers_mm')
     cfg = Config.fromfile(osp.join(CONFIGS, 'lpr_tiny.py'))
@@ -87,7 +87,7 @@ def _run(tiny_models, work_dir, engine):
                'visualizer.name': f'engine_{uuid.uuid4().hex}'}
     if engine is not None:
         options['custom_hooks.0.rollout_engine'] = engine
-    cfg.merge_from_dict(options)
+    cfg.merge_from_dict(dict(options, **extra))
     runner = Runner.from_cfg(cfg)
     runner.train()
     hub = runner.message_hub
@@ -111,3 +111,12 @@ def test_grpo_with_the_default_engine_runs_as_before(tiny_models, tmp_path):
     assert all(torch.equal(default_weights[k], legacy_weights[k]) for k in default_weights)
     iteration = ['before_rollout', 'generate', 'after_rollout', 'after_optimizer_step']
     assert hook.rollout_engine.calls == ['setup'] + iteration * 2
+
+
+def test_the_engine_hears_of_optimiser_steps_only(tiny_models, tmp_path):
+    """With two iterations per optimiser step the engine is told once, after the step (a vLLM
+    engine pushes the weights then, not after an iteration that only accumulated gradients)."""
+    _, _, hook = _run(tiny_models, tmp_path, dict(type='_LegacyRolloutEngine'),
+                      **{'optim_wrapper.accumulative_counts': 2})
+    rollout = ['before_rollout', 'generate', 'after_rollout']
+    assert hook.rollout_engine.calls == ['setup'] + rollout * 2 + ['after_optimizer_step']
