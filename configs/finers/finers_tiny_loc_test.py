@@ -1,5 +1,5 @@
-# The quick start's locating chain: the tiny explorer and refiner trained by
-# tools/misc/train_tiny_locator.py (shipped in finers_mm/data/tiny_locator/), in the locating
+# The locating chain: the tiny explorer and refiner trained by tools/misc/train_tiny_locator.py
+# (into finers_mm/data/tiny_locator/), in the locating
 # frames (tiny_cpu.py's `tiny_loc_frames`), with a GrabCut mask head (the tiny SAM has random
 # weights: finers_mm/testing/grabcut_mask_head.py). Evaluate it on a held-out synthetic set:
 #   python tools/misc/make_synthetic_finers.py work_dirs/heldout --num-images 16 \
@@ -12,18 +12,21 @@ _base_ = ['./finers_tiny_test.py']
 
 custom_imports = dict(imports=['finers_mm.testing.grabcut_mask_head'], allow_failed_imports=False)
 frames = _base_.tiny_loc_frames
-# the pipelines' sizes from these frames (written out, so that a plain Config.fromfile read has them)
+# the pipelines' sizes from these frames (written out: a plain Config.fromfile read has them)
 _sizes = dict(
     ExplorerView=dict(frame_size=frames['explorer_size'], region_size=frames['region_size']),
     RefinerCrop=dict(frame_size=frames['refiner_size'], min_side=frames['crop_min_side']))
 train_pipeline = [dict(step, **_sizes.get(step['type'], {})) for step in _base_.train_pipeline]
 test_pipeline = [dict(step, **_sizes.get(step['type'], {})) for step in _base_.test_pipeline]
 model = dict(
+    crop_min_side=frames['crop_min_side'],
     explorer=dict(
+        region_size=frames['region_size'],
         vlm=dict(
             pretrained=_base_.tiny_locator_weights + '/explorer',
             generation=dict(max_new_tokens=64))),
     refiner=dict(
+        frame_size=frames['refiner_size'],
         vlm=dict(
             pretrained=_base_.tiny_locator_weights + '/refiner',
             generation=dict(max_new_tokens=96))),

@@ -2,20 +2,20 @@
 # Qwen2.5-VL (tiny_cpu.py's `tiny_locator`) in the locating frames (`tiny_loc_frames`: the 960 x 540
 # image unresized, 128 x 128 regions) on the quick start's synthetic training set; the target is
 # the region centred on the GT box (no best_region). tools/misc/train_tiny_locator.py runs it once
-# (the shipped weights, finers_mm/data/tiny_locator/explorer); gse_tiny_loc.py is its GRPO.
+# into finers_mm/data/tiny_locator/explorer.
 #   python tools/train.py configs/finers/gse_tiny_loc_sft.py \
 #       --cfg-options train_dataloader.dataset.data_root=DATA/
 _base_ = ['./gse_tiny_sft.py']
 
 frames = _base_.tiny_loc_frames
-# the pipelines' sizes from these frames (written out, so that a plain Config.fromfile read has them)
+# the pipelines' sizes from these frames (written out: a plain Config.fromfile read has them)
 _sizes = dict(
     ExplorerView=dict(frame_size=frames['explorer_size'], region_size=frames['region_size']),
     RefinerCrop=dict(frame_size=frames['refiner_size'], min_side=frames['crop_min_side']))
 train_pipeline = [dict(step, **_sizes.get(step['type'], {})) for step in _base_.train_pipeline]
 test_pipeline = [dict(step, **_sizes.get(step['type'], {})) for step in _base_.test_pipeline]
-model = dict(vlm=dict(pretrained=_base_.tiny_locator))
-# 1000 steps of 8 prompts at 1e-2 (300 steps at 2e-3 or 1e-2 learn the answer layout, not the digits)
+model = dict(region_size=frames['region_size'], vlm=dict(pretrained=_base_.tiny_locator))
+# 1000 steps of 8 prompts at 1e-2 (300 steps at 2e-3 or 1e-2 learnt the answer layout only)
 optim_wrapper = dict(optimizer=dict(lr=1e-2))
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=20),

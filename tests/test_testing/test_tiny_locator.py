@@ -61,7 +61,8 @@ def test_grabcut_rectangle_grows_inside_the_crop_and_no_box_is_no_mask():
     assert head.rectangle(np.array([10, 20, 30, 24.0]), 100, 50) == (5, 18, 30, 8)
     assert head.rectangle(np.array([0, 0, 100, 50.0]), 100, 50) == (0, 0, 100, 50)
     crop, _, _ = _scene(1)
-    pred = GrabCutMaskHead().predict([crop, crop], np.array([[0, 0, 0, 0], [1, 1, 2, 2]], np.float32))
+    boxes = np.array([[0, 0, 0, 0], [1, 1, 2, 2]], np.float32)
+    pred = GrabCutMaskHead().predict([crop, crop], boxes)
     assert not pred.masks[0].any() and pred.scores[0] == 0
     # a rectangle too small for GrabCut: the box itself
     assert pred.masks[1].sum() == 1 and pred.masks[1][1, 1]

@@ -10,10 +10,11 @@ _base_ = ['../datasets/finers4k.py', '../default_runtime.py']
 tiny_models = 'work_dirs/tiny_models'
 tiny_vlm = dict(type='Qwen25VLAdapter', pretrained=tiny_models + '/qwen2_5_vl', dtype='float32')
 
-# The quick start's chain that learns to locate (configs/finers/*_tiny_loc*.py): the larger tiny
-# Qwen2.5-VL (finers_mm.testing.tiny_models.build_tiny_locator; its processor sees up to 12 x 12
-# merged tokens), trained once by tools/misc/train_tiny_locator.py and shipped in
-# finers_mm/data/tiny_locator/. Its frames suit the quick start's 960 x 540 synthetic images
+# The locating chain (configs/finers/*_tiny_loc*.py, issue 16): the larger tiny Qwen2.5-VL
+# (finers_mm.testing.tiny_models.build_tiny_locator; its processor sees up to 12 x 12 merged
+# tokens), trained by tools/misc/train_tiny_locator.py into `tiny_locator_weights` (not shipped:
+# 1000 supervised steps per stage did not yet learn coordinates, see
+# benchmarks/bench_tiny_localisation.py). Its frames suit the quick start's 960 x 540 synthetic images
 # (the paper's frames stay in configs/_base_/datasets/finers4k.py): the explorer sees the image
 # unresized (448 x 252 after the processor: a 12-px XS object is ~6 px, half a patch), answers a
 # 128 x 128 region; the refiner sees a 256 x 256 crop (252 x 252 after the processor, objects at
