@@ -41,8 +41,9 @@ class GlobalExplorer(VLMStageModel):
         vlm (dict): config of a VLM adapter (:mod:`finers_mm.models.vlm`).
         region_size (int): side of the region in explorer-frame pixels (256 in the paper; the
             dataset config's ``frames['region_size']``). The prompt states it in the model's
-            coordinates of the view (:meth:`prompt_region`): 256*256 for Qwen2.5-VL, 133*237 on
-            Qwen2-VL's / Qwen3-VL's 0..1000 scale in a 1920 x 1080 frame.
+            coordinates of the view (:meth:`prompt_region`): 256*256 for Qwen2.5-VL (its pixels
+            under a budget that shrinks the frame, e.g. 175*173 at 1280 merged tokens), 133*237
+            on Qwen2-VL's / Qwen3-VL's 0..1000 scale in a 1920 x 1080 frame.
         prompt (dict, optional): :class:`~finers_mm.models.prompts.PromptBuilder` arguments other
             than ``region_size``.
         multi_region (str): how ``k > 1`` regions are decoded: ``'beam'`` (default) or

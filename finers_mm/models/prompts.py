@@ -16,7 +16,7 @@ Templates are ``str.format`` strings (literal braces doubled: ``{{`` and ``}}``)
 - ``{question}``: the question or instruction (every template);
 - ``{region_width}``, ``{region_height}``: width and height of the explorer's region in the
   MODEL's coordinates, as the model must write the box: ``256`` and ``256`` for Qwen2.5-VL
-  (absolute pixels), ``133`` and ``237`` for Qwen2-VL / Qwen3-VL (0..1000 on each axis) in a
+  (absolute pixels; fewer under a pixel budget that shrinks the frame), ``133`` and ``237`` for Qwen2-VL / Qwen3-VL (0..1000 on each axis) in a
   1920 x 1080 frame; see :meth:`~finers_mm.models.vlm.BaseVLMAdapter.region_size_in_model`. The
   caller passes them to :meth:`PromptBuilder.build` (``region=(w, h)``);
 - ``{region_sides}``: the same as an equation on the box: ``'x2 - x1 = y2 - y1 = 256'`` for a

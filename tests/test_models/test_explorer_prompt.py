@@ -19,7 +19,9 @@ from finers_mm.testing.tiny_models import ADAPTER_TYPES
 
 BUNDLED = osp.join(REPO_ROOT, 'finers_mm', 'data', 'synthetic')
 #: the region the prompt must state in a 1920 x 1080 frame for a 256 region
-EXPECTED_REGION = dict(qwen2_5_vl=(256, 256), qwen2_vl=(133, 237), qwen3_vl=(133, 237))
+#: the region in the model's coordinates: Qwen2.5-VL's tiny budget shows the 1920 x 1080 frame at
+#: 196 x 112 model pixels (256 * 196 / 1920 = 26.1, 256 * 112 / 1080 = 26.5)
+EXPECTED_REGION = dict(qwen2_5_vl=(26, 27), qwen2_vl=(133, 237), qwen3_vl=(133, 237))
 #: what the prompts must say the box's numbers are
 RELATIVE = 'in coordinates relative to this image, from 0 to 1000 along each side'
 COORDINATES = dict(qwen2_5_vl='in pixels of this image', qwen2_vl=RELATIVE, qwen3_vl=RELATIVE)
@@ -106,7 +108,12 @@ def test_prompt_follows_the_frame_and_region_size(model_dirs):
     model = _explorer(model_dirs, 'qwen3_vl', region_size=128)
     assert 'identify a 200*200 bounding box' in model.build_prompt(query, (640, 640))
     assert 'identify a 67*119 bounding box' in model.build_prompt(query, (1920, 1080))
+    # Qwen2.5-VL in model-image pixels: 640 x 640 is seen at 140 x 140 (128 * 140 / 640 = 28)
     model = _explorer(model_dirs, 'qwen2_5_vl', region_size=128)
+    assert 'identify a 28*28 bounding box' in model.build_prompt(query, (640, 640))
+    # in frame pixels (the authors' convention) the prompt states the frame's 128
+    model = _explorer(model_dirs, 'qwen2_5_vl', region_size=128)
+    model.vlm.coordinates = 'frame'
     assert 'identify a 128*128 bounding box' in model.build_prompt(query, (640, 640))
 
 

@@ -13,6 +13,9 @@ MODEL_IMAGE = 'model_image'
 #: compared raw outputs with frame-pixel GT, so their weights answer in the frame's pixels)
 FRAME = 'frame'
 COORDINATES = (MODEL_IMAGE, FRAME)
+#: the largest relative change of a frame side by the processor's resize under which an
+#: absolute-pixel model is still asked for the region in frame pixels (the authors' "256*256")
+REGION_RESIZE_TOLERANCE = 0.02
 
 
 def check_coordinates(coordinates: str, owner: str = 'the VLM adapter') -> str:
@@ -97,13 +100,17 @@ class CoordinateConventionMixin:
         - Relative conventions (``relative_scale`` an int, Qwen2-VL / Qwen3-VL): the square mapped
           with :meth:`frame_to_model` and rounded, e.g. 256 in a 1920 x 1080 frame is
           ``(133, 237)`` on a 0..1000 scale (at least 1 unit each).
-        - Absolute pixels (``relative_scale`` None, Qwen2.5-VL): ``(region_size, region_size)``
-          unchanged, the authors' prompt ("a 256*256 bounding box"). Strictly the model's pixels
-          are those of the smart-resized image, but for the explorer frame the resize changes each
-          side by less than 2 % (1920 x 1080 becomes 1932 x 1092 with the checkpoint's pixel
-          budget, 1904 x 1064 with ``max_pixels=1920 * 1080``), so the size is stated in frame
-          pixels, as in the authors' prompt. The rewards and the SFT targets still convert the
-          model's boxes exactly (:meth:`model_to_frame`, :meth:`frame_to_model`).
+        - Absolute pixels of the frame (``coordinates='frame'``, the authors' protocol):
+          ``(region_size, region_size)``, their prompt ("a 256*256 bounding box").
+        - Absolute pixels of the model image (``coordinates='model_image'``, Qwen2.5-VL under
+          finers_mm): ``(region_size, region_size)`` while the processor's smart-resize changes
+          each side of the frame by at most :data:`REGION_RESIZE_TOLERANCE` (the paper's frame:
+          1920 x 1080 becomes 1932 x 1092 with the checkpoint's pixel budget, so the prompt keeps
+          the authors' 256 and an answer of that size is 254 x 253 frame pixels, well inside the
+          reward's size band); under a smaller budget the square mapped with
+          :meth:`frame_to_model`, as for relative conventions (a 1920 x 1080 frame seen at
+          1316 x 728 asks for ``(175, 173)``), so the prompt, the SFT targets and the reward's
+          size band agree on one region.
 
         Args:
             region_size (int): side of the region in frame pixels.
@@ -113,8 +120,16 @@ class CoordinateConventionMixin:
             tuple[int, int]: ``(width, height)`` in model coordinates.
         """
         if self.relative_scale is None:
-            return int(region_size), int(region_size)
+            if self.coordinates == FRAME or not _resized_beyond(
+                    self.model_coord_size(frame_size), frame_size, REGION_RESIZE_TOLERANCE):
+                return int(region_size), int(region_size)
         side = float(region_size)
         box = self.frame_to_model(np.array([0.0, 0.0, side, side], np.float32), frame_size)
         return (max(1, int(round(float(box[2] - box[0])))),
                 max(1, int(round(float(box[3] - box[1])))))
+
+
+def _resized_beyond(model_size: Size, frame_size: Size, tolerance: float) -> bool:
+    """Whether a side of ``frame_size`` changes by more than ``tolerance`` (a fraction) in
+    ``model_size``."""
+    return any(abs(float(m) / float(f) - 1.0) > tolerance for m, f in zip(model_size, frame_size))

@@ -209,17 +209,39 @@ def test_coordinate_round_trip(adapters, family):
     ('qwen2_vl', (1920, 1080), 256, (133, 237)),
     ('qwen3_vl', (512, 512), 256, (500, 500)),
     ('qwen3_vl', (3840, 2160), 1, (1, 1)),  # never 0
-    # absolute pixels: the authors' 256*256, whatever the (tiny) resize of the frame
-    ('qwen2_5_vl', (1920, 1080), 256, (256, 256)),
-    ('qwen2_5_vl', (512, 512), 300, (300, 300)),
+    # absolute pixels of the model image, under the tiny budget (1920 x 1080 seen at 196 x 112,
+    # 512 x 512 at 140 x 140): the square in the model's pixels, 256 * 196 / 1920 = 26.1,
+    # 256 * 112 / 1080 = 26.5
+    ('qwen2_5_vl', (1920, 1080), 256, (26, 27)),
+    ('qwen2_5_vl', (512, 512), 300, (82, 82)),
 ])
 def test_region_size_in_model(adapters, family, frame_size, region_size, expected):
     adapter = adapters[family]
     size = adapter.region_size_in_model(region_size, frame_size)
     assert size == expected and all(type(v) is int for v in size)
-    if adapter.relative_scale is not None and region_size > 1:
+    if region_size > 1:
         box = adapter.frame_to_model([0, 0, region_size, region_size], frame_size)
         assert size == (round(float(box[2])), round(float(box[3])))
+
+
+@pytest.mark.parametrize('max_pixels,frame_size,expected', [
+    # the checkpoint's budget: 1920 x 1080 -> 1932 x 1092 (< 2 % a side): the authors' 256
+    (12845056, (1920, 1080), (256, 256)),
+    (1920 * 1080, (1920, 1080), (256, 256)),  # 1904 x 1064
+    # a lowered budget (1280 merged tokens): 1316 x 728, 256 * 1316 / 1920 = 175.5, 172.6
+    (1280 * 28 * 28, (1920, 1080), (175, 173)),
+])
+def test_region_size_in_model_follows_the_pixel_budget(model_dirs, max_pixels, frame_size,
+                                                       expected):
+    """Qwen2.5-VL in model-image pixels states the region in the pixels it sees once the resize
+    moves a side by more than 2 %; in frame pixels (the authors' protocol) never."""
+    cfg = dict(_cfg(model_dirs, 'qwen2_5_vl'), max_pixels=max_pixels)
+    adapter = MODELS.build(cfg)
+    assert adapter.region_size_in_model(256, frame_size) == expected
+    authors = MODELS.build(dict(cfg, coordinates='frame'))
+    assert authors.region_size_in_model(256, frame_size) == (256, 256)
+    tiny_authors = MODELS.build(dict(_cfg(model_dirs, 'qwen2_5_vl'), coordinates='frame'))
+    assert tiny_authors.region_size_in_model(256, frame_size) == (256, 256)
 
 
 # ------------------------------------------------------------------------------------------------
