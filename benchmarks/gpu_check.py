@@ -37,6 +37,14 @@ same checkpoint, prompt and group are sampled through ``VLLMRolloutEngine``
 
 ``--tiny``: the tiny local Qwen2.5-VL's config (1 of its 2 layers), its small pixel budget, 8 new
 tokens, on CPU unless ``--device cuda``; AmpOptimWrapper (GPU only) becomes OptimWrapper off a GPU.
+
+On the lent GPU machine (no network; Python 3.12 with torch 2.11.0+cu130 but no OpenMMLab stack):
+prepare here once, ``bash tools/misc/device_bundle.sh`` (writes ``.whl/``: mmcv 2.1.0 compiled with
+its ops for that torch, and the other wheels the machine lacks; see docs/dependencies.md, "The GPU
+machine's bundle"), then make the one call ``run(command='bash benchmarks/gpu_check_device.sh',
+carry=['.whl'], timeout_s=360)``: it installs the wheels into ``/tmp/site``, fails fast if the
+stack does not import, then runs this script; ``gpu_check.json``, ``gpu_check.log`` and
+``versions.txt`` come back in ``$OUT``.
 """
 import argparse
 import copy

@@ -3,7 +3,7 @@
 # `bash tools/misc/device_bundle.sh`), check the stack imports, then run benchmarks/gpu_check.py.
 #
 # On the lent GPU machine (no network; its python3 has torch 2.11.0+cu130, no OpenMMLab stack):
-#   run(command='bash benchmarks/gpu_check_device.sh', carry=['.whl'], timeout_s=540)
+#   run(command='bash benchmarks/gpu_check_device.sh', carry=['.whl'], timeout_s=360)
 # Back in $OUT: gpu_check.json (the numbers), gpu_check.log (the whole output), versions.txt.
 # CPU rehearsal (a Python 3.12 venv like the device's; see docs/dependencies.md):
 #   PY=/work/venv-devemu312/bin/python OUT=/tmp/gpu_check_out bash benchmarks/gpu_check_device.sh --tiny

@@ -58,11 +58,8 @@ if [[ "${MMCV_REBUILD:-0}" == 1 ]] || ! "$PY" -c "import mmcv, mmcv.ops; from mm
   if [[ "${MMCV_REBUILD:-0}" == 1 ]]; then mmcv_rebuild_flags="--no-cache-dir --force-reinstall --no-deps"; fi
   wrapper_dir="$(mktemp -d)"
   trap 'rm -rf "$wrapper_dir"' EXIT
-  cat > "$wrapper_dir/cxx20" <<'WRAP'
-#!/usr/bin/env bash
-exec "${FINERS_REAL_CXX:-g++}" "$@" -std=c++20
-WRAP
-  chmod +x "$wrapper_dir/cxx20"
+  source "$ROOT/tools/misc/mmcv_build.sh"  # the C++20 wrapper, shared with tools/misc/device_bundle.sh
+  mmcv_cxx20_wrapper "$wrapper_dir"
   FINERS_REAL_CXX="${CXX:-g++}" CXX="$wrapper_dir/cxx20" MMCV_WITH_OPS=1 MAX_JOBS="${MAX_JOBS:-$(nproc)}" \
     PATH="$VENV/bin:$PATH" "${PIP[@]}" install -q --no-build-isolation $mmcv_rebuild_flags "$MMCV_SPEC"
   "$PY" -c "from mmcv.ops import nms" || { log "mmcv was built without its ops"; exit 1; }
