@@ -103,9 +103,9 @@ TRAINING = {
                                        end=250, eta_min=1e-5)]),
     'gse_tiny.py': _GSE_TINY,
     'gse_tiny_sft.py': dict(
-        _GSE_TINY, **_TINY_SFT, lr=3e-3, batch_size=8, max_iters=200, checkpoint_interval=200,
+        _GSE_TINY, **_TINY_SFT, lr=3e-3, batch_size=8, max_iters=300, checkpoint_interval=300,
         param_scheduler=[_WARMUP, dict(type='CosineAnnealingLR', by_epoch=False, begin=20,
-                                       end=200, eta_min=1e-5)]),
+                                       end=300, eta_min=1e-5)]),
     # the quick start's locating chain (tiny_cpu.py's tiny_loc_frames, the larger tiny model)
     'lpr_tiny_loc_sft.py': dict(
         _LPR_TINY, **_TINY_SFT, pretrained='work_dirs/tiny_models/qwen2_5_vl_locator',
