@@ -37,6 +37,8 @@ for mod in (torch, numpy):
         sys.exit(f'{mod.__name__} is imported from {site}: the bundle must not carry it')
 import mmcv, mmcv.ops, mmdet, mmengine, mmseg, peft, transformers, trl
 from mmcv.ops import nms  # the compiled _ext (the check calls no op; mmdet.models imports them)
+keep = nms(torch.tensor([[0., 0., 10., 10.], [1., 1., 10., 10.]]), torch.tensor([.9, .8]), .5)[1]
+assert keep.tolist() == [0], keep  # the op runs (CPU), not only loads
 import finers_mm.models  # noqa: F401  (registers the detectors, through mmdet.models)
 print('python', sys.version.split()[0])
 for mod in (torch, numpy, transformers, mmcv, mmdet, mmengine, mmseg, peft, trl):
@@ -45,6 +47,5 @@ print('cuda', torch.version.cuda, 'available', torch.cuda.is_available(),
       torch.cuda.get_device_name(0) if torch.cuda.is_available() else '')
 EOF
 
-set -o pipefail
 "$PY" "$ROOT/benchmarks/gpu_check.py" --out "$OUT/gpu_check.json" "$@" 2>&1 | tee "$OUT/gpu_check.log"
 say "done in $(( $(date +%s) - t0 )) s: $OUT/gpu_check.json"

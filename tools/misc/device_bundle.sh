@@ -84,16 +84,24 @@ if [[ -z "$mmcv_whl" ]]; then
   log "step 2/4: compiling $MMCV_SPEC with its ops against torch $torch_version (MAX_JOBS=${MAX_JOBS:-1}; about 30 min on one core)"
   t0=$(date +%s)
   tmp_mmcv="$(mktemp -d "$VENV/bundle.tmp.XXXX")"
+  trap 'rm -rf "$tmp_mmcv"' EXIT
   MAX_JOBS="${MAX_JOBS:-1}" mmcv_build_wheel "$PY" "$MMCV_SPEC" "$tmp_mmcv/raw"
   mmcv_strip_wheel "$PY" "$tmp_mmcv/raw"/mmcv-*.whl "$tmp_mmcv/stripped"
   mkdir -p "$(dirname "$MMCV_DIR")"
   rm -rf "$MMCV_DIR"; mv "$tmp_mmcv/stripped" "$MMCV_DIR"
   log "  raw $(du -m "$tmp_mmcv"/raw/mmcv-*.whl | cut -f1) MiB -> stripped $(du -m "$MMCV_DIR"/mmcv-*.whl | cut -f1) MiB in $(( $(date +%s) - t0 )) s"
-  rm -rf "$tmp_mmcv"
+  rm -rf "$tmp_mmcv"; trap - EXIT
   mmcv_whl="$(ls "$MMCV_DIR"/mmcv-*.whl | head -1)"
 else
   log "step 2/4: reusing $mmcv_whl"
 fi
+
+# The device needs a glibc / libstdc++ at least this new (its Python 3.12.3 is Ubuntu 24.04's, which
+# has glibc 2.39 / GLIBCXX_3.4.33; this machine's gcc 12 and glibc 2.36 give older symbols).
+"$PY" -m zipfile -e "$mmcv_whl" "$VENV/bundle/mmcv-unpacked" \
+  && log "  $(basename "$mmcv_whl") needs $(objdump -T "$VENV"/bundle/mmcv-unpacked/mmcv/_ext*.so \
+     | grep -o 'GLIBC\(XX\)\?_[0-9.]*' | sort -Vu | awk -F_ '{v[$1]=$0} END {print v["GLIBC"], v["GLIBCXX"]}')"
+rm -rf "$VENV/bundle/mmcv-unpacked"
 
 log "step 3/4: downloading ${#WHEELS[@]} wheels for cp312 (cached in $VENV/bundle/downloads)"
 DL="$VENV/bundle/downloads"
@@ -112,7 +120,7 @@ cp "$mmcv_whl" "$tmp_out/"
 stamp_key > "$tmp_out/.bundle_stamp"
 rm -rf "$OUT_DIR.old"
 if [[ -d "$OUT_DIR" ]]; then mv "$OUT_DIR" "$OUT_DIR.old"; fi
-mv "$tmp_out" "$OUT_DIR"
+chmod 755 "$tmp_out"; mv "$tmp_out" "$OUT_DIR"
 trap - EXIT
 rm -rf "$OUT_DIR.old"
 log "$OUT_DIR ready: $(ls "$OUT_DIR"/*.whl | wc -l) wheels, $(du -sm "$OUT_DIR" | cut -f1) MiB ($(( $(date +%s) - start )) s)"
