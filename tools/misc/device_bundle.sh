@@ -2,14 +2,14 @@
 # Prepare `.whl/`: the wheels the lent GPU machine lacks, so `benchmarks/gpu_check_device.sh` runs there
 # in one call with no network (see benchmarks/gpu_check.py, "On the lent GPU machine").
 #
-# The device (../shared and docs/dependencies.md, "The GPU machine's bundle") has Python 3.12 with
+# The device (docs/dependencies.md, "The GPU machine's bundle") has Python 3.12.3 with
 # torch 2.11.0+cu130, torchvision, numpy, transformers 5.17.0 ... but none of the OpenMMLab stack. So:
 #   1. a build venv OUTSIDE the repo (VENV, default /work/venv-device312): Python 3.12 + torch 2.11.0
 #      from PyPI (the cu130 build, the device's own; it imports and compiles fine without a GPU);
 #   2. mmcv 2.1.0 compiled WITH its ops (CPU ops: mmdet.models imports mmcv.ops, the check calls none)
 #      into a wheel, with the recipe of tools/setup_env.sh step 2 (tools/misc/mmcv_build.sh holds
-#      it), its _ext stripped of debug symbols (82 MB -> a few MB); kept in the build venv, so it is
-#      compiled once per torch version (about 30 min on one core);
+#      it), its _ext stripped of debug symbols (wheel 31 MiB -> 1.2 MiB); kept in the build venv, so
+#      it is compiled once per torch version (31 min at MAX_JOBS=1 on the shared 2-core machine);
 #   3. the other wheels the device lacks or has at another version (WHEELS below), downloaded for
 #      cp312 manylinux into a cache in the build venv;
 #   4. tools/misc/check_wheel_bundle.py checks the set: no torch/numpy/... (they would shadow the
