@@ -16,9 +16,12 @@ A row may follow a size curriculum: the side range moves linearly from ``start_s
 over the first 60 % of its steps (:func:`curriculum_sides`). ``chance`` is the accuracy of the best
 constant answer on the same held-out set (what a model blind to the image can score at most).
 Models: ``locator`` (:func:`~finers_mm.testing.tiny_models.build_tiny_locator`, the quick start's
-larger tiny Qwen2.5-VL, 14-px patches: 8 x 8 patches, 4 x 4 tokens) and ``qwen3_sincos`` (the
-tests' tiny Qwen3-VL, :func:`~finers_mm.testing.tiny_models.build_tiny_qwen3_vl`, whose vision
-tower's absolute position table is set to 2-D sin/cos before training, :func:`sincos_table`).
+larger tiny Qwen2.5-VL, 14-px patches: 8 x 8 patches, 4 x 4 tokens), ``qwen3_sincos`` (the
+tests' tiny Qwen3-VL, :func:`~finers_mm.testing.tiny_models.build_tiny_qwen3_vl`, its vision
+tower's absolute position table set to 2-D sin/cos,
+:func:`~finers_mm.testing.tiny_models.sincos_position_table`) and ``qwen3_locator``
+(:func:`~finers_mm.testing.tiny_models.build_tiny_qwen3_locator`: the same at the locator's
+width, a 16 x 16 table).
 
 Usage::
 
@@ -76,7 +79,6 @@ object is at all, small or large: the position read-out, not the seeing, is what
 """
 import argparse
 import dataclasses
-import math
 import os.path as osp
 import re
 import sys
@@ -91,7 +93,8 @@ REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 
 from finers_mm.testing.synthetic.vocab import COLORS  # noqa: E402
-from finers_mm.testing.tiny_models import build_tiny_locator, build_tiny_qwen3_vl  # noqa: E402
+from finers_mm.testing.tiny_models import (build_tiny_locator, build_tiny_qwen3_locator,  # noqa: E402
+                                           build_tiny_qwen3_vl)
 from finers_mm.utils.fileio import check_writable, write_json_atomic  # noqa: E402
 
 #: side of the square synthetic image, and of a position cell (a merged Qwen2.5-VL token)
@@ -102,7 +105,7 @@ MARGIN = 4
 #: the curriculum reaches the final side range at this fraction of the steps
 RAMP = 0.6
 TASKS = ('text_colour', 'full_colour', 'colour', 'cell')
-MODELS = ('locator', 'qwen3_sincos')
+MODELS = ('locator', 'qwen3_sincos', 'qwen3_locator')
 BATCH_SIZE = 8
 WARMUP_STEPS = 20
 
@@ -256,29 +259,6 @@ def is_correct(task: str, text: str, colour: str, box: Sequence[int]) -> bool:
     return read_colour(text) == colour
 
 
-def sincos_table(grid: int, dim: int) -> torch.Tensor:
-    """A 2-D sin/cos position table: feature 4k..4k+3 are sin/cos of x and y at frequency
-    (k + 1) * pi / 2 over the unit square, so nearby patches get nearby codes.
-
-    Args:
-        grid (int): the table is ``grid`` x ``grid``, row-major.
-        dim (int): features per position; those past ``4 * (dim // 4)`` are zero.
-
-    Returns:
-        torch.Tensor: (grid * grid, dim) float32.
-    """
-    r = torch.arange(grid, dtype=torch.float32) / max(1, grid - 1)
-    yy, xx = torch.meshgrid(r, r, indexing='ij')
-    feats = []
-    for k in range(dim // 4):
-        w = math.pi * (k + 1) / 2
-        feats += [torch.sin(w * xx), torch.cos(w * xx), torch.sin(w * yy), torch.cos(w * yy)]
-    table = torch.zeros(grid * grid, dim)
-    if feats:
-        table[:, :len(feats)] = torch.stack(feats, -1).reshape(grid * grid, len(feats))
-    return table
-
-
 # ------------------------------------------------------------------------------------------------
 # scenes, model, training, evaluation
 # ------------------------------------------------------------------------------------------------
@@ -322,14 +302,14 @@ def build_model(name: str, work_dir: str, seed: int):
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
-    builder = build_tiny_locator if name == 'locator' else build_tiny_qwen3_vl
-    path = builder(osp.join(work_dir, name), seed=seed)
+    out = osp.join(work_dir, name)
+    if name == 'qwen3_sincos':
+        path = build_tiny_qwen3_vl(out, seed=seed, position_table='sincos')
+    else:
+        builder = build_tiny_locator if name == 'locator' else build_tiny_qwen3_locator
+        path = builder(out, seed=seed)
     model = transformers.AutoModelForImageTextToText.from_pretrained(path, local_files_only=True)
     processor = transformers.AutoProcessor.from_pretrained(path, local_files_only=True)
-    if name == 'qwen3_sincos':
-        table = model.model.visual.pos_embed.weight
-        with torch.no_grad():  # a start the tower can still train away from
-            table.copy_(sincos_table(int(math.isqrt(table.shape[0])), table.shape[1]))
     model.generation_config.do_sample = False
     return model.float().train(), processor
 

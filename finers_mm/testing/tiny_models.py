@@ -16,6 +16,7 @@ manifest written last, atomically, marks a complete build, and a second call ret
 """
 import copy
 import json
+import math
 import os
 import os.path as osp
 import shutil
@@ -202,14 +203,75 @@ ADAPTER_TYPES = dict(qwen2_5_vl='Qwen25VLAdapter', qwen2_vl='Qwen2VLAdapter',
                      qwen3_vl='Qwen3VLAdapter')
 
 
-def build_tiny_qwen3_vl(out_dir: str, seed: int = 0) -> str:
+#: the tests' tiny Qwen3-VL (:func:`build_tiny_qwen3_vl`): head_dim 16, an 8 x 8 position table
+_QWEN3_TEXT: Dict[str, Any] = dict(
+    {k: TINY_TEXT_CONFIG[k] for k in ('hidden_size', 'intermediate_size', 'num_hidden_layers',
+                                      'num_attention_heads', 'num_key_value_heads')},
+    head_dim=16, rope_parameters=dict(rope_type='default', rope_theta=5e5,
+                                      mrope_section=[2, 3, 3], mrope_interleaved=True))
+_QWEN3_VISION: Dict[str, Any] = dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=2,
+                                     out_hidden_size=64, num_position_embeddings=64,
+                                     deepstack_visual_indexes=[0])
+#: the locating Qwen3-VL (:func:`build_tiny_qwen3_locator`): the locator's decoder (4 layers of
+#: 128, head_dim 32), a 64-wide tower with a 16 x 16 position table
+QWEN3_LOCATOR_TEXT: Dict[str, Any] = dict(
+    {k: LOCATOR_TEXT_CONFIG[k] for k in ('hidden_size', 'intermediate_size', 'num_hidden_layers',
+                                         'num_attention_heads', 'num_key_value_heads')},
+    head_dim=32, rope_parameters=dict(rope_type='default', rope_theta=5e5,
+                                      mrope_section=[4, 6, 6], mrope_interleaved=True))
+QWEN3_LOCATOR_VISION: Dict[str, Any] = dict(_QWEN3_VISION, hidden_size=64, intermediate_size=128,
+                                            out_hidden_size=128, num_position_embeddings=256)
+#: its pixel budget: up to 12 x 12 merged 32-px tokens, as the Qwen2.5-VL locator's 28-px ones
+QWEN3_LOCATOR_MIN_PIXELS = 4 * 32 * 32
+QWEN3_LOCATOR_MAX_PIXELS = 144 * 32 * 32
+
+
+def sincos_position_table(grid: int, dim: int) -> torch.Tensor:
+    """A 2-D sin/cos position table over a ``grid`` x ``grid`` square, row-major: features
+    ``4k .. 4k + 3`` are sin and cos of x and of y at frequency ``(k + 1) * pi / 2`` over the unit
+    square (x, y in [0, 1]), so nearby positions get nearby codes and every position its own.
+
+    Args:
+        grid (int): positions per side.
+        dim (int): features per position; those past ``4 * (dim // 4)`` are zero.
+
+    Returns:
+        torch.Tensor: (grid * grid, dim) float32; row ``i * grid + j`` is row i, column j.
+    """
+    r = torch.arange(grid, dtype=torch.float32) / max(1, grid - 1)
+    yy, xx = torch.meshgrid(r, r, indexing='ij')
+    feats = []
+    for k in range(dim // 4):
+        w = math.pi * (k + 1) / 2
+        feats += [torch.sin(w * xx), torch.cos(w * xx), torch.sin(w * yy), torch.cos(w * yy)]
+    table = torch.zeros(grid * grid, dim)
+    if feats:
+        table[:, :len(feats)] = torch.stack(feats, -1).reshape(grid * grid, len(feats))
+    return table
+
+
+def build_tiny_qwen3_vl(out_dir: str, seed: int = 0,
+                        text_config: Optional[Dict[str, Any]] = None,
+                        vision_config: Optional[Dict[str, Any]] = None,
+                        min_pixels: int = 4 * 32 * 32, max_pixels: int = 32 * 32 * 32,
+                        position_table: str = 'random') -> str:
     """Write a tiny Qwen3-VL (16 px patches, 0-1000 relative coordinates) to ``out_dir``.
 
-    Not part of :func:`build_tiny_models` (only the adapter tests need it); not cached.
+    Not part of :func:`build_tiny_models` (the adapter tests and the locating chain need it); not
+    cached. Unlike Qwen2.5-VL, whose image tokens know their place only through rotary
+    embeddings, Qwen3-VL's vision tower adds an absolute position table (``pos_embed``, bilinearly
+    resampled to the patch grid).
 
     Args:
         out_dir (str): the Hugging Face model directory to write (model and processor).
         seed (int): seed of the random weights; the global RNG state is left untouched.
+        text_config (dict, optional): decoder settings; default the tests' (4 heads of 16).
+        vision_config (dict, optional): tower settings without the patching; default the tests'.
+        min_pixels (int): smallest image budget in pixels.
+        max_pixels (int): largest image budget in pixels.
+        position_table (str): ``'random'`` (transformers' init) or ``'sincos'``
+            (:func:`sincos_position_table`: the place of every patch is in its features from the
+            first step).
 
     Returns:
         str: ``out_dir``.
@@ -218,35 +280,58 @@ def build_tiny_qwen3_vl(out_dir: str, seed: int = 0) -> str:
     from transformers import GenerationConfig, Qwen2VLImageProcessor, Qwen3VLProcessor
     from transformers.models.qwen3_vl.video_processing_qwen3_vl import Qwen3VLVideoProcessor
 
+    if position_table not in ('random', 'sincos'):
+        raise ValueError(f"position_table must be 'random' or 'sincos', not {position_table!r}")
     tokenizer = build_tiny_tokenizer()
     ids = {name: tokenizer.convert_tokens_to_ids(name) for name in QWEN_SPECIAL_TOKENS}
-    size = dict(shortest_edge=4 * 32 * 32, longest_edge=32 * 32 * 32)
+    size = dict(shortest_edge=min_pixels, longest_edge=max_pixels)
     patching = dict(patch_size=16, temporal_patch_size=2, merge_size=2)
     Qwen3VLProcessor(
         image_processor=Qwen2VLImageProcessor(size=size, **patching), tokenizer=tokenizer,
         video_processor=Qwen3VLVideoProcessor(size=size, **patching),
         chat_template=QWEN_VL_CHAT_TEMPLATE).save_pretrained(out_dir)
-    text_config = {k: TINY_TEXT_CONFIG[k] for k in (
-        'hidden_size', 'intermediate_size', 'num_hidden_layers', 'num_attention_heads',
-        'num_key_value_heads')}
     config = transformers.Qwen3VLConfig(
-        text_config=dict(text_config, vocab_size=len(tokenizer), head_dim=16,
-                         rope_parameters=dict(rope_type='default', rope_theta=5e5,
-                                              mrope_section=[2, 3, 3], mrope_interleaved=True),
-                         pad_token_id=ids['<|endoftext|>'], eos_token_id=ids['<|im_end|>']),
-        vision_config=dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=2,
-                           out_hidden_size=64, num_position_embeddings=64,
-                           deepstack_visual_indexes=[0], **{
-                               k: v for k, v in patching.items() if k != 'merge_size'}),
+        text_config=dict(copy.deepcopy(_QWEN3_TEXT if text_config is None else text_config),
+                         vocab_size=len(tokenizer), pad_token_id=ids['<|endoftext|>'],
+                         eos_token_id=ids['<|im_end|>']),
+        vision_config=dict(copy.deepcopy(_QWEN3_VISION if vision_config is None else vision_config),
+                           **{k: v for k, v in patching.items() if k != 'merge_size'}),
         image_token_id=ids['<|image_pad|>'], video_token_id=ids['<|video_pad|>'],
         vision_start_token_id=ids['<|vision_start|>'], vision_end_token_id=ids['<|vision_end|>'])
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = transformers.Qwen3VLForConditionalGeneration(config)
+    if position_table == 'sincos':
+        table = model.model.visual.pos_embed.weight
+        grid = int(round(math.sqrt(table.shape[0])))
+        with torch.no_grad():
+            table.copy_(sincos_position_table(grid, table.shape[1]))
     model.generation_config = GenerationConfig(
         eos_token_id=[ids['<|im_end|>'], ids['<|endoftext|>']], pad_token_id=ids['<|endoftext|>'])
     model.save_pretrained(out_dir)
     return out_dir
+
+
+def build_tiny_qwen3_locator(out_dir: str, seed: int = 0) -> str:
+    """Write the locating tiny Qwen3-VL (random weights, a sin/cos position table) to ``out_dir``.
+
+    The candidate for the quick start's locating chain (issue 16): the Qwen2.5-VL locator
+    (:func:`build_tiny_locator`) never learnt where a square is (``cell`` rows of
+    ``benchmarks/bench_tiny_vision_probe.py``: a fixed answer after 2000 steps), this one does,
+    slowly (53 % of 16 cells after 2000 steps, chance 25 %), because its image tokens carry their
+    place from the first step. Sizes: :data:`QWEN3_LOCATOR_TEXT`, :data:`QWEN3_LOCATOR_VISION`,
+    up to 12 x 12 merged 32-px tokens.
+
+    Args:
+        out_dir (str): the Hugging Face model directory to write (model and processor).
+        seed (int): seed of the random weights; the global RNG state is left untouched.
+
+    Returns:
+        str: ``out_dir``.
+    """
+    return build_tiny_qwen3_vl(out_dir, seed, QWEN3_LOCATOR_TEXT, QWEN3_LOCATOR_VISION,
+                               QWEN3_LOCATOR_MIN_PIXELS, QWEN3_LOCATOR_MAX_PIXELS,
+                               position_table='sincos')
 
 
 # ------------------------------------------------------------------------------------------------

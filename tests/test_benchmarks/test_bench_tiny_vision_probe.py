@@ -80,15 +80,6 @@ def test_scenes_hold_one_square_in_range(probe):
     assert np.all(image == probe.COLORS[colour])
 
 
-def test_sincos_table_codes_position(probe):
-    table = probe.sincos_table(8, 18)  # 4 frequencies, 2 zero features
-    assert table.shape == (64, 18) and not table[:, 16:].any()
-    grid = table.reshape(8, 8, 18)
-    assert (grid[:, 1:, 0] > grid[:, :-1, 0]).all()  # sin(pi/2 x) grows along x ...
-    assert (grid[1:, :, 2] > grid[:-1, :, 2]).all()  # ... sin(pi/2 y) along y
-    assert len({tuple(row.tolist()) for row in table}) == 64  # every patch its own code
-
-
 def test_bad_row_names_the_fix(probe):
     with pytest.raises(ValueError, match='choose one of'):
         probe.ProbeRow('where', (8, 28))

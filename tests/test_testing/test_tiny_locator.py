@@ -1,14 +1,18 @@
 # Copyright (c) finers_mm contributors. All rights reserved.
-"""The quick start's locating chain parts: the larger tiny Qwen2.5-VL (build_tiny_locator) and the
-GrabCut mask head (finers_mm/testing/grabcut_mask_head.py)."""
+"""The quick start's locating chain parts: the larger tiny Qwen2.5-VL (build_tiny_locator), the
+locating tiny Qwen3-VL (build_tiny_qwen3_locator, its sin/cos position table) and the GrabCut mask
+head (finers_mm/testing/grabcut_mask_head.py)."""
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from finers_mm.structures.masks import polygon_bbox, rasterize_polygon
 from finers_mm.testing.grabcut_mask_head import GrabCutMaskHead
 from finers_mm.testing.tiny_models import (LOCATOR_MAX_PIXELS, LOCATOR_TEXT_CONFIG,
-                                           build_tiny_locator)
+                                           QWEN3_LOCATOR_MAX_PIXELS, build_tiny_locator,
+                                           build_tiny_qwen3_locator, build_tiny_qwen3_vl,
+                                           sincos_position_table)
 
 
 def test_the_locator_is_wider_with_a_budget_that_shows_small_objects(tmp_path):
@@ -31,6 +35,48 @@ def test_the_locator_is_wider_with_a_budget_that_shows_small_objects(tmp_path):
     again = build_tiny_locator(str(tmp_path / 'again'), seed=3)
     assert (tmp_path / 'locator' / 'model.safetensors').read_bytes() == \
         (tmp_path / 'again' / 'model.safetensors').read_bytes() and again != out
+
+
+def test_sincos_position_table_codes_each_place_smoothly():
+    table = sincos_position_table(8, 18)  # 4 frequencies, 2 zero features
+    assert table.shape == (64, 18) and table.dtype == torch.float32 and not table[:, 16:].any()
+    grid = table.reshape(8, 8, 18)
+    assert grid[0, 0, :4].tolist() == [0.0, 1.0, 0.0, 1.0]  # sin, cos of x = 0 and y = 0
+    assert (grid[:, 1:, 0] > grid[:, :-1, 0]).all()  # sin(pi/2 x) grows along x (columns) ...
+    assert (grid[1:, :, 2] > grid[:-1, :, 2]).all()  # ... sin(pi/2 y) along y (rows)
+    assert len({tuple(row.tolist()) for row in table}) == 64  # every place its own code
+    dist = torch.cdist(table, table)
+    assert dist[0, 1] < dist[0, 7] and dist[0, 8] < dist[0, 63]  # near places, near codes
+
+
+def test_the_qwen3_locator_knows_its_places_from_the_start(tmp_path):
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+    from finers_mm.registry import MODELS
+    out = build_tiny_qwen3_locator(str(tmp_path / 'qwen3_locator'), seed=1)
+    model = AutoModelForImageTextToText.from_pretrained(out, local_files_only=True)
+    table = model.model.visual.pos_embed.weight
+    assert table.shape == (256, 64)
+    torch.testing.assert_close(table, sincos_position_table(16, 64))
+    assert model.config.text_config.hidden_size == LOCATOR_TEXT_CONFIG['hidden_size']
+    processor = AutoProcessor.from_pretrained(out, local_files_only=True)
+    assert processor.image_processor.size['longest_edge'] == QWEN3_LOCATOR_MAX_PIXELS
+    # a 256 x 256 refiner crop is seen whole: 16 x 16 patches of 16 px, 8 x 8 merged tokens
+    pixels = processor.image_processor(images=[np.zeros((256, 256, 3), np.uint8)],
+                                       return_tensors='pt')
+    assert pixels['image_grid_thw'].tolist() == [[1, 16, 16]]
+    # the project's adapter runs it (0..1000 coordinates)
+    adapter = MODELS.build(dict(type='Qwen3VLAdapter', pretrained=out, dtype='float32',
+                                generation=dict(max_new_tokens=3)))
+    assert adapter.relative_scale == 1000
+    result = adapter.generate([np.zeros((256, 256, 3), np.uint8)], ['Where?'])
+    assert result.completion_ids.shape[0] == 1
+    # the tests' tiny Qwen3-VL keeps transformers' random table unless asked
+    plain = AutoModelForImageTextToText.from_pretrained(
+        build_tiny_qwen3_vl(str(tmp_path / 'plain'), seed=1), local_files_only=True)
+    assert not torch.allclose(plain.model.visual.pos_embed.weight,
+                              sincos_position_table(8, plain.model.visual.pos_embed.weight.shape[1]))
+    with pytest.raises(ValueError, match="'random' or 'sincos'"):
+        build_tiny_qwen3_vl(str(tmp_path / 'bad'), position_table='learned')
 
 
 def _scene(seed: int):
