@@ -16,9 +16,12 @@ Example::
         shipped=finers_mm/data/tiny_locator/explorer,finers_mm/data/tiny_locator/refiner \
         --num-images 16 --out-dir work_dirs/bench_tiny_localisation
 
-Measured (2 CPU cores shared with other jobs, 48 held-out questions, 42 s for both chains), the
-stages of ``tools/misc/train_tiny_locator.py --num-images 800`` (1000 supervised steps each, final
-loss 0.72 refiner / 0.58 explorer):
+``untrained`` is the random tiny Qwen3-VL locator
+(:func:`~finers_mm.testing.tiny_models.build_tiny_qwen3_locator`). Measured with version 1 of
+``tools/misc/train_tiny_locator.py`` (the tiny Qwen2.5-VL locator, which
+``benchmarks/bench_tiny_vision_probe.py`` later showed cannot learn where an object is; 2 CPU cores
+shared with other jobs, 48 held-out questions, 42 s for both chains), ``--num-images 800``, 1000
+supervised steps each, final loss 0.72 refiner / 0.58 explorer:
 
 =============== ========= ===================
 metric (%)      untrained 1000 supervised steps
@@ -51,7 +54,7 @@ sys.path.append(osp.join(REPO_ROOT, 'tools', 'misc'))
 from quickstart_results import format_chains, read_localisation, read_metrics  # noqa: E402
 
 from finers_mm.testing.synthetic import generate_synthetic_finers  # noqa: E402
-from finers_mm.testing.tiny_models import build_tiny_locator  # noqa: E402
+from finers_mm.testing.tiny_models import build_tiny_qwen3_locator  # noqa: E402
 from finers_mm.utils.fileio import write_atomic  # noqa: E402
 
 CONFIG = osp.join(REPO_ROOT, 'configs', 'finers', 'finers_tiny_loc_test.py')
@@ -110,7 +113,7 @@ def main(argv=None) -> Dict[str, dict]:
     data_root = make_heldout(out_dir, args.num_images)
     chains = {}
     if not args.no_untrained:
-        untrained = build_tiny_locator(osp.join(out_dir, 'untrained_locator'))
+        untrained = build_tiny_qwen3_locator(osp.join(out_dir, 'untrained_locator'))
         chains['untrained'] = (untrained, untrained)
     for spec in args.chains:
         name, _, dirs = spec.partition('=')

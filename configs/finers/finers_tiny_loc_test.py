@@ -1,5 +1,5 @@
-# The locating chain: the tiny explorer and refiner trained by tools/misc/train_tiny_locator.py
-# (into finers_mm/data/tiny_locator/), in the locating
+# The locating chain: the tiny Qwen3-VL explorer and refiner trained by
+# tools/misc/train_tiny_locator.py (into finers_mm/data/tiny_locator/), in the locating
 # frames (tiny_cpu.py's `tiny_loc_frames`), with a GrabCut mask head (the tiny SAM has random
 # weights: finers_mm/testing/grabcut_mask_head.py). Evaluate it on a held-out synthetic set:
 #   python tools/misc/make_synthetic_finers.py work_dirs/heldout --num-images 16 \
@@ -23,11 +23,13 @@ model = dict(
     explorer=dict(
         region_size=frames['region_size'],
         vlm=dict(
+            type='Qwen3VLAdapter',
             pretrained=_base_.tiny_locator_weights + '/explorer',
             generation=dict(max_new_tokens=64))),
     refiner=dict(
         frame_size=frames['refiner_size'],
         vlm=dict(
+            type='Qwen3VLAdapter',
             pretrained=_base_.tiny_locator_weights + '/refiner',
             generation=dict(max_new_tokens=96))),
     mask_head=dict(_delete_=True, type='GrabCutMaskHead'))

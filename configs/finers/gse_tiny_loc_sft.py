@@ -1,5 +1,5 @@
-# The explorer's (GSE) supervised training of the quick start's locating chain: the larger tiny
-# Qwen2.5-VL (tiny_cpu.py's `tiny_locator`) in the locating frames (`tiny_loc_frames`: the 960 x 540
+# The explorer's (GSE) supervised training of the quick start's locating chain: the tiny Qwen3-VL
+# locator (tiny_cpu.py's `tiny_locator`, 0..1000 coordinates) in the locating frames (`tiny_loc_frames`: the 960 x 540
 # image unresized, 128 x 128 regions) on the quick start's synthetic training set; the target is
 # the region centred on the GT box (no best_region). tools/misc/train_tiny_locator.py runs it once
 # into finers_mm/data/tiny_locator/explorer.
@@ -14,7 +14,8 @@ _sizes = dict(
     RefinerCrop=dict(frame_size=frames['refiner_size'], min_side=frames['crop_min_side']))
 train_pipeline = [dict(step, **_sizes.get(step['type'], {})) for step in _base_.train_pipeline]
 test_pipeline = [dict(step, **_sizes.get(step['type'], {})) for step in _base_.test_pipeline]
-model = dict(region_size=frames['region_size'], vlm=dict(pretrained=_base_.tiny_locator))
+model = dict(region_size=frames['region_size'],
+             vlm=dict(type='Qwen3VLAdapter', pretrained=_base_.tiny_locator))
 # 1000 steps of 8 prompts at 1e-2 (300 steps at 2e-3 or 1e-2 learnt the answer layout only)
 optim_wrapper = dict(optimizer=dict(lr=1e-2))
 param_scheduler = [

@@ -49,14 +49,13 @@ def test_sincos_position_table_codes_each_place_smoothly():
     assert dist[0, 1] < dist[0, 7] and dist[0, 8] < dist[0, 63]  # near places, near codes
 
 
-def test_the_qwen3_locator_knows_its_places_from_the_start(tmp_path):
+def test_the_qwen3_locator_has_an_absolute_position_table(tmp_path):
     from transformers import AutoModelForImageTextToText, AutoProcessor
     from finers_mm.registry import MODELS
     out = build_tiny_qwen3_locator(str(tmp_path / 'qwen3_locator'), seed=1)
     model = AutoModelForImageTextToText.from_pretrained(out, local_files_only=True)
-    table = model.model.visual.pos_embed.weight
-    assert table.shape == (256, 64)
-    torch.testing.assert_close(table, sincos_position_table(16, 64))
+    table = model.model.visual.pos_embed.weight  # 16 x 16 places, one 64-wide code each
+    assert table.shape == (256, 64) and len({tuple(r.tolist()) for r in table}) == 256
     assert model.config.text_config.hidden_size == LOCATOR_TEXT_CONFIG['hidden_size']
     processor = AutoProcessor.from_pretrained(out, local_files_only=True)
     assert processor.image_processor.size['longest_edge'] == QWEN3_LOCATOR_MAX_PIXELS
@@ -70,11 +69,18 @@ def test_the_qwen3_locator_knows_its_places_from_the_start(tmp_path):
     assert adapter.relative_scale == 1000
     result = adapter.generate([np.zeros((256, 256, 3), np.uint8)], ['Where?'])
     assert result.completion_ids.shape[0] == 1
-    # the tests' tiny Qwen3-VL keeps transformers' random table unless asked
+    # deterministic in the seed
+    again = build_tiny_qwen3_locator(str(tmp_path / 'again'), seed=1)
+    assert (tmp_path / 'qwen3_locator' / 'model.safetensors').read_bytes() == \
+        (tmp_path / 'again' / 'model.safetensors').read_bytes() and again != out
+    # a sin/cos table on request (the vision probe's qwen3_sincos), transformers' one otherwise
+    sincos = AutoModelForImageTextToText.from_pretrained(
+        build_tiny_qwen3_vl(str(tmp_path / 'sincos'), seed=1, position_table='sincos'),
+        local_files_only=True).model.visual.pos_embed.weight
+    torch.testing.assert_close(sincos, sincos_position_table(8, sincos.shape[1]))
     plain = AutoModelForImageTextToText.from_pretrained(
         build_tiny_qwen3_vl(str(tmp_path / 'plain'), seed=1), local_files_only=True)
-    assert not torch.allclose(plain.model.visual.pos_embed.weight,
-                              sincos_position_table(8, plain.model.visual.pos_embed.weight.shape[1]))
+    assert not torch.allclose(plain.model.visual.pos_embed.weight, sincos)
     with pytest.raises(ValueError, match="'random' or 'sincos'"):
         build_tiny_qwen3_vl(str(tmp_path / 'bad'), position_table='learned')
 

@@ -10,17 +10,18 @@ _base_ = ['../datasets/finers4k.py', '../default_runtime.py']
 tiny_models = 'work_dirs/tiny_models'
 tiny_vlm = dict(type='Qwen25VLAdapter', pretrained=tiny_models + '/qwen2_5_vl', dtype='float32')
 
-# The locating chain (configs/finers/*_tiny_loc*.py, issue 16): the larger tiny Qwen2.5-VL
-# (finers_mm.testing.tiny_models.build_tiny_locator; its processor sees up to 12 x 12 merged
-# tokens), trained by tools/misc/train_tiny_locator.py into `tiny_locator_weights` (not shipped:
-# 1000 supervised steps per stage did not yet learn coordinates, see
+# The locating chain (configs/finers/*_tiny_loc*.py, issue 16): a tiny Qwen3-VL at the locator's
+# width (finers_mm.testing.tiny_models.build_tiny_qwen3_locator; its processor sees up to 12 x 12
+# merged 32-px tokens; its tower adds an absolute position table to every patch, without which the
+# tiny Qwen2.5-VL locator never learnt where a square is: benchmarks/bench_tiny_vision_probe.py),
+# trained by tools/misc/train_tiny_locator.py into `tiny_locator_weights` (not shipped yet: see
 # benchmarks/bench_tiny_localisation.py). Its frames suit the quick start's 960 x 540 synthetic images
 # (the paper's frames stay in configs/_base_/datasets/finers4k.py): the explorer sees the image
-# unresized (448 x 252 after the processor: a 12-px XS object is ~6 px, half a patch), answers a
-# 128 x 128 region; the refiner sees a 256 x 256 crop (252 x 252 after the processor, objects at
-# full size: an XS object covers a patch). With the paper's frames (1920 x 1080, 512-px crops)
+# unresized (512 x 288 after the processor: a 12-px XS object is ~6 px, under half a 16-px patch),
+# answers a 128 x 128 region; the refiner sees a 256 x 256 crop (unresized, objects at full size:
+# an XS object covers most of a patch). With the paper's frames (1920 x 1080, 512-px crops)
 # and the default tiny budget an XS object is a fraction of one merged token in both stages.
-tiny_locator = tiny_models + '/qwen2_5_vl_locator'
+tiny_locator = tiny_models + '/qwen3_vl_locator'
 tiny_locator_weights = 'finers_mm/data/tiny_locator'
 tiny_loc_frames = dict(
     explorer_size=(960, 540), region_size=128, refiner_size=(256, 256), crop_min_side=256)
