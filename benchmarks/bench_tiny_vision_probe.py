@@ -70,12 +70,26 @@ answer tokens (``1``, ``Ġ``, ``2``, ``<|im_end|>``) is 0.50 nats a token for 30
 (measured 0.49) and 0.67 for 8-28 px (measured 0.66-0.68), even while the squares are 30-60 px,
 when the same model learns their COLOUR in 150 steps.
 
-Measured by the lead, 2026-12-07, with a throw-away script, not rerun here: ``colour`` 8-28 at
-lr 1e-2 is at chance too; ``cell`` with the curriculum (600 steps) on a Qwen3-VL with the
-locator's 128-wide decoder, a 64-wide tower and a 16 x 16 sin/cos table is at chance too.
+Measured by the lead, 2026-12-07, with a throw-away script (the same scenes and schedule), not
+rerun here: ``colour`` 8-28 at lr 1e-2 is at chance too; ``cell`` 30-60 px, 2000 steps (32
+held-out images, chance 25 %):
 
-So a tiny VLM sees a SMALL object only through a size curriculum, and does not learn WHERE an
-object is at all, small or large: the position read-out, not the seeing, is what stops issue 16.
+=================================================== ============= ==============
+model                                               1000 steps    2000 steps
+=================================================== ============= ==============
+``locator`` (Qwen2.5-VL, rotary positions only)      -             6 % (one cell)
+Qwen3-VL at the locator's width, random table       59 %          97 %
+(``qwen3_locator``)
+the same, 2-D sin/cos table                         25 %          53 %
+the same, sin/cos, q/k projections x 3 at init       44 %          91 %
+=================================================== ============= ==============
+
+and ``qwen3_locator`` on ``cell`` 8-28 px with the curriculum from 30-60 over 2500 steps: 16 %.
+
+So a tiny VLM sees a SMALL object only through a size curriculum, and reads out WHERE an object is
+only when its image tokens carry their place (Qwen3-VL's absolute position table): the tiny
+Qwen2.5-VL's tokens know it through rotary embeddings alone, and a position, unlike a colour, does
+not survive an average over the image tokens, the attention a random model starts from.
 """
 import argparse
 import dataclasses
