@@ -85,6 +85,10 @@ the same, sin/cos, q/k projections x 3 at init       44 %          91 %
 =================================================== ============= ==============
 
 and ``qwen3_locator`` on ``cell`` 8-28 px with the curriculum from 30-60 over 2500 steps: 16 %.
+Then with this script (one thread, 0.11 s a step)::
+
+    --task cell --model qwen3_locator --sides 16 32 --steps 4000                      100.0 (chance 18.8)
+    --task cell --model qwen3_locator --sides 8 28 --start-sides 30 60 --steps 5000   100.0 (chance 21.9)
 
 So a tiny VLM sees a SMALL object only through a size curriculum, and reads out WHERE an object is
 only when its image tokens carry their place (Qwen3-VL's absolute position table): the tiny
