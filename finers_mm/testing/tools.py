@@ -12,6 +12,14 @@ from finers_mm.utils.run_config import load_config
 from .paths import REPO_ROOT, config_path
 
 
+def _load_script(path: str, name: str) -> ModuleType:
+    """Execute the script at ``path`` as a module named ``name`` (not put in ``sys.modules``)."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def load_tool(*parts: str) -> ModuleType:
     """Load a script of ``tools/`` by its path, as a module (its ``main`` and helpers).
 
@@ -21,12 +29,24 @@ def load_tool(*parts: str) -> ModuleType:
     Returns:
         module: the loaded script (its ``__main__`` block not run).
     """
-    path = osp.join(REPO_ROOT, 'tools', *parts)
-    name = '_tool_' + '_'.join(part.replace('.py', '') for part in parts)
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return _load_script(osp.join(REPO_ROOT, 'tools', *parts),
+                        '_tool_' + '_'.join(part.replace('.py', '') for part in parts))
+
+
+def load_benchmark(filename: str) -> ModuleType:
+    """Load a script of ``benchmarks/`` by its file name, as a module (its ``main`` and helpers).
+
+    A benchmark importing a sibling module needs ``benchmarks/`` on ``sys.path`` first
+    (``monkeypatch.syspath_prepend``), as when it runs as a script.
+
+    Args:
+        filename (str): e.g. ``'bench_tiny_vision_probe.py'``.
+
+    Returns:
+        module: the loaded script (its ``__main__`` block not run).
+    """
+    return _load_script(osp.join(REPO_ROOT, 'benchmarks', filename),
+                        '_bench_' + filename.replace('.py', ''))
 
 
 def save_stage_checkpoint(path: str, tiny_models: dict, config: str = 'lpr_tiny.py',

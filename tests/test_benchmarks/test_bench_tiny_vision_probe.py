@@ -2,30 +2,17 @@
 """benchmarks/bench_tiny_vision_probe.py: the curriculum schedule, the cell label of a square, the
 strict reading of answers, the scenes, and a 2-step run that writes its JSON (accuracy is not
 asserted: 2 steps learn nothing; the probe's findings live in its docstring)."""
-import importlib.util
 import json
-import os.path as osp
-import sys
 
 import numpy as np
 import pytest
 
-from finers_mm.testing import REPO_ROOT
-
-BENCHMARKS = osp.join(REPO_ROOT, 'benchmarks')
+from finers_mm.testing.tools import load_benchmark
 
 
 @pytest.fixture(scope='module')
 def probe():
-    name = '_bench_tiny_vision_probe'
-    spec = importlib.util.spec_from_file_location(
-        name, osp.join(BENCHMARKS, 'bench_tiny_vision_probe.py'))
-    module = importlib.util.module_from_spec(spec)
-    try:
-        spec.loader.exec_module(module)
-        yield module
-    finally:
-        sys.modules.pop(name, None)
+    return load_benchmark('bench_tiny_vision_probe.py')
 
 
 def test_curriculum_moves_linearly_then_holds(probe):

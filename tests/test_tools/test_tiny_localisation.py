@@ -3,23 +3,12 @@
 writes them as float16 with a manifest; benchmarks/bench_tiny_localisation.py evaluates chains on
 a held-out set with window recall and the region size band. Smoke runs (1 step, 3 questions): the
 flow and its outputs, not the quality (the benchmark's docstring holds the measured figures)."""
-import importlib.util
 import json
-import os.path as osp
 
 import pytest
 from safetensors import safe_open
 
-from finers_mm.testing.paths import REPO_ROOT
-from finers_mm.testing.tools import load_tool
-
-
-def _load_benchmark():
-    path = osp.join(REPO_ROOT, 'benchmarks', 'bench_tiny_localisation.py')
-    spec = importlib.util.spec_from_file_location('_bench_tiny_localisation', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from finers_mm.testing.tools import load_benchmark, load_tool
 
 
 @pytest.mark.slow
@@ -40,7 +29,7 @@ def test_trained_stages_are_written_with_their_manifest_and_benchmarked(tmp_path
         assert weights.stat().st_size < 3 * 2**20  # a few MB in the repository
         assert (out / stage / 'processor_config.json').is_file()
 
-    bench = _load_benchmark()
+    bench = load_benchmark('bench_tiny_localisation.py')
     results = bench.main([f'trained={out}/explorer,{out}/refiner', '--num-images', '1',
                           '--out-dir', str(tmp_path / 'bench')])
     printed = capsys.readouterr().out
