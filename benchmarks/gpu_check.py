@@ -57,6 +57,7 @@ import socket
 import sys
 import tempfile
 import time
+import uuid
 from typing import Dict, List, Optional
 
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
@@ -161,6 +162,10 @@ def run_config(args, model_dir: str, data: Dict[str, str], work_dir: str, cuda: 
     cfg = load_config(args.config)
     cfg.launcher = choose_launcher(cfg, args.launcher)
     cfg.work_dir = work_dir
+    # a visualizer of its own: mmengine hands a runner the existing instance of the same name,
+    # saving into that earlier run's (perhaps deleted) work dir, when the check runs in a process
+    # that built a runner before (a test after another benchmark)
+    cfg.visualizer.name = f'gpu_check_{uuid.uuid4().hex}'
     notes = []
     vlm = cfg.model.vlm
     vlm.pretrained = model_dir
