@@ -61,7 +61,7 @@ from finers_mm.rl.region_search import CandidateRegions  # noqa: E402
 from finers_mm.structures.protocols import DEFAULT_PROTOCOL  # noqa: E402
 from finers_mm.utils.fileio import write_atomic  # noqa: E402
 from finers_mm.utils.run_config import (  # noqa: E402
-    init_cpu_distributed, load_run_config, set_local_rank_env)
+    init_cpu_distributed, load_run_config, process_group_scope, set_local_rank_env)
 from mmengine.config import Config, ConfigDict, DictAction  # noqa: E402
 from mmengine.device import get_device  # noqa: E402
 from mmengine.dist import barrier, get_dist_info, init_dist  # noqa: E402
@@ -212,6 +212,12 @@ def main(argv=None) -> Optional[dict]:
         None on the other ranks.
     """
     args = parse_args(argv)
+    with process_group_scope():  # a launch's group ends before the interpreter does
+        return _search(args)
+
+
+def _search(args: argparse.Namespace) -> Optional[dict]:
+    """:func:`main` after its command line."""
     cfg = load_run_config(args.config, args.cfg_options, args.launcher)
     init_default_scope(cfg.get('default_scope', 'finers_mm'))
     candidates, run = search_settings(cfg)

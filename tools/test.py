@@ -24,7 +24,7 @@ import finers_mm  # noqa: E402,F401  (applies the checkpoint-loading fix before 
 from finers_mm.engine.hooks.checkpoint_check_hook import add_checkpoint_check  # noqa: E402
 from finers_mm.utils.fileio import check_writable, write_atomic  # noqa: E402
 from finers_mm.utils.run_config import (  # noqa: E402
-    init_cpu_distributed, load_run_config, set_local_rank_env)
+    init_cpu_distributed, load_run_config, process_group_scope, set_local_rank_env)
 from finers_mm.utils.run_folder import unique_run_second  # noqa: E402
 from mmdet.evaluation import DumpDetResults  # noqa: E402
 from mmengine.config import Config, DictAction  # noqa: E402
@@ -146,6 +146,12 @@ def main(argv=None) -> dict:
     if args.out is not None:
         check_writable(args.out, '--out')  # now, not after the whole evaluation
     cfg = build_test_config(args)
+    with process_group_scope():  # a launch's group ends before the interpreter does
+        return _run(args, cfg)
+
+
+def _run(args: argparse.Namespace, cfg: Config) -> dict:
+    """Build the Runner, test, write ``--out``; the metrics."""
     init_cpu_distributed(cfg)
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner

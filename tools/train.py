@@ -18,7 +18,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import finers_mm  # noqa: E402,F401  (applies the checkpoint-loading fix before any runner exists)
 from finers_mm.engine.hooks.checkpoint_check_hook import add_checkpoint_check  # noqa: E402
 from finers_mm.utils.run_config import (  # noqa: E402
-    init_cpu_distributed, load_run_config, set_local_rank_env)
+    init_cpu_distributed, load_run_config, process_group_scope, set_local_rank_env)
 from finers_mm.utils.run_folder import unique_run_second  # noqa: E402
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.logging import print_log  # noqa: E402
@@ -85,15 +85,16 @@ def build_train_config(args: argparse.Namespace) -> Config:
 def main(argv=None) -> None:
     args = parse_args(argv)
     cfg = build_train_config(args)
-    init_cpu_distributed(cfg)
-    from mmengine.registry import RUNNERS
-    from mmengine.runner import Runner
-    # two runs in one work_dir never share a run folder (mmengine names it by the second)
-    with unique_run_second(cfg.work_dir):
-        runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
-    # a load_from / resume checkpoint that fits no part of the model stops the run
-    add_checkpoint_check(runner)
-    runner.train()
+    with process_group_scope():  # a launch's group ends before the interpreter does
+        init_cpu_distributed(cfg)
+        from mmengine.registry import RUNNERS
+        from mmengine.runner import Runner
+        # two runs in one work_dir never share a run folder (mmengine names it by the second)
+        with unique_run_second(cfg.work_dir):
+            runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+        # a load_from / resume checkpoint that fits no part of the model stops the run
+        add_checkpoint_check(runner)
+        runner.train()
 
 
 if __name__ == '__main__':

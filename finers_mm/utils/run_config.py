@@ -6,10 +6,11 @@ every component (:mod:`finers_mm.utils.frames_config`); :func:`load_run_config` 
 ``tools/train.py`` and ``tools/test.py``. The precedence is mmdet's: a flag beats the config file,
 which beats the default.
 """
+import contextlib
 import datetime
 import os
 import os.path as osp
-from typing import Optional
+from typing import Iterator, Optional
 
 import torch
 from mmengine.config import Config
@@ -119,6 +120,24 @@ def init_cpu_distributed(cfg: Config, timeout: Optional[datetime.timedelta] = No
     if wrapper.get('type', 'MMDistributedDataParallel') == 'MMDistributedDataParallel':
         cfg.model_wrapper_cfg = dict(wrapper, device_ids=None)
     return True
+
+
+@contextlib.contextmanager
+def process_group_scope() -> Iterator[None]:
+    """Destroy, on the way out, a process group joined inside (by a tool's launch).
+
+    A gloo group left to the interpreter's exit can abort the process there ("terminate called
+    without an active exception", exit -6, seen on a 2-process CPU ``torchrun`` of tools/test.py
+    after its results were written); torch asks for ``destroy_process_group`` before exit. A
+    group that existed before (a caller's own) is left alone.
+    """
+    existed = torch.distributed.is_available() and torch.distributed.is_initialized()
+    try:
+        yield
+    finally:
+        if (not existed and torch.distributed.is_available()
+                and torch.distributed.is_initialized()):
+            torch.distributed.destroy_process_group()
 
 
 def set_local_rank_env(local_rank: int) -> None:
