@@ -285,3 +285,32 @@ def test_bundled_samples(tmp_path):
             distances = np.linalg.norm(palette - median, axis=1)
             assert palette_names[int(distances.argmin())] == target.color
             assert distances.min() < 60
+
+
+def test_object_scale_draws_every_object_that_much_wider():
+    """A size curriculum's scenes: object_scale 3 makes each target ~9x its bucket's area and each
+    distractor ~9x a distractor's, the descriptions still name one object; 1 is the default."""
+    from finers_mm.testing.synthetic.vocab import BUCKET_AREA_RANGES, DISTRACTOR_AREA_RANGE
+    from finers_mm.testing.synthetic.scene import question_plan
+    size = (960, 540)
+    default = synthesize_scene(np.random.default_rng(3), size, 6, 0, num_distractors=4)
+    same = synthesize_scene(np.random.default_rng(3), size, 6, 0, num_distractors=4,
+                            object_scale=1.0)
+    assert default.records == same.records
+    scene = synthesize_scene(np.random.default_rng(3), size, 6, 0, num_distractors=4,
+                             object_scale=3.0)
+    for index, (record, target, cues) in enumerate(zip(scene.records, scene.targets, scene.cues)):
+        low, high = BUCKET_AREA_RANGES[question_plan(index)[1]]
+        assert 0.8 * 9 * low <= record['area_percent'] <= 1.2 * 9 * high
+        named = [o for o in scene.objects if all(
+            _touches(o.points, value, size) if key == 'region' else getattr(o, key) == value
+            for key, value in cues.items())]
+        assert named == [target]
+    distractors = [o for o in scene.objects if o not in scene.targets]
+    assert len(distractors) == 4
+    for obj in distractors:
+        width, height = obj.bbox[2] - obj.bbox[0], obj.bbox[3] - obj.bbox[1]
+        # a box holds at least its shape's area (a triangle fills about half of it)
+        assert width * height >= 0.8 * 9 * DISTRACTOR_AREA_RANGE[0] / 100 * size[0] * size[1]
+    with pytest.raises(ValueError, match='object_scale'):
+        synthesize_scene(np.random.default_rng(3), size, 3, 0, object_scale=0)

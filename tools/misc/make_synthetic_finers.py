@@ -38,6 +38,10 @@ def parse_args() -> argparse.Namespace:
         '--num-distractors', type=int, default=None,
         help=f'distractors per image (default: {DISTRACTORS_PER_MEGAPIXEL} per megapixel, '
         f'at least {MIN_DISTRACTORS})')
+    parser.add_argument(
+        '--object-scale', type=float, default=1.0,
+        help='side factor of every object (a size curriculum: 3 draws objects 3x as wide as '
+        'their size bucket; their recorded area, hence bucket, is the scaled one)')
     return parser.parse_args()
 
 
@@ -54,7 +58,8 @@ def main() -> None:
         image_format=args.image_format,
         jpeg_quality=args.jpeg_quality,
         options_format=args.options_format,
-        num_distractors=args.num_distractors)
+        num_distractors=args.num_distractors,
+        object_scale=args.object_scale)
     print(f'\nannotations written to {ann_file}')
 
 

@@ -221,8 +221,8 @@ def _question(rng: np.random.Generator, q_type: str, attribute: str, target: Sce
 
 def _add_target(rng: np.random.Generator, q_type: str, bucket: str, attribute: str,
                 image_size: Tuple[int, int], objects: List[SceneObject],
-                taken: List[Dict[str, str]],
-                options_format: str) -> Tuple[SceneObject, Dict[str, str], dict]:
+                taken: List[Dict[str, str]], options_format: str,
+                object_scale: float = 1.0) -> Tuple[SceneObject, Dict[str, str], dict]:
     """Draw a target and its question such that the question names it and nothing else.
 
     Args:
@@ -234,6 +234,7 @@ def _add_target(rng: np.random.Generator, q_type: str, bucket: str, attribute: s
         objects (list[SceneObject]): objects already in the scene.
         taken (list[dict]): cues naming the targets already in the scene.
         options_format (str): see :func:`_question`.
+        object_scale (float): side factor of the target (see :func:`target_polygon`).
 
     Returns:
         tuple: the target, its cues and its text fields.
@@ -248,7 +249,7 @@ def _add_target(rng: np.random.Generator, q_type: str, bucket: str, attribute: s
         color = tuple(COLORS)[rng.integers(len(COLORS))]
         shape = shapes[rng.integers(len(shapes))]
         area = _inner_box(regions[REGIONS[rng.integers(len(REGIONS))]])
-        local = target_polygon(rng, shape, bucket, image_size)
+        local = target_polygon(rng, shape, bucket, image_size, object_scale)
         target = _place(rng, color, shape, local, area, occupied, image_size)
         if target is None:
             continue
@@ -260,7 +261,8 @@ def _add_target(rng: np.random.Generator, q_type: str, bucket: str, attribute: s
 
 
 def _add_distractors(rng: np.random.Generator, count: int, image_size: Tuple[int, int],
-                     objects: List[SceneObject], taken: List[Dict[str, str]]) -> None:
+                     objects: List[SceneObject], taken: List[Dict[str, str]],
+                     object_scale: float = 1.0) -> None:
     """Append up to ``count`` distractors to ``objects``, none fitting a description in ``taken``.
 
     Args:
@@ -269,6 +271,7 @@ def _add_distractors(rng: np.random.Generator, count: int, image_size: Tuple[int
         image_size (tuple[int, int]): (W, H).
         objects (list[SceneObject]): the scene's objects; extended in place.
         taken (list[dict]): cues naming the targets.
+        object_scale (float): side factor of every distractor.
     """
     width, height = image_size
     log_lo, log_hi = np.log(DISTRACTOR_AREA_RANGE)
@@ -277,7 +280,7 @@ def _add_distractors(rng: np.random.Generator, count: int, image_size: Tuple[int
             shape = SHAPES[rng.integers(len(SHAPES))]
             color = tuple(COLORS)[rng.integers(len(COLORS))]
             unit = unit_polygon(shape, rng.uniform(-MAX_ROTATION_DEG, MAX_ROTATION_DEG))
-            pixels = np.exp(rng.uniform(log_lo, log_hi)) / 100.0 * width * height
+            pixels = np.exp(rng.uniform(log_lo, log_hi)) / 100.0 * width * height * object_scale**2
             local = local_polygon(rng, unit, np.sqrt(pixels / polygon_area(unit)))
             occupied = [o.bbox for o in objects]
             obj = _place(rng, color, shape, local, (0, 0, width, height), occupied, image_size)
@@ -304,7 +307,8 @@ def synthesize_scene(rng: np.random.Generator,
                      num_questions: int = 3,
                      first_index: int = 0,
                      num_distractors: Optional[int] = None,
-                     options_format: str = 'list') -> SyntheticScene:
+                     options_format: str = 'list',
+                     object_scale: float = 1.0) -> SyntheticScene:
     """Draw one synthetic image and its questions, in memory.
 
     Args:
@@ -315,10 +319,16 @@ def synthesize_scene(rng: np.random.Generator,
         num_distractors (int, optional): distractors wanted; default
             :data:`DISTRACTORS_PER_MEGAPIXEL` per megapixel, at least :data:`MIN_DISTRACTORS`.
         options_format (str): ``'list'`` or ``'dict'`` (see :func:`_question`).
+        object_scale (float): side factor of every object, targets and distractors (a size
+            curriculum's easier scenes: 3 makes an XXS target of a 960 x 540 image ~27 px across;
+            a scaled target's ``area_percent``, hence its size bucket, is that of its scaled
+            mask). 1 draws the same scenes as before it existed.
 
     Returns:
         SyntheticScene: the image, the records and their ground truth.
     """
+    if not object_scale > 0:
+        raise ValueError(f'object_scale must be > 0, got {object_scale!r}')
     if options_format not in ('list', 'dict'):
         raise ValueError(f"options_format must be 'list' or 'dict', got {options_format!r}")
     image_size = (int(image_size[0]), int(image_size[1]))
@@ -332,12 +342,12 @@ def synthesize_scene(rng: np.random.Generator,
     for index in range(first_index, first_index + num_questions):
         q_type, bucket, attribute = question_plan(index)
         target, cues, fields = _add_target(rng, q_type, bucket, attribute, image_size, objects,
-                                           taken, options_format)
+                                           taken, options_format, object_scale)
         objects.append(target)
         taken.append(cues)
         records.append(_record(fields, target, attribute, image_size))
     targets = list(objects)
-    _add_distractors(rng, num_distractors, image_size, objects, taken)
+    _add_distractors(rng, num_distractors, image_size, objects, taken, object_scale)
     for obj in objects:
         paint_object(image, obj)
     return SyntheticScene(image, records, targets, taken, objects)

@@ -68,9 +68,10 @@ def raster_pixels(local: np.ndarray) -> int:
     return int(rasterize_polygon(local, height, width).sum())
 
 
-def target_polygon(rng: np.random.Generator, shape: str, bucket: str, image_size: Tuple[int, int]
-                  ) -> np.ndarray:
-    """A target polygon whose :func:`rasterize_polygon` area falls in ``bucket`` at ``image_size``.
+def target_polygon(rng: np.random.Generator, shape: str, bucket: str, image_size: Tuple[int, int],
+                   object_scale: float = 1.0) -> np.ndarray:
+    """A target polygon whose :func:`rasterize_polygon` area falls in ``bucket`` at ``image_size``,
+    then scaled by ``object_scale``.
 
     The polygon is local (see :func:`local_polygon`); its raster area does not change when it is
     moved by whole pixels.
@@ -80,6 +81,8 @@ def target_polygon(rng: np.random.Generator, shape: str, bucket: str, image_size
         shape (str): one of :data:`SHAPES`.
         bucket (str): ``'S'``, ``'XS'`` or ``'XXS'``.
         image_size (tuple[int, int]): (W, H).
+        object_scale (float): side factor applied after sizing (a curriculum's larger objects; its
+            area then leaves ``bucket``). 1 draws the same polygons as before it existed.
 
     Returns:
         np.ndarray: (N, 2) local polygon (see :func:`local_polygon`).
@@ -95,7 +98,7 @@ def target_polygon(rng: np.random.Generator, shape: str, bucket: str, image_size
         local = local_polygon(rng, unit, scale)
         percent = raster_pixels(local) * 100.0 / image_pixels
         if size_bucket(percent) == bucket:
-            return local
+            return local if object_scale == 1.0 else np.round(local * object_scale, 2)
         scale *= np.sqrt(wanted / percent)
     raise ValueError(f'cannot draw a {bucket} {shape} in a {image_size[0]}x{image_size[1]} image; '
                      'use a larger image')
