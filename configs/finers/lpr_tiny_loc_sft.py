@@ -16,7 +16,7 @@ test_pipeline = [dict(step, **_sizes.get(step['type'], {})) for step in _base_.t
 model = dict(frame_size=frames['refiner_size'],
              vlm=dict(type='Qwen3VLAdapter', pretrained=_base_.tiny_locator))
 # 1000 steps of 8 crops at 1e-2 (300 steps at 3e-3 or 1e-2 learnt the answer layout only)
-optim_wrapper = dict(optimizer=dict(lr=1e-2))
+optim_wrapper = dict(optimizer=dict(lr=1e-3))
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=20),
     dict(type='CosineAnnealingLR', by_epoch=False, begin=20, end=1000, eta_min=1e-5)

@@ -48,11 +48,36 @@ from finers_mm.testing.tiny_models import build_tiny_qwen3_locator  # noqa: E402
 from finers_mm.utils.fileio import staged_dir, write_atomic  # noqa: E402
 
 #: bump when what this script trains changes (recorded in the manifest)
-SCRIPT_VERSION = 2
+SCRIPT_VERSION = 3
 CONFIGS = dict(refiner=osp.join('configs', 'finers', 'lpr_tiny_loc_sft.py'),
                explorer=osp.join('configs', 'finers', 'gse_tiny_loc_sft.py'))
-#: the synthetic training set's settings (besides --num-images and --seed)
-DATA = dict(image_size=(960, 540), num_distractors=4, questions_per_image=3)
+#: the synthetic training sets' common settings (besides --num-images and --seed)
+DATA = dict(image_size=(960, 540), questions_per_image=3)
+#: the size curriculum: each stage trains ``share`` of its iterations on each set in turn, from
+#: the weights the set before left. Larger, fewer objects first: the tiny Qwen3-VL reads out where
+#: a small object is only after it learnt it on large ones (benchmarks/bench_tiny_vision_probe.py:
+#: 8-28 px squares 100 % with a curriculum from 30-60 px, 16 % without). ``object_scale`` 3 makes
+#: an XXS target ~27 px wide, an S one ~80 px (make_synthetic_finers.py --object-scale).
+CURRICULUM = (
+    dict(name='large', object_scale=3.0, num_distractors=2, share=0.35, seed_offset=1000),
+    dict(name='medium', object_scale=2.0, num_distractors=4, share=0.3, seed_offset=2000),
+    dict(name='final', object_scale=1.0, num_distractors=4, share=0.35, seed_offset=0),
+)
+
+
+def curriculum_iters(total: int) -> List[int]:
+    """Iterations of each curriculum set for ``total`` in all (at least 1 each).
+
+    Args:
+        total (int): the stage's iterations.
+
+    Returns:
+        list[int]: one count per :data:`CURRICULUM` set, summing to ``total`` when ``total`` is at
+        least the number of sets.
+    """
+    counts = [max(1, int(total * phase['share'])) for phase in CURRICULUM]
+    counts[-1] = max(1, total - sum(counts[:-1]))
+    return counts
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -61,38 +86,67 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help='where the two stages and the manifest go')
     parser.add_argument('--work-dir', default='work_dirs/tiny_locator', help='training outputs')
     parser.add_argument('--seed', type=int, default=0, help='weights, data and training seed')
-    parser.add_argument('--num-images', type=int, default=400,
-                        help='synthetic training images, 3 questions each')
+    parser.add_argument('--num-images', type=int, default=1000,
+                        help='synthetic training images per curriculum set, 3 questions each')
     parser.add_argument('--sft-iters', type=int, default=None,
-                        help="iterations per stage (default: the configs')")
+                        help="iterations per stage over the whole curriculum (default: the "
+                        "configs')")
     parser.add_argument('--jobs', type=int, choices=[1, 2], default=2)
     parser.add_argument('--force', action='store_true', help='redo every step')
     return parser.parse_args(argv)
 
 
-def train(steps: Steps, args: argparse.Namespace, stage: str, base: str, data: str,
-          work: str) -> Dict[str, str]:
-    """Train one stage and export it; its Hugging Face dir and final loss."""
+def train(steps: Steps, args: argparse.Namespace, stage: str, base: str, data: List[str],
+          work: str) -> Dict[str, object]:
+    """Train one stage through the curriculum (one run per set, each from the last one's
+    checkpoint) and export it; its Hugging Face dir, iterations and final loss."""
     config = osp.join(REPO_ROOT, CONFIGS[stage])
-    work_dir = osp.join(work, 'train', stage)
-    options = [f'model.vlm.pretrained={base}', f'train_dataloader.dataset.data_root={data}/',
-               f'randomness.seed={args.seed}']
-    iters = args.sft_iters
-    if iters is not None:
-        options += [f'train_cfg.max_iters={iters}', f'train_cfg.val_interval={iters}',
-                    f'param_scheduler.1.end={max(iters, 21)}',
-                    f'default_hooks.checkpoint.interval={iters}']
-    else:
-        iters = _config_iters(config)
-    steps.run(f'{stage}_sft', f'{stage}: supervised training, {iters} iterations', work_dir,
-              [osp.join(REPO_ROOT, 'tools', 'train.py'), config, '--work-dir', work_dir,
-               '--cfg-options', *options], depends=['data'])
+    total = args.sft_iters if args.sft_iters is not None else _config_iters(config)
+    checkpoint, depends = None, []
+    for phase, root, iters in zip(CURRICULUM, data, curriculum_iters(total)):
+        work_dir = osp.join(work, 'train', stage, phase['name'])
+        options = [f'model.vlm.pretrained={base}', f'train_dataloader.dataset.data_root={root}/',
+                   f'randomness.seed={args.seed}', f'train_cfg.max_iters={iters}',
+                   f'train_cfg.val_interval={iters}', f'param_scheduler.1.end={max(iters, 21)}',
+                   f'default_hooks.checkpoint.interval={iters}']
+        if checkpoint is not None:
+            options.append(f'load_from={checkpoint}')
+        name = f"{stage}_sft_{phase['name']}"
+        steps.run(name, f"{stage}: supervised training on the {phase['name']} set, {iters} "
+                  'iterations', work_dir, [osp.join(REPO_ROOT, 'tools', 'train.py'), config,
+                                           '--work-dir', work_dir, '--cfg-options', *options],
+                  depends=[f"data_{phase['name']}", *depends])
+        checkpoint, depends = osp.join(work_dir, f'iter_{iters}.pth'), [name]
     hf_dir = osp.join(work, 'export', stage)
     steps.run(f'{stage}_export', f'export the {stage}', hf_dir,
-              [osp.join(REPO_ROOT, 'tools', 'misc', 'export_stage.py'), config,
-               osp.join(work_dir, f'iter_{iters}.pth'), osp.join(hf_dir, 'hf'), '--cfg-options',
-               f'model.vlm.pretrained={base}'], depends=[f'{stage}_sft'])
-    return dict(hf=osp.join(hf_dir, 'hf'), iters=iters, loss=_last_loss(work_dir))
+              [osp.join(REPO_ROOT, 'tools', 'misc', 'export_stage.py'), config, checkpoint,
+               osp.join(hf_dir, 'hf'), '--cfg-options', f'model.vlm.pretrained={base}'],
+              depends=depends)
+    return dict(hf=osp.join(hf_dir, 'hf'), iters=total,
+                loss=_last_loss(osp.dirname(checkpoint)))
+
+
+def make_data(steps: Steps, args: argparse.Namespace, work: str) -> List[str]:
+    """The curriculum's synthetic training sets (one step each, ``--jobs`` at once); their data
+    roots."""
+    def root_of(phase: dict) -> str:
+        return osp.join(work, 'data', phase['name'])
+
+    def make(phase: dict) -> None:
+        root = root_of(phase)
+        steps.run(f"data_{phase['name']}",
+                  f"synthetic training set '{phase['name']}': {args.num_images} images, objects "
+                  f"x{phase['object_scale']:g}", root,
+                  [osp.join(REPO_ROOT, 'tools', 'misc', 'make_synthetic_finers.py'), root,
+                   '--num-images', str(args.num_images), '--image-size',
+                   *map(str, DATA['image_size']), '--questions-per-image',
+                   str(DATA['questions_per_image']), '--num-distractors',
+                   str(phase['num_distractors']), '--object-scale', str(phase['object_scale']),
+                   '--seed', str(args.seed + phase['seed_offset'])])
+
+    run_parallel({phase['name']: (lambda phase=phase: make(phase)) for phase in CURRICULUM},
+                 jobs=args.jobs)
+    return [root_of(phase) for phase in CURRICULUM]
 
 
 def ship(trained: Dict[str, dict], args: argparse.Namespace) -> None:
@@ -108,7 +162,9 @@ def ship(trained: Dict[str, dict], args: argparse.Namespace) -> None:
         manifest = dict(
             script='tools/misc/train_tiny_locator.py', script_version=SCRIPT_VERSION,
             git_commit=_git_commit(), seed=args.seed, command=' '.join(sys.argv),
-            data=dict(DATA, num_images=args.num_images, seed=args.seed),
+            data=dict(DATA, num_images=args.num_images, seed=args.seed,
+                      curriculum=[dict(phase, iters=iters) for phase, iters in
+                                  zip(CURRICULUM, curriculum_iters(info_iters(trained)))]),
             stages={stage: dict(config=CONFIGS[stage], iters=info['iters'],
                                 final_loss=info['loss']) for stage, info in trained.items()},
             dtype='float16')
@@ -118,19 +174,20 @@ def ship(trained: Dict[str, dict], args: argparse.Namespace) -> None:
 def main(argv=None) -> None:
     args = parse_args(argv)
     work = osp.abspath(args.work_dir)
-    steps = Steps(6, force=args.force, cwd=REPO_ROOT)
+    steps = Steps(len(CURRICULUM) * (1 + len(CONFIGS)) + len(CONFIGS), force=args.force,
+                  cwd=REPO_ROOT)
     base = build_tiny_qwen3_locator(osp.join(work, 'base'), seed=args.seed)
-    data = osp.join(work, 'data')
-    steps.run('data', f'synthetic training set: {args.num_images} images', data,
-              [osp.join(REPO_ROOT, 'tools', 'misc', 'make_synthetic_finers.py'), data,
-               '--num-images', str(args.num_images), '--image-size',
-               *map(str, DATA['image_size']), '--num-distractors', str(DATA['num_distractors']),
-               '--questions-per-image', str(DATA['questions_per_image']), '--seed',
-               str(args.seed)])
+    data = make_data(steps, args, work)
     trained = run_parallel({stage: (lambda stage=stage: train(steps, args, stage, base, data, work))
                             for stage in CONFIGS}, jobs=args.jobs)
     ship(trained, args)
     print(f'shipped the tiny explorer and refiner in {relative(osp.abspath(args.out))}')
+
+
+def info_iters(trained: Dict[str, dict]) -> int:
+    """The iterations every stage trained (the same for both)."""
+    (iters, ) = {info['iters'] for info in trained.values()}
+    return iters
 
 
 def _config_iters(config: str) -> int:
