@@ -70,14 +70,20 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--num-images', type=int, default=16,
                         help='held-out images, 3 questions each (default 16: 48 questions)')
     parser.add_argument('--no-untrained', action='store_true', help='skip the untrained chain')
+    parser.add_argument('--object-scale', type=float, default=1.0,
+                        help="the held-out objects' side factor (a curriculum set's sizes, e.g. 3 "
+                        "to check a chain after tools/misc/train_tiny_locator.py's first set)")
     return parser.parse_args(argv)
 
 
-def make_heldout(out_dir: str, num_images: int) -> str:
-    """The held-out set under ``out_dir/heldout`` (made once per size); its data root."""
-    root = osp.join(out_dir, f'heldout_{num_images}')
+def make_heldout(out_dir: str, num_images: int, object_scale: float = 1.0) -> str:
+    """The held-out set under ``out_dir`` (made once per size and object scale); its data
+    root."""
+    scaled = '' if object_scale == 1.0 else f'_x{object_scale:g}'
+    root = osp.join(out_dir, f'heldout_{num_images}{scaled}')
     if not osp.isfile(osp.join(root, 'annotations', f"{HELDOUT['split']}.json")):
-        generate_synthetic_finers(root, num_images, show_progress=False, **HELDOUT)
+        generate_synthetic_finers(root, num_images, show_progress=False,
+                                  object_scale=object_scale, **HELDOUT)
     return root
 
 
@@ -110,7 +116,7 @@ def evaluate_chain(name: str, explorer: str, refiner: str, data_root: str, out_d
 def main(argv=None) -> Dict[str, dict]:
     args = parse_args(argv)
     out_dir = osp.abspath(args.out_dir)
-    data_root = make_heldout(out_dir, args.num_images)
+    data_root = make_heldout(out_dir, args.num_images, args.object_scale)
     chains = {}
     if not args.no_untrained:
         untrained = build_tiny_qwen3_locator(osp.join(out_dir, 'untrained_locator'))
@@ -124,7 +130,8 @@ def main(argv=None) -> Dict[str, dict]:
     results = {name: evaluate_chain(name, *dirs, data_root, out_dir)
                for name, dirs in chains.items()}
     print(f'\n=== held-out synthetic set: {args.num_images * 3} questions '
-          f"(seed {HELDOUT['seed']}, {HELDOUT['image_size'][0]}x{HELDOUT['image_size'][1]}) ===")
+          f"(seed {HELDOUT['seed']}, {HELDOUT['image_size'][0]}x{HELDOUT['image_size'][1]}"
+          f"{'' if args.object_scale == 1.0 else f', objects x{args.object_scale:g}'}) ===")
     print(format_chains(results))
     write_atomic(osp.join(out_dir, 'figures.json'), json.dumps(results, indent=2))
     return results

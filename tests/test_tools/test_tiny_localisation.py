@@ -16,13 +16,20 @@ def test_trained_stages_are_written_with_their_manifest_and_benchmarked(tmp_path
     out = tmp_path / 'tiny_locator'
     train = load_tool('misc', 'train_tiny_locator.py')
     train.main(['--out', str(out), '--work-dir', str(tmp_path / 'work'), '--num-images', '1',
-                '--sft-iters', '1', '--jobs', '1', '--seed', '3'])
+                '--sft-iters', '3', '--jobs', '1', '--seed', '3'])
     manifest = json.loads((out / 'manifest.json').read_text())
     assert manifest['seed'] == 3 and manifest['script_version'] == train.SCRIPT_VERSION
-    assert manifest['data'] == dict(train.DATA, image_size=[960, 540], num_images=1, seed=3)
+    curriculum = [dict(phase, iters=1) for phase in train.CURRICULUM]
+    assert manifest['data'] == dict(train.DATA, image_size=[960, 540], num_images=1, seed=3,
+                                    curriculum=curriculum)
     assert set(manifest['stages']) == {'explorer', 'refiner'}
     for stage, info in manifest['stages'].items():
-        assert info['iters'] == 1 and info['config'] == train.CONFIGS[stage]
+        assert info['iters'] == 3 and info['config'] == train.CONFIGS[stage]
+        # each curriculum set's run starts from the weights the run before it left
+        for before, phase in zip(train.CURRICULUM, train.CURRICULUM[1:]):
+            log = (tmp_path / 'work' / 'train' / stage / phase['name'] /
+                   'quickstart_step.log').read_text()
+            assert f"train/{stage}/{before['name']}/iter_1.pth" in log.split('Load checkpoint')[1]
         weights = out / stage / 'model.safetensors'
         with safe_open(str(weights), 'pt') as f:
             assert {str(f.get_tensor(k).dtype) for k in f.keys()} == {'torch.float16'}
@@ -44,3 +51,31 @@ def test_trained_stages_are_written_with_their_manifest_and_benchmarked(tmp_path
     assert results['untrained']['window_recall'] == results['untrained']['region_in_band'] == 0
     saved = json.loads((tmp_path / 'bench' / 'figures.json').read_text())
     assert saved['trained']['gIoU'] == results['trained']['gIoU']
+
+
+def test_the_curriculum_splits_a_stage_s_iterations_by_share():
+    train = load_tool('misc', 'train_tiny_locator.py')
+    shares = [phase['share'] for phase in train.CURRICULUM]
+    assert abs(sum(shares) - 1) < 1e-9
+    scales = [phase['object_scale'] for phase in train.CURRICULUM]
+    assert scales == sorted(scales, reverse=True) and scales[-1] == 1.0  # ends on the real sizes
+    assert train.curriculum_iters(4000) == [1400, 1200, 1400]
+    assert train.curriculum_iters(3) == [1, 1, 1]
+    assert train.curriculum_iters(1) == [1, 1, 1]  # every set at least once (a smoke run)
+    for total in (7, 10, 999):
+        assert sum(train.curriculum_iters(total)) == total
+
+
+def test_the_held_out_set_can_hold_a_curriculum_set_s_larger_objects(tmp_path):
+    bench = load_benchmark('bench_tiny_localisation.py')
+    real = bench.make_heldout(str(tmp_path), 1)
+    large = bench.make_heldout(str(tmp_path), 1, object_scale=3.0)
+    assert real != large and large.endswith('_x3')
+
+    def areas(root):
+        with open(f'{root}/annotations/test.json', encoding='utf-8') as f:
+            return [r['area_percent'] for r in json.load(f)['annotations']]
+
+    # the same questions (seed, plan: size buckets) with objects 3x as wide: ~9x the area (each
+    # drawn within its bucket's range, 0.45-0.85 of a threshold for XXS)
+    assert all(4 < big / small < 20 for big, small in zip(areas(large), areas(real)))

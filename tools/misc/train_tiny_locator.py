@@ -9,16 +9,13 @@ version, the git commit, the configs, the data settings, the iterations and the 
 
 1. the tiny Qwen3-VL locator (:func:`finers_mm.testing.tiny_models.build_tiny_qwen3_locator`,
    ``--seed``; version 1 trained the Qwen2.5-VL locator, which never learnt where objects are);
-2. a synthetic training set (``tools/misc/make_synthetic_finers.py``: :data:`DATA`, ``--seed``);
+2. the synthetic training sets of a size curriculum (``tools/misc/make_synthetic_finers.py``:
+   :data:`DATA` and each :data:`CURRICULUM` set's object scale and distractors, ``--num-images``
+   each, seeded by ``--seed``; version 2 had one set at the real sizes);
 3. the refiner's and the explorer's supervised training side by side (``tools/train.py`` with
-   ``configs/finers/lpr_tiny_loc_sft.py`` and ``gse_tiny_loc_sft.py``, one core each), each
-   exported (``tools/misc/export_stage.py``).
-
-Status (issue 16): with version 1's Qwen2.5-VL locator, 1000 steps per stage (25 min on 2 shared
-cores) learnt the answer layout but not the coordinates (``benchmarks/bench_tiny_localisation.py``);
-the Qwen3-VL locator learns where a square is, but only after a few thousand steps on the simplest
-task (``benchmarks/bench_tiny_vision_probe.py``), so a run of many thousand steps is what is left
-before anything is shipped.
+   ``configs/finers/lpr_tiny_loc_sft.py`` and ``gse_tiny_loc_sft.py``, one core each), one run
+   per curriculum set (:func:`curriculum_iters` of ``--sft-iters``), each from the last one's
+   checkpoint (``load_from``); the last exported (``tools/misc/export_stage.py``).
 
 Steps are those of the quick start (``quickstart_steps.py``: a subprocess each, logged, reused
 when done before with the same command).
