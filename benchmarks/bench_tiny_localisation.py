@@ -73,17 +73,21 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--object-scale', type=float, default=1.0,
                         help="the held-out objects' side factor (a curriculum set's sizes, e.g. 3 "
                         "to check a chain after tools/misc/train_tiny_locator.py's first set)")
+    parser.add_argument('--no-region-cues', dest='region_cues', action='store_false',
+                        help='no held-out question names a region (the first curriculum set)')
     return parser.parse_args(argv)
 
 
-def make_heldout(out_dir: str, num_images: int, object_scale: float = 1.0) -> str:
-    """The held-out set under ``out_dir`` (made once per size and object scale); its data
-    root."""
+def make_heldout(out_dir: str, num_images: int, object_scale: float = 1.0,
+                 region_cues: bool = True) -> str:
+    """The held-out set under ``out_dir`` (made once per size, object scale and wording); its
+    data root."""
     scaled = '' if object_scale == 1.0 else f'_x{object_scale:g}'
-    root = osp.join(out_dir, f'heldout_{num_images}{scaled}')
+    root = osp.join(out_dir, f"heldout_{num_images}{scaled}{'' if region_cues else '_nocue'}")
     if not osp.isfile(osp.join(root, 'annotations', f"{HELDOUT['split']}.json")):
         generate_synthetic_finers(root, num_images, show_progress=False,
-                                  object_scale=object_scale, **HELDOUT)
+                                  object_scale=object_scale, region_cues=region_cues,
+                                  **HELDOUT)
     return root
 
 
@@ -116,7 +120,7 @@ def evaluate_chain(name: str, explorer: str, refiner: str, data_root: str, out_d
 def main(argv=None) -> Dict[str, dict]:
     args = parse_args(argv)
     out_dir = osp.abspath(args.out_dir)
-    data_root = make_heldout(out_dir, args.num_images, args.object_scale)
+    data_root = make_heldout(out_dir, args.num_images, args.object_scale, args.region_cues)
     chains = {}
     if not args.no_untrained:
         untrained = build_tiny_qwen3_locator(osp.join(out_dir, 'untrained_locator'))
@@ -131,7 +135,8 @@ def main(argv=None) -> Dict[str, dict]:
                for name, dirs in chains.items()}
     print(f'\n=== held-out synthetic set: {args.num_images * 3} questions '
           f"(seed {HELDOUT['seed']}, {HELDOUT['image_size'][0]}x{HELDOUT['image_size'][1]}"
-          f"{'' if args.object_scale == 1.0 else f', objects x{args.object_scale:g}'}) ===")
+          f"{'' if args.object_scale == 1.0 else f', objects x{args.object_scale:g}'}"
+          f"{'' if args.region_cues else ', no region cues'}) ===")
     print(format_chains(results))
     write_atomic(osp.join(out_dir, 'figures.json'), json.dumps(results, indent=2))
     return results

@@ -314,3 +314,18 @@ def test_object_scale_draws_every_object_that_much_wider():
         assert width * height >= 0.8 * 9 * DISTRACTOR_AREA_RANGE[0] / 100 * size[0] * size[1]
     with pytest.raises(ValueError, match='object_scale'):
         synthesize_scene(np.random.default_rng(3), size, 3, 0, object_scale=0)
+
+
+def test_without_region_cues_no_question_says_where_the_target_is():
+    scene = synthesize_scene(np.random.default_rng(5), (960, 540), 12, 0, num_distractors=4,
+                             region_cues=False)
+    for record, target, cues in zip(scene.records, scene.targets, scene.cues):
+        assert 'region' not in cues
+        assert not any(f'the {region} part' in record['Q'] for region in REGIONS), record['Q']
+        named = [o for o in scene.objects if all(getattr(o, k) == v for k, v in cues.items())]
+        assert named == [target]
+    # every type still asked, the answers of "where" questions are the target's region
+    assert {r['Q-type'] for r in scene.records} == set(QTYPE_FROM_ANNOTATION)
+    assert {r['attribute'] for r in scene.records} == {'others', 'position'}
+    cued = synthesize_scene(np.random.default_rng(5), (960, 540), 12, 0, num_distractors=4)
+    assert sum('region' in cues for cues in cued.cues) > 6  # the default names regions

@@ -42,6 +42,10 @@ def parse_args() -> argparse.Namespace:
         '--object-scale', type=float, default=1.0,
         help='side factor of every object (a size curriculum: 3 draws objects 3x as wide as '
         'their size bucket; their recorded area, hence bucket, is the scaled one)')
+    parser.add_argument(
+        '--no-region-cues', dest='region_cues', action='store_false',
+        help='word no question by a region of the image (where the target is must be seen, not '
+        'read)')
     return parser.parse_args()
 
 
@@ -59,7 +63,8 @@ def main() -> None:
         jpeg_quality=args.jpeg_quality,
         options_format=args.options_format,
         num_distractors=args.num_distractors,
-        object_scale=args.object_scale)
+        object_scale=args.object_scale,
+        region_cues=args.region_cues)
     print(f'\nannotations written to {ann_file}')
 
 

@@ -308,7 +308,8 @@ def synthesize_scene(rng: np.random.Generator,
                      first_index: int = 0,
                      num_distractors: Optional[int] = None,
                      options_format: str = 'list',
-                     object_scale: float = 1.0) -> SyntheticScene:
+                     object_scale: float = 1.0,
+                     region_cues: bool = True) -> SyntheticScene:
     """Draw one synthetic image and its questions, in memory.
 
     Args:
@@ -323,6 +324,12 @@ def synthesize_scene(rng: np.random.Generator,
             curriculum's easier scenes: 3 makes an XXS target of a 960 x 540 image ~27 px across;
             a scaled target's ``area_percent``, hence its size bucket, is that of its scaled
             mask). 1 draws the same scenes as before it existed.
+        region_cues (bool): False words every question without naming a region of the image (a
+            segmentation instruction asks for "the only {color} {shape}", a question where the
+            {color} {shape} is): what the question says then never tells where the target is, so
+            a model must find it in the pixels (a curriculum's first set: with region cues a tiny
+            model learns to answer the named region's centre and never looks). True (default) plans
+            the attributes by :func:`question_plan`.
 
     Returns:
         SyntheticScene: the image, the records and their ground truth.
@@ -341,6 +348,8 @@ def synthesize_scene(rng: np.random.Generator,
     records = []
     for index in range(first_index, first_index + num_questions):
         q_type, bucket, attribute = question_plan(index)
+        if not region_cues:  # the one attribute of each type whose wording names no region
+            attribute = 'others' if q_type == SEGMENTATION else 'position'
         target, cues, fields = _add_target(rng, q_type, bucket, attribute, image_size, objects,
                                            taken, options_format, object_scale)
         objects.append(target)

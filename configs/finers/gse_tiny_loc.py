@@ -1,0 +1,18 @@
+# The explorer's (GSE) GRPO of the quick start's locating chain, from the supervised explorer that
+# tools/misc/train_tiny_locator.py ships (tiny_cpu.py's `tiny_locator_weights`: a tiny Qwen3-VL,
+# 0..1000 coordinates), in the locating frames (`tiny_loc_frames`: the 960 x 540 image unresized,
+# 128 x 128 regions); gse_tiny.py's reward (no best_region on synthetic records).
+#   python tools/train.py configs/finers/gse_tiny_loc.py \
+#       --cfg-options train_dataloader.dataset.data_root=DATA/
+_base_ = ['./gse_tiny.py']
+
+frames = _base_.tiny_loc_frames
+# the pipelines' sizes from these frames (written out: a plain Config.fromfile read has them)
+_sizes = dict(
+    ExplorerView=dict(frame_size=frames['explorer_size'], region_size=frames['region_size']),
+    RefinerCrop=dict(frame_size=frames['refiner_size'], min_side=frames['crop_min_side']))
+train_pipeline = [dict(step, **_sizes.get(step['type'], {})) for step in _base_.train_pipeline]
+test_pipeline = [dict(step, **_sizes.get(step['type'], {})) for step in _base_.test_pipeline]
+model = dict(region_size=frames['region_size'],
+             vlm=dict(type='Qwen3VLAdapter', pretrained=_base_.tiny_locator_weights + '/explorer'))
+train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
