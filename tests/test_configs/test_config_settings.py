@@ -109,16 +109,16 @@ TRAINING = {
     # the quick start's locating chain (tiny_cpu.py's tiny_loc_frames, the larger tiny model)
     'lpr_tiny_loc_sft.py': dict(
         _LPR_TINY, **_TINY_SFT, pretrained='work_dirs/tiny_models/qwen3_vl_locator',
-        sizes=dict(frame_size=[256, 256]), lr=1e-3, batch_size=8, max_iters=1000,
-        checkpoint_interval=250,
+        sizes=dict(frame_size=[256, 256]), lr=1e-3, batch_size=8, max_iters=4000,
+        checkpoint_interval=1000,
         param_scheduler=[_WARMUP, dict(type='CosineAnnealingLR', by_epoch=False, begin=20,
-                                       end=1000, eta_min=1e-5)]),
+                                       end=4000, eta_min=1e-5)]),
     'gse_tiny_loc_sft.py': dict(
         _GSE_TINY, **_TINY_SFT, pretrained='work_dirs/tiny_models/qwen3_vl_locator',
-        sizes=dict(region_size=128), lr=1e-3, batch_size=8, max_iters=1000,
-        checkpoint_interval=250,
+        sizes=dict(region_size=128), lr=1e-3, batch_size=8, max_iters=4000,
+        checkpoint_interval=1000,
         param_scheduler=[_WARMUP, dict(type='CosineAnnealingLR', by_epoch=False, begin=20,
-                                       end=1000, eta_min=1e-5)]),
+                                       end=4000, eta_min=1e-5)]),
     # its GRPO, from the stages tools/misc/train_tiny_locator.py ships
     'lpr_tiny_loc.py': dict(_LPR_TINY, pretrained='finers_mm/data/tiny_locator/refiner',
                             sizes=dict(frame_size=[256, 256])),
