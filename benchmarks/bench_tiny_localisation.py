@@ -8,7 +8,9 @@ Generates the held-out set once (the quick start's generator settings, another s
 ``untrained`` is the random locator model in both stages) and prints one table: FineRSMetric's
 gIoU / cIoU / invalid rate / MVQA / OVQA and where the chain looked (``window_recall``: the final
 crop window holds the GT box; ``region_in_band``: the explorer's region has the asked size +- 15 px
-in its frame), all in percent. The figures also go to ``OUT_DIR/figures.json`` (atomically).
+in its frame; ``beats_text_cue``: :func:`text_cue_figures`, whether the explorer looked or only
+read the question's region), all in percent. The figures also go to ``OUT_DIR/figures.json``
+(atomically).
 
 Example::
 
@@ -42,6 +44,7 @@ import argparse
 import json
 import os
 import os.path as osp
+import pickle
 import subprocess
 import sys
 import time
@@ -51,9 +54,11 @@ REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 sys.path.append(osp.join(REPO_ROOT, 'tools', 'misc'))
 
-from quickstart_results import format_chains, read_localisation, read_metrics  # noqa: E402
+import numpy as np  # noqa: E402
+from quickstart_results import (LOCALISATION_METRICS, TABLE_METRICS, format_chains,  # noqa: E402
+                                read_localisation, read_metrics)
 
-from finers_mm.testing.synthetic import generate_synthetic_finers  # noqa: E402
+from finers_mm.testing.synthetic import REGIONS, generate_synthetic_finers, region_boxes  # noqa: E402
 from finers_mm.testing.tiny_models import build_tiny_qwen3_locator  # noqa: E402
 from finers_mm.utils.fileio import write_atomic  # noqa: E402
 
@@ -91,6 +96,40 @@ def make_heldout(out_dir: str, num_images: int, object_scale: float = 1.0,
     return root
 
 
+def text_cue_figures(predictions: List[dict]) -> Dict[str, float]:
+    """Did the explorer look, or read? ``beats_text_cue``: the percent of questions whose
+    explorer region centre lies closer to the target's centre than the centre of the 3x3 cell the
+    question names (the image centre when it names none), the region a chain that only reads the
+    question would answer; a sample without a region does not beat it. A chain that reads scores
+    about half or less, one that looks close to 100.
+
+    Args:
+        predictions (list[dict]): ``tools/test.py --out`` samples with ``question``,
+            ``pred_region`` (ORIGINAL pixels), ``gt_bbox_explorer``, ``explorer_frame``
+            ``(fw, fh)`` and ``ori_shape`` ``(H, W)``.
+
+    Returns:
+        dict[str, float]: ``beats_text_cue`` in percent.
+    """
+    wins = 0
+    for pred in predictions:
+        height, width = pred['ori_shape']
+        frame_w, frame_h = pred['explorer_frame']
+        scale = np.array([width / frame_w, height / frame_h] * 2)
+        gt_box = np.asarray(pred['gt_bbox_explorer'], np.float64) * scale
+        target = (gt_box[:2] + gt_box[2:]) / 2
+        named = [name for name in REGIONS if f'the {name} part' in pred['question']]
+        cell = (np.asarray(region_boxes((width, height))[named[0]], np.float64) if named else
+                np.array([0, 0, width, height], np.float64))
+        cue = (cell[:2] + cell[2:]) / 2
+        region = pred.get('pred_region')
+        if region is not None:
+            region = np.asarray(region, np.float64)
+            centre = (region[:2] + region[2:]) / 2
+            wins += bool(np.linalg.norm(centre - target) < np.linalg.norm(cue - target))
+    return dict(beats_text_cue=100.0 * wins / max(1, len(predictions)))
+
+
 def evaluate_chain(name: str, explorer: str, refiner: str, data_root: str, out_dir: str,
                    extra: Optional[List[str]] = None) -> Dict[str, float]:
     """``tools/test.py`` of one chain on the held-out set; FineRSMetric's figures and
@@ -112,7 +151,9 @@ def evaluate_chain(name: str, explorer: str, refiner: str, data_root: str, out_d
                                stderr=subprocess.STDOUT)
     if code != 0:
         raise SystemExit(f'{name}: tools/test.py failed (exit {code}), see {work_dir}/test.log')
-    figures = dict(read_metrics(work_dir), **read_localisation(pkl))
+    with open(pkl, 'rb') as f:
+        figures = dict(read_metrics(work_dir), **read_localisation(pkl),
+                       **text_cue_figures(pickle.load(f)))
     figures['seconds'] = time.perf_counter() - start
     return figures
 
@@ -137,7 +178,7 @@ def main(argv=None) -> Dict[str, dict]:
           f"(seed {HELDOUT['seed']}, {HELDOUT['image_size'][0]}x{HELDOUT['image_size'][1]}"
           f"{'' if args.object_scale == 1.0 else f', objects x{args.object_scale:g}'}"
           f"{'' if args.region_cues else ', no region cues'}) ===")
-    print(format_chains(results))
+    print(format_chains(results, TABLE_METRICS + LOCALISATION_METRICS + ('beats_text_cue', )))
     write_atomic(osp.join(out_dir, 'figures.json'), json.dumps(results, indent=2))
     return results
 

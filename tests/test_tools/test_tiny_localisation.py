@@ -79,3 +79,27 @@ def test_the_held_out_set_can_hold_a_curriculum_set_s_larger_objects(tmp_path):
     # the same questions (seed, plan: size buckets) with objects 3x as wide: ~9x the area (each
     # drawn within its bucket's range, 0.45-0.85 of a threshold for XXS)
     assert all(4 < big / small < 20 for big, small in zip(areas(large), areas(real)))
+
+
+def test_beats_text_cue_tells_a_chain_that_looked_from_one_that_read():
+    bench = load_benchmark('bench_tiny_localisation.py')
+
+    def sample(question, gt_centre, region_centre):
+        # a 960 x 540 image seen in a 480 x 270 explorer frame; 128-px boxes around the centres
+        x, y = gt_centre
+        sample = dict(question=question, ori_shape=(540, 960), explorer_frame=(480, 270),
+                      gt_bbox_explorer=[(x - 5) / 2, (y - 5) / 2, (x + 5) / 2, (y + 5) / 2])
+        if region_centre is not None:
+            rx, ry = region_centre
+            sample['pred_region'] = [rx - 64, ry - 64, rx + 64, ry + 64]
+        return sample
+
+    named = 'What color is the star in the top-left part of the image?'  # cell centre (160, 90)
+    unnamed = 'In which part of the image is the red star?'  # the image centre (480, 270)
+    looked = [sample(named, (250, 150), (245, 150)), sample(unnamed, (900, 500), (880, 490))]
+    read = [sample(named, (250, 150), (160, 90)), sample(unnamed, (900, 500), (480, 270))]
+    assert bench.text_cue_figures(looked) == dict(beats_text_cue=100.0)
+    assert bench.text_cue_figures(read) == dict(beats_text_cue=0.0)
+    # no region: no win; half looked, half read
+    assert bench.text_cue_figures([sample(named, (250, 150), None)])['beats_text_cue'] == 0.0
+    assert bench.text_cue_figures(looked[:1] + read[1:])['beats_text_cue'] == 50.0
