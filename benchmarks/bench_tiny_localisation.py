@@ -8,8 +8,8 @@ Generates the held-out set once (the quick start's generator settings, another s
 ``untrained`` is the random locator model in both stages) and prints one table: FineRSMetric's
 gIoU / cIoU / invalid rate / MVQA / OVQA and where the chain looked (``window_recall``: the final
 crop window holds the GT box; ``region_in_band``: the explorer's region has the asked size +- 15 px
-in its frame; ``beats_text_cue``: :func:`text_cue_figures`, whether the explorer looked or only
-read the question's region), all in percent. The figures also go to ``OUT_DIR/figures.json``
+in its frame; ``beats_text_cue`` and ``refiner_beats_centre``: :func:`looking_figures`, whether
+the stages looked or only read the question), all in percent. The figures also go to ``OUT_DIR/figures.json``
 (atomically).
 
 Example::
@@ -48,7 +48,7 @@ import pickle
 import subprocess
 import sys
 import time
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
@@ -96,38 +96,59 @@ def make_heldout(out_dir: str, num_images: int, object_scale: float = 1.0,
     return root
 
 
-def text_cue_figures(predictions: List[dict]) -> Dict[str, float]:
-    """Did the explorer look, or read? ``beats_text_cue``: the percent of questions whose
-    explorer region centre lies closer to the target's centre than the centre of the 3x3 cell the
-    question names (the image centre when it names none), the region a chain that only reads the
-    question would answer; a sample without a region does not beat it. A chain that reads scores
-    about half or less, one that looks close to 100.
+def looking_figures(predictions: List[dict]) -> Dict[str, float]:
+    """Did the stages look, or read? Two figures in percent:
+
+    - ``beats_text_cue``: the questions whose explorer region centre lies closer to the target's
+      centre than the centre of the 3x3 cell the question names (the image centre when it names
+      none), the region a chain that only reads the question would answer; a sample without a
+      region does not beat it. A chain that reads scores about half or less, one that looks close
+      to 100;
+    - ``refiner_beats_centre``: of the questions whose crop window holds the target, those whose
+      refiner box centre lies closer to the target's centre than the window's centre (what a
+      refiner blind to the crop would answer); a sample without a box does not beat it.
 
     Args:
         predictions (list[dict]): ``tools/test.py --out`` samples with ``question``,
-            ``pred_region`` (ORIGINAL pixels), ``gt_bbox_explorer``, ``explorer_frame``
-            ``(fw, fh)`` and ``ori_shape`` ``(H, W)``.
+            ``pred_region`` and ``pred_window`` (ORIGINAL pixels), ``pred_instances['bboxes']``
+            ((N, 4), ORIGINAL pixels), ``gt_bbox_explorer``, ``explorer_frame`` ``(fw, fh)`` and
+            ``ori_shape`` ``(H, W)``.
 
     Returns:
-        dict[str, float]: ``beats_text_cue`` in percent.
+        dict[str, float]: both figures.
     """
-    wins = 0
+    explorer_wins = refiner_wins = held = 0
     for pred in predictions:
         height, width = pred['ori_shape']
         frame_w, frame_h = pred['explorer_frame']
         scale = np.array([width / frame_w, height / frame_h] * 2)
         gt_box = np.asarray(pred['gt_bbox_explorer'], np.float64) * scale
-        target = (gt_box[:2] + gt_box[2:]) / 2
+        target = _centre(gt_box)
         named = [name for name in REGIONS if f'the {name} part' in pred['question']]
-        cell = (np.asarray(region_boxes((width, height))[named[0]], np.float64) if named else
-                np.array([0, 0, width, height], np.float64))
-        cue = (cell[:2] + cell[2:]) / 2
-        region = pred.get('pred_region')
-        if region is not None:
-            region = np.asarray(region, np.float64)
-            centre = (region[:2] + region[2:]) / 2
-            wins += bool(np.linalg.norm(centre - target) < np.linalg.norm(cue - target))
-    return dict(beats_text_cue=100.0 * wins / max(1, len(predictions)))
+        cell = region_boxes((width, height))[named[0]] if named else (0, 0, width, height)
+        if pred.get('pred_region') is not None:
+            explorer_wins += bool(_distance(pred['pred_region'], target)
+                                  < _distance(cell, target))
+        window = pred.get('pred_window')
+        if window is None or not ((np.asarray(window[:2]) <= gt_box[:2] + 1e-3).all()
+                                  and (np.asarray(window[2:]) >= gt_box[2:] - 1e-3).all()):
+            continue
+        held += 1
+        boxes = np.asarray((pred.get('pred_instances') or {}).get('bboxes', []), np.float64)
+        if len(boxes):
+            refiner_wins += bool(_distance(boxes[0], target) < _distance(window, target))
+    return dict(beats_text_cue=100.0 * explorer_wins / max(1, len(predictions)),
+                refiner_beats_centre=100.0 * refiner_wins / max(1, held))
+
+
+def _centre(box: Sequence[float]) -> np.ndarray:
+    box = np.asarray(box, np.float64)
+    return (box[:2] + box[2:]) / 2
+
+
+def _distance(box: Sequence[float], point: np.ndarray) -> float:
+    """Distance from a box's centre to a point."""
+    return float(np.linalg.norm(_centre(box) - point))
 
 
 def evaluate_chain(name: str, explorer: str, refiner: str, data_root: str, out_dir: str,
@@ -153,7 +174,7 @@ def evaluate_chain(name: str, explorer: str, refiner: str, data_root: str, out_d
         raise SystemExit(f'{name}: tools/test.py failed (exit {code}), see {work_dir}/test.log')
     with open(pkl, 'rb') as f:
         figures = dict(read_metrics(work_dir), **read_localisation(pkl),
-                       **text_cue_figures(pickle.load(f)))
+                       **looking_figures(pickle.load(f)))
     figures['seconds'] = time.perf_counter() - start
     return figures
 
@@ -178,7 +199,7 @@ def main(argv=None) -> Dict[str, dict]:
           f"(seed {HELDOUT['seed']}, {HELDOUT['image_size'][0]}x{HELDOUT['image_size'][1]}"
           f"{'' if args.object_scale == 1.0 else f', objects x{args.object_scale:g}'}"
           f"{'' if args.region_cues else ', no region cues'}) ===")
-    print(format_chains(results, TABLE_METRICS + LOCALISATION_METRICS + ('beats_text_cue', )))
+    print(format_chains(results, TABLE_METRICS + LOCALISATION_METRICS + ('beats_text_cue', 'refiner_beats_centre')))
     write_atomic(osp.join(out_dir, 'figures.json'), json.dumps(results, indent=2))
     return results
 

@@ -98,8 +98,24 @@ def test_beats_text_cue_tells_a_chain_that_looked_from_one_that_read():
     unnamed = 'In which part of the image is the red star?'  # the image centre (480, 270)
     looked = [sample(named, (250, 150), (245, 150)), sample(unnamed, (900, 500), (880, 490))]
     read = [sample(named, (250, 150), (160, 90)), sample(unnamed, (900, 500), (480, 270))]
-    assert bench.text_cue_figures(looked) == dict(beats_text_cue=100.0)
-    assert bench.text_cue_figures(read) == dict(beats_text_cue=0.0)
+    assert bench.looking_figures(looked)['beats_text_cue'] == 100.0
+    assert bench.looking_figures(read)['beats_text_cue'] == 0.0
     # no region: no win; half looked, half read
-    assert bench.text_cue_figures([sample(named, (250, 150), None)])['beats_text_cue'] == 0.0
-    assert bench.text_cue_figures(looked[:1] + read[1:])['beats_text_cue'] == 50.0
+    assert bench.looking_figures([sample(named, (250, 150), None)])['beats_text_cue'] == 0.0
+    assert bench.looking_figures(looked[:1] + read[1:])['beats_text_cue'] == 50.0
+
+
+def test_refiner_beats_centre_counts_boxes_nearer_than_the_window_centre():
+    bench = load_benchmark('bench_tiny_localisation.py')
+    import numpy as np
+
+    def sample(box, window=(100, 100, 356, 356)):
+        # the target at (300, 300), 10 px wide; the window's centre (228, 228)
+        return dict(question='x', ori_shape=(540, 960), explorer_frame=(960, 540),
+                    gt_bbox_explorer=[295, 295, 305, 305], pred_region=[0, 0, 128, 128],
+                    pred_window=list(window), pred_instances=dict(bboxes=np.array([box])))
+
+    near, far = sample([290, 290, 310, 310]), sample([100, 100, 120, 120])
+    missed = sample([290, 290, 310, 310], window=(0, 0, 256, 256))  # target outside: not counted
+    assert bench.looking_figures([near, far, missed])['refiner_beats_centre'] == 50.0
+    assert bench.looking_figures([missed])['refiner_beats_centre'] == 0.0
