@@ -27,7 +27,9 @@ naming no region 291 px vs 308 px for the image centre), and the refiner's box c
 than its crop's centre (66 px vs 41 px), on held-out and training crops alike. Version 4 words
 the first set's questions without regions, so that only the pixels say where the target is:
 after 1400 steps its explorer's window recall was 8 % on a held-out set of that kind (17 % on its
-own training images), so the first set needs many more steps (``bench_tiny_localisation.py``).
+own training images), after 1500 more on that set 4 % (``bench_tiny_localisation.py``): the
+stages have not learnt to look at these scenes (960 x 540, distractors, roof and line clutter)
+within ~3000 steps.
 
 Steps are those of the quick start (``quickstart_steps.py``: a subprocess each, logged, reused
 when done before with the same command).
