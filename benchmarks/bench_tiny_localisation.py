@@ -63,7 +63,7 @@ the question names (median centre error 44 px, the named cell's centre 42 px), i
 further off than its crop's centre. Version 4, whose first set names no region, has no such
 shortcut and has not learnt to look after 1400 steps (window recall 17 % on its own training
 images, while its teacher-forced loss fell from 0.74 to 0.35: once x1 and y1 are written, x2, y2
-and the layout are easy), nor after 1500 more on the same set (loss 0.32; held-out window recall
+and the layout are easy), nor after 1500 more on the same set (loss 0.31; held-out window recall
 10 % after 750 of them, 4 % after 1500; ``beats_text_cue`` 48 % and 33 %, where the "cue" of a
 question naming no region is the image centre).
 """
