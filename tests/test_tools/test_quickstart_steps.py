@@ -85,7 +85,10 @@ def test_a_step_run_always_prints_its_output_and_keeps_its_folder(steps_module, 
                                                                   capsys):
     (tmp_path / 'earlier.txt').write_text('kept')
     log_file = str(tmp_path / 'demo.log')
-    script = "import sys; print('answer   : 42'); print('loading', file=sys.stderr)"
+    # one write per line: the child's stderr goes straight into the log beside the stdout lines
+    # the step copies there, and print() writes a line's text and its newline apart (stderr is
+    # written through), so a print to stderr could be split by a stdout line (seen once in CI)
+    script = "import sys; print('answer   : 42'); sys.stderr.write('loading\\n')"
     for _ in range(2):  # runs every time, the log replaced
         steps = steps_module.Steps(total=1)
         assert steps.run_always('demo', 'the demo', log_file, ['-c', script]) > 0
