@@ -12,12 +12,13 @@ _base_ = ['./finers_tiny_test.py']
 
 custom_imports = dict(imports=['finers_mm.testing.grabcut_mask_head'], allow_failed_imports=False)
 frames = _base_.tiny_loc_frames
-# the pipelines' sizes from these frames (written out: a plain Config.fromfile read has them)
-_sizes = dict(
-    ExplorerView=dict(frame_size=frames['explorer_size'], region_size=frames['region_size']),
-    RefinerCrop=dict(frame_size=frames['refiner_size'], min_side=frames['crop_min_side']))
-train_pipeline = [dict(step, **_sizes.get(step['type'], {})) for step in _base_.train_pipeline]
-test_pipeline = [dict(step, **_sizes.get(step['type'], {})) for step in _base_.test_pipeline]
+# the pipelines in these frames (tiny_cpu.py's `tiny_loc_sizes`)
+train_pipeline = [
+    dict(step, **_base_.tiny_loc_sizes.get(step['type'], {})) for step in _base_.train_pipeline
+]
+test_pipeline = [
+    dict(step, **_base_.tiny_loc_sizes.get(step['type'], {})) for step in _base_.test_pipeline
+]
 model = dict(
     crop_min_side=frames['crop_min_side'],
     explorer=dict(

@@ -7,12 +7,13 @@
 _base_ = ['./lpr_tiny.py']
 
 frames = _base_.tiny_loc_frames
-# the pipelines' sizes from these frames (written out: a plain Config.fromfile read has them)
-_sizes = dict(
-    ExplorerView=dict(frame_size=frames['explorer_size'], region_size=frames['region_size']),
-    RefinerCrop=dict(frame_size=frames['refiner_size'], min_side=frames['crop_min_side']))
-train_pipeline = [dict(step, **_sizes.get(step['type'], {})) for step in _base_.train_pipeline]
-test_pipeline = [dict(step, **_sizes.get(step['type'], {})) for step in _base_.test_pipeline]
+# the pipelines in these frames (tiny_cpu.py's `tiny_loc_sizes`)
+train_pipeline = [
+    dict(step, **_base_.tiny_loc_sizes.get(step['type'], {})) for step in _base_.train_pipeline
+]
+test_pipeline = [
+    dict(step, **_base_.tiny_loc_sizes.get(step['type'], {})) for step in _base_.test_pipeline
+]
 model = dict(frame_size=frames['refiner_size'],
              vlm=dict(type='Qwen3VLAdapter', pretrained=_base_.tiny_locator_weights + '/refiner'))
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))

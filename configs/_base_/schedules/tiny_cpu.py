@@ -25,6 +25,14 @@ tiny_locator = tiny_models + '/qwen3_vl_locator'
 tiny_locator_weights = 'finers_mm/data/tiny_locator'
 tiny_loc_frames = dict(
     explorer_size=(960, 540), region_size=128, refiner_size=(256, 256), crop_min_side=256)
+# the pipeline steps' sizes in those frames, by transform: a locating config maps its pipelines
+# with them (`dict(step, **tiny_loc_sizes.get(step['type'], {}))`), so that a plain
+# Config.fromfile read has the sizes written out
+tiny_loc_sizes = dict(
+    ExplorerView=dict(frame_size=tiny_loc_frames['explorer_size'],
+                      region_size=tiny_loc_frames['region_size']),
+    RefinerCrop=dict(frame_size=tiny_loc_frames['refiner_size'],
+                     min_side=tiny_loc_frames['crop_min_side']))
 
 # the 12 bundled records (annotations/train.json, every split); in-process loading (num_workers=0).
 # InfiniteSampler: with DefaultSampler, mmengine's iteration-based loop sleeps 2 s at the end of
