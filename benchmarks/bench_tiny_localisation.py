@@ -83,7 +83,8 @@ sys.path.append(osp.join(REPO_ROOT, 'tools', 'misc'))
 
 import numpy as np  # noqa: E402
 from quickstart_results import (LOCALISATION_METRICS, TABLE_METRICS, format_chains,  # noqa: E402
-                                read_localisation, read_metrics)
+                                gt_box_original, localisation_figures, read_metrics,
+                                window_holds_gt)
 
 from finers_mm.testing.synthetic import REGIONS, generate_synthetic_finers, region_boxes  # noqa: E402
 from finers_mm.testing.tiny_models import build_tiny_qwen3_locator  # noqa: E402
@@ -147,23 +148,19 @@ def looking_figures(predictions: List[dict]) -> Dict[str, float]:
     explorer_wins = refiner_wins = held = 0
     for pred in predictions:
         height, width = pred['ori_shape']
-        frame_w, frame_h = pred['explorer_frame']
-        scale = np.array([width / frame_w, height / frame_h] * 2)
-        gt_box = np.asarray(pred['gt_bbox_explorer'], np.float64) * scale
-        target = _centre(gt_box)
+        target = _centre(gt_box_original(pred))
         named = [name for name in REGIONS if f'the {name} part' in pred['question']]
         cell = region_boxes((width, height))[named[0]] if named else (0, 0, width, height)
         if pred.get('pred_region') is not None:
             explorer_wins += bool(_distance(pred['pred_region'], target)
                                   < _distance(cell, target))
-        window = pred.get('pred_window')
-        if window is None or not ((np.asarray(window[:2]) <= gt_box[:2] + 1e-3).all()
-                                  and (np.asarray(window[2:]) >= gt_box[2:] - 1e-3).all()):
+        if not window_holds_gt(pred):
             continue
         held += 1
         boxes = np.asarray((pred.get('pred_instances') or {}).get('bboxes', []), np.float64)
         if len(boxes):
-            refiner_wins += bool(_distance(boxes[0], target) < _distance(window, target))
+            refiner_wins += bool(_distance(boxes[0], target)
+                                 < _distance(pred['pred_window'], target))
     return dict(beats_text_cue=100.0 * explorer_wins / max(1, len(predictions)),
                 refiner_beats_centre=100.0 * refiner_wins / max(1, held))
 
@@ -200,8 +197,9 @@ def evaluate_chain(name: str, explorer: str, refiner: str, data_root: str, out_d
     if code != 0:
         raise SystemExit(f'{name}: tools/test.py failed (exit {code}), see {work_dir}/test.log')
     with open(pkl, 'rb') as f:
-        figures = dict(read_metrics(work_dir), **read_localisation(pkl),
-                       **looking_figures(pickle.load(f)))
+        predictions = pickle.load(f)
+    figures = dict(read_metrics(work_dir), **localisation_figures(predictions),
+                   **looking_figures(predictions))
     figures['seconds'] = time.perf_counter() - start
     return figures
 

@@ -14,11 +14,12 @@ import glob
 import json
 import math
 import os.path as osp
-import pickle
 import re
 from typing import Dict, List, Sequence
 
 import numpy as np
+
+from finers_mm.structures import box_contains
 
 #: the metrics of the side-by-side table (FineRSMetric's names, in percent)
 TABLE_METRICS = ('gIoU', 'cIoU', 'gIoU_XXS', 'invalid_rate', 'MVQA', 'OVQA')
@@ -177,19 +178,10 @@ def localisation_figures(predictions: List[dict], band: float = REGION_BAND) -> 
     """
     hits = in_band = 0
     for pred in predictions:
-        frame_w, frame_h = pred['explorer_frame']
-        height, width = pred['ori_shape']
-        scale = np.array([width / frame_w, height / frame_h] * 2)
-        gt_box = np.asarray(pred['gt_bbox_explorer'], np.float64) * scale
-        window = pred.get('pred_window')
-        if window is not None:
-            window = np.asarray(window, np.float64)
-            # 1e-3 px: the GT box went to the explorer frame and back
-            hits += bool((window[:2] <= gt_box[:2] + 1e-3).all()
-                         and (window[2:] >= gt_box[2:] - 1e-3).all())
+        hits += window_holds_gt(pred)
         region = pred.get('pred_region')
         if region is not None:
-            region = np.asarray(region, np.float64) / scale
+            region = np.asarray(region, np.float64) / _explorer_scale(pred)
             sides = region[2:] - region[:2]
             in_band += bool((np.abs(sides - pred['region_size']) <= band).all())
     num = max(1, len(predictions))
@@ -197,10 +189,25 @@ def localisation_figures(predictions: List[dict], band: float = REGION_BAND) -> 
                 num_samples=len(predictions))
 
 
-def read_localisation(pkl_file: str) -> Dict[str, float]:
-    """:func:`localisation_figures` of a ``tools/test.py --out`` pickle."""
-    with open(pkl_file, 'rb') as f:
-        return localisation_figures(pickle.load(f))
+def gt_box_original(pred: dict) -> np.ndarray:
+    """A predicted sample's GT box in ORIGINAL pixels ((4,) float64), from its
+    ``gt_bbox_explorer``, ``explorer_frame`` ``(fw, fh)`` and ``ori_shape`` ``(H, W)``."""
+    return np.asarray(pred['gt_bbox_explorer'], np.float64) * _explorer_scale(pred)
+
+
+def window_holds_gt(pred: dict) -> bool:
+    """Whether a predicted sample's final crop window (``pred_window``, ORIGINAL pixels) holds
+    its whole GT box; False without a window."""
+    window = pred.get('pred_window')
+    # 1e-3 px: the GT box went to the explorer frame and back
+    return window is not None and box_contains(window, gt_box_original(pred), tol=1e-3)
+
+
+def _explorer_scale(pred: dict) -> np.ndarray:
+    """(4,) ORIGINAL / explorer-frame scale of a box ``[x1, y1, x2, y2]``."""
+    frame_w, frame_h = pred['explorer_frame']
+    height, width = pred['ori_shape']
+    return np.array([width / frame_w, height / frame_h] * 2)
 
 
 def format_chains(results: Dict[str, dict],
