@@ -86,7 +86,8 @@ from quickstart_results import (LOCALISATION_METRICS, TABLE_METRICS, format_chai
                                 gt_box_original, localisation_figures, read_metrics,
                                 window_holds_gt)
 
-from finers_mm.testing.synthetic import REGIONS, generate_synthetic_finers, region_boxes  # noqa: E402
+from finers_mm.testing.synthetic import (REGIONS, generate_synthetic_finers,  # noqa: E402
+                                         region_boxes)
 from finers_mm.testing.tiny_models import build_tiny_qwen3_locator  # noqa: E402
 from finers_mm.utils.fileio import write_atomic  # noqa: E402
 
@@ -122,6 +123,10 @@ def make_heldout(out_dir: str, num_images: int, object_scale: float = 1.0,
                                   object_scale=object_scale, region_cues=region_cues,
                                   **HELDOUT)
     return root
+
+
+#: the rows of :func:`looking_figures`
+LOOKING_METRICS = ('beats_text_cue', 'refiner_beats_centre')
 
 
 def looking_figures(predictions: List[dict]) -> Dict[str, float]:
@@ -224,7 +229,7 @@ def main(argv=None) -> Dict[str, dict]:
           f"(seed {HELDOUT['seed']}, {HELDOUT['image_size'][0]}x{HELDOUT['image_size'][1]}"
           f"{'' if args.object_scale == 1.0 else f', objects x{args.object_scale:g}'}"
           f"{'' if args.region_cues else ', no region cues'}) ===")
-    print(format_chains(results, TABLE_METRICS + LOCALISATION_METRICS + ('beats_text_cue', 'refiner_beats_centre')))
+    print(format_chains(results, TABLE_METRICS + LOCALISATION_METRICS + LOOKING_METRICS))
     write_atomic(osp.join(out_dir, 'figures.json'), json.dumps(results, indent=2))
     return results
 
