@@ -329,3 +329,22 @@ def test_without_region_cues_no_question_says_where_the_target_is():
     assert {r['attribute'] for r in scene.records} == {'others', 'position'}
     cued = synthesize_scene(np.random.default_rng(5), (960, 540), 12, 0, num_distractors=4)
     assert sum('region' in cues for cues in cued.cues) > 6  # the default names regions
+
+
+def test_without_clutter_the_ground_is_plain_and_only_objects_stand_out():
+    """A curriculum's easiest scenes: the ground is one colour with pixel noise (no terrain, roads
+    or roofs), the objects are painted as in any scene, and the default keeps its clutter."""
+    from finers_mm.testing.synthetic.vocab import BACKGROUND_NOISE_STD, GROUND_COLORS
+    size = (640, 360)
+    plain = synthesize_scene(np.random.default_rng(7), size, 3, 0, num_distractors=2,
+                             clutter=False)
+    cluttered = synthesize_scene(np.random.default_rng(7), size, 3, 0, num_distractors=2)
+    masks = np.zeros(size[::-1], bool)
+    for obj in plain.objects:
+        masks |= rasterize_polygon(obj.points, size[1], size[0])
+        assert (plain.image[rasterize_polygon(obj.points, size[1], size[0])] ==
+                COLORS[obj.color]).all()
+    ground = plain.image[~masks].astype(np.float32)
+    assert np.abs(ground.mean(0) - GROUND_COLORS[0]).max() < 1.0
+    assert ground.std(0).max() < 1.5 * BACKGROUND_NOISE_STD
+    assert cluttered.image[~masks].astype(np.float32).std(0).max() > 2 * BACKGROUND_NOISE_STD

@@ -46,6 +46,9 @@ def parse_args() -> argparse.Namespace:
         '--no-region-cues', dest='region_cues', action='store_false',
         help='word no question by a region of the image (where the target is must be seen, not '
         'read)')
+    parser.add_argument(
+        '--no-clutter', dest='clutter', action='store_false',
+        help='paint the objects on a plain ground, without terrain, roads or roofs')
     return parser.parse_args()
 
 
@@ -64,7 +67,8 @@ def main() -> None:
         options_format=args.options_format,
         num_distractors=args.num_distractors,
         object_scale=args.object_scale,
-        region_cues=args.region_cues)
+        region_cues=args.region_cues,
+        clutter=args.clutter)
     print(f'\nannotations written to {ann_file}')
 
 

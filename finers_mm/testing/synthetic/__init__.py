@@ -73,7 +73,8 @@ def generate_synthetic_finers(out_dir: str,
                               num_distractors: Optional[int] = None,
                               show_progress: bool = True,
                               object_scale: float = 1.0,
-                              region_cues: bool = True) -> str:
+                              region_cues: bool = True,
+                              clutter: bool = True) -> str:
     """Write a synthetic data set in the FineRS-4k layout and annotation format.
 
     Image ``i`` depends only on ``(seed, i)``; files are written atomically (temporary file, then
@@ -94,6 +95,8 @@ def generate_synthetic_finers(out_dir: str,
         show_progress (bool): show an mmengine progress bar.
         object_scale (float): side factor of every object (see :func:`synthesize_scene`).
         region_cues (bool): False: no question names a region (see :func:`synthesize_scene`).
+        clutter (bool): False: a plain ground without roads or roofs (see
+            :func:`synthesize_scene`).
 
     Returns:
         str: path of the annotation JSON (``out_dir/annotations/<split>.json``).
@@ -107,7 +110,7 @@ def generate_synthetic_finers(out_dir: str,
         scene = synthesize_scene(
             np.random.default_rng([seed, index]), image_size, questions_per_image,
             index * questions_per_image, num_distractors, options_format, object_scale,
-            region_cues)
+            region_cues, clutter)
         name = f'{split}_{index:06d}.{image_format}'
         data = encode_image(scene.image, image_format, jpeg_quality)
         write_atomic(osp.join(image_dir, name), data)

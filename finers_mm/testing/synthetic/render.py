@@ -18,7 +18,8 @@ def _value_noise(rng: np.random.Generator, image_size: Tuple[int, int], cells: i
     return np.clip(cv2.resize(grid, (width, height), interpolation=cv2.INTER_CUBIC), 0.0, 1.0)
 
 
-def render_background(rng: np.random.Generator, image_size: Tuple[int, int]) -> np.ndarray:
+def render_background(rng: np.random.Generator, image_size: Tuple[int, int],
+                      clutter: bool = True) -> np.ndarray:
     """A UAV-like ground: blended low-saturation terrain, roads and roofs, with pixel noise.
 
     All values stay in :data:`BACKGROUND_RANGE`, so no background pixel equals an object colour.
@@ -26,11 +27,18 @@ def render_background(rng: np.random.Generator, image_size: Tuple[int, int]) -> 
     Args:
         rng (np.random.Generator): random source.
         image_size (tuple[int, int]): (W, H).
+        clutter (bool): False draws a plain ground instead: the first ground colour with pixel
+            noise, no terrain, roads or roofs (a curriculum's first, easiest scenes).
 
     Returns:
         np.ndarray: (H, W, 3) uint8 RGB.
     """
     ground = np.asarray(GROUND_COLORS, dtype=np.float32)
+    if not clutter:
+        width, height = image_size
+        image = np.broadcast_to(ground[0], (height, width, 3)).copy()
+        image += rng.standard_normal(image.shape, dtype=np.float32) * BACKGROUND_NOISE_STD
+        return np.clip(np.rint(image), *BACKGROUND_RANGE).astype(np.uint8)
     mix = _value_noise(rng, image_size, 6)[..., None]
     detail = _value_noise(rng, image_size, 40)[..., None]
     image = (ground[0] * mix + ground[1] * (1 - mix)) * (0.7 + 0.3 * detail)

@@ -309,7 +309,8 @@ def synthesize_scene(rng: np.random.Generator,
                      num_distractors: Optional[int] = None,
                      options_format: str = 'list',
                      object_scale: float = 1.0,
-                     region_cues: bool = True) -> SyntheticScene:
+                     region_cues: bool = True,
+                     clutter: bool = True) -> SyntheticScene:
     """Draw one synthetic image and its questions, in memory.
 
     Args:
@@ -342,7 +343,7 @@ def synthesize_scene(rng: np.random.Generator,
     if num_distractors is None:
         megapixels = image_size[0] * image_size[1] / 1e6
         num_distractors = max(MIN_DISTRACTORS, round(DISTRACTORS_PER_MEGAPIXEL * megapixels))
-    image = render_background(rng, image_size)
+    image = render_background(rng, image_size, clutter)
     objects: List[SceneObject] = []
     taken: List[Dict[str, str]] = []
     records = []
