@@ -86,14 +86,17 @@ from quickstart_results import (LOCALISATION_METRICS, TABLE_METRICS, format_chai
                                 gt_box_original, localisation_figures, read_metrics,
                                 window_holds_gt)
 
+from train_tiny_locator import DATA, SCENE  # noqa: E402
+
 from finers_mm.testing.synthetic import (REGIONS, generate_synthetic_finers,  # noqa: E402
                                          region_boxes)
 from finers_mm.testing.tiny_models import build_tiny_qwen3_locator  # noqa: E402
 from finers_mm.utils.fileio import write_atomic  # noqa: E402
 
 CONFIG = osp.join(REPO_ROOT, 'configs', 'finers', 'finers_tiny_loc_test.py')
-#: the held-out set: the quick start's generator settings with another seed
-HELDOUT = dict(image_size=(960, 540), num_distractors=4, seed=1, split='test')
+#: the held-out set: the training sets' image size with another seed, in the scene of the
+#: curriculum's last set (train_tiny_locator.SCENE) unless a run asks for another
+HELDOUT = dict(image_size=DATA['image_size'], seed=1, split='test')
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -102,26 +105,51 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "dirs); 'untrained' is always measured first")
     parser.add_argument('--out-dir', default='work_dirs/bench_tiny_localisation')
     parser.add_argument('--num-images', type=int, default=16,
-                        help='held-out images, 3 questions each (default 16: 48 questions)')
+                        help='held-out images (default 16: 48 questions at 3 an image)')
     parser.add_argument('--no-untrained', action='store_true', help='skip the untrained chain')
     parser.add_argument('--object-scale', type=float, default=1.0,
                         help="the held-out objects' side factor (a curriculum set's sizes, e.g. 3 "
                         "to check a chain after tools/misc/train_tiny_locator.py's first set)")
     parser.add_argument('--no-region-cues', dest='region_cues', action='store_false',
-                        help='no held-out question names a region (the first curriculum set)')
+                        help='no held-out question names a region (the first curriculum sets)')
+    parser.add_argument('--no-clutter', dest='clutter', action='store_false',
+                        help='a plain ground without roads or roofs (the first curriculum set)')
+    parser.add_argument('--num-distractors', type=int, default=SCENE['num_distractors'],
+                        help='distractors per held-out image')
+    parser.add_argument('--questions-per-image', type=int, default=SCENE['questions_per_image'],
+                        help='questions (= targets) per held-out image')
     return parser.parse_args(argv)
 
 
-def make_heldout(out_dir: str, num_images: int, object_scale: float = 1.0,
-                 region_cues: bool = True) -> str:
-    """The held-out set under ``out_dir`` (made once per size, object scale and wording); its
-    data root."""
-    scaled = '' if object_scale == 1.0 else f'_x{object_scale:g}'
-    root = osp.join(out_dir, f"heldout_{num_images}{scaled}{'' if region_cues else '_nocue'}")
+#: how a changed setting names the held-out set's folder
+_SCENE_TAGS = dict(object_scale=lambda v: f'_x{v:g}', region_cues=lambda v: '_nocue',
+                   clutter=lambda v: '_plain', num_distractors=lambda v: f'_d{v}',
+                   questions_per_image=lambda v: f'_q{v}')
+
+
+def make_heldout(out_dir: str, num_images: int, **scene) -> str:
+    """The held-out set under ``out_dir``, made once per size and scene settings; its data root.
+
+    Args:
+        out_dir (str): the benchmark's output folder.
+        num_images (int): held-out images.
+        **scene: settings of train_tiny_locator's ``SCENE`` (the curriculum's last set's) to
+            change, e.g. to an earlier curriculum set's: ``object_scale``, ``region_cues``,
+            ``clutter``, ``num_distractors``, ``questions_per_image``.
+
+    Returns:
+        str: the data root (``annotations/test.json``, ``images/``).
+    """
+    unknown = set(scene) - set(SCENE)
+    if unknown:
+        raise TypeError(f'make_heldout: unknown scene settings {sorted(unknown)}')
+    settings = dict(SCENE, **scene)
+    tags = ''.join(tag(settings[key]) for key, tag in _SCENE_TAGS.items()
+                   if settings[key] != SCENE[key])
+    root = osp.join(out_dir, f'heldout_{num_images}{tags}')
     if not osp.isfile(osp.join(root, 'annotations', f"{HELDOUT['split']}.json")):
         generate_synthetic_finers(root, num_images, show_progress=False,
-                                  object_scale=object_scale, region_cues=region_cues,
-                                  **HELDOUT)
+                                  **dict(HELDOUT, **settings))
     return root
 
 
@@ -212,7 +240,8 @@ def evaluate_chain(name: str, explorer: str, refiner: str, data_root: str, out_d
 def main(argv=None) -> Dict[str, dict]:
     args = parse_args(argv)
     out_dir = osp.abspath(args.out_dir)
-    data_root = make_heldout(out_dir, args.num_images, args.object_scale, args.region_cues)
+    scene = {key: getattr(args, key) for key in SCENE}
+    data_root = make_heldout(out_dir, args.num_images, **scene)
     chains = {}
     if not args.no_untrained:
         untrained = build_tiny_qwen3_locator(osp.join(out_dir, 'untrained_locator'))
@@ -225,10 +254,11 @@ def main(argv=None) -> Dict[str, dict]:
         chains[name] = (osp.abspath(explorer), osp.abspath(refiner))
     results = {name: evaluate_chain(name, *dirs, data_root, out_dir)
                for name, dirs in chains.items()}
-    print(f'\n=== held-out synthetic set: {args.num_images * 3} questions '
+    changed = ', '.join(f'{key} {value}' for key, value in scene.items()
+                        if value != SCENE[key])
+    print(f'\n=== held-out synthetic set: {args.num_images * args.questions_per_image} questions '
           f"(seed {HELDOUT['seed']}, {HELDOUT['image_size'][0]}x{HELDOUT['image_size'][1]}"
-          f"{'' if args.object_scale == 1.0 else f', objects x{args.object_scale:g}'}"
-          f"{'' if args.region_cues else ', no region cues'}) ===")
+          f"{', ' + changed if changed else ''}) ===")
     print(format_chains(results, TABLE_METRICS + LOCALISATION_METRICS + LOOKING_METRICS))
     write_atomic(osp.join(out_dir, 'figures.json'), json.dumps(results, indent=2))
     return results

@@ -19,7 +19,7 @@ def test_trained_stages_are_written_with_their_manifest_and_benchmarked(tmp_path
                 '--sft-iters', '3', '--jobs', '1', '--seed', '3'])
     manifest = json.loads((out / 'manifest.json').read_text())
     assert manifest['seed'] == 3 and manifest['script_version'] == train.SCRIPT_VERSION
-    curriculum = [dict(phase, iters=1) for phase in train.CURRICULUM]
+    curriculum = [dict(phase, **train.scene_of(phase), iters=1) for phase in train.CURRICULUM]
     assert manifest['data'] == dict(train.DATA, image_size=[960, 540], num_images=1, seed=3,
                                     curriculum=curriculum)
     assert set(manifest['stages']) == {'explorer', 'refiner'}
@@ -57,13 +57,36 @@ def test_the_curriculum_splits_a_stage_s_iterations_by_share():
     train = load_tool('misc', 'train_tiny_locator.py')
     shares = [phase['share'] for phase in train.CURRICULUM]
     assert abs(sum(shares) - 1) < 1e-9
-    scales = [phase['object_scale'] for phase in train.CURRICULUM]
-    assert scales == sorted(scales, reverse=True) and scales[-1] == 1.0  # ends on the real sizes
-    assert train.curriculum_iters(4000) == [1400, 1200, 1400]
-    assert train.curriculum_iters(3) == [1, 1, 1]
-    assert train.curriculum_iters(1) == [1, 1, 1]  # every set at least once (a smoke run)
+    expected = [int(4000 * share) for share in shares[:-1]]
+    assert train.curriculum_iters(4000) == expected + [4000 - sum(expected)]
+    sets = len(train.CURRICULUM)
+    assert train.curriculum_iters(sets) == [1] * sets
+    assert train.curriculum_iters(1) == [1] * sets  # every set at least once (a smoke run)
     for total in (7, 10, 999):
         assert sum(train.curriculum_iters(total)) == total
+
+
+def test_the_curriculum_goes_from_one_plain_object_to_the_held_out_scenes(monkeypatch):
+    """Each set is at least as hard as the one before: from one large target alone on a plain
+    ground, worded without regions, to the scenes the benchmark holds out by default; each set's
+    generator flags draw that set's scene."""
+    import sys
+    train = load_tool('misc', 'train_tiny_locator.py')
+    bench = load_benchmark('bench_tiny_localisation.py')
+    scenes = [train.scene_of(phase) for phase in train.CURRICULUM]
+    assert scenes[0] == dict(object_scale=3.0, num_distractors=0, questions_per_image=1,
+                             region_cues=False, clutter=False)
+    assert scenes[-1] == train.SCENE == bench.SCENE
+    for before, after in zip(scenes, scenes[1:]):
+        assert after['object_scale'] <= before['object_scale']
+        for key in ('num_distractors', 'questions_per_image', 'region_cues', 'clutter'):
+            assert after[key] >= before[key], key
+    maker = load_tool('misc', 'make_synthetic_finers.py')
+    for phase, scene in zip(train.CURRICULUM, scenes):
+        monkeypatch.setattr(sys, 'argv', ['make_synthetic_finers.py', 'out',
+                                          *train.data_flags(phase)])
+        parsed = vars(maker.parse_args())
+        assert {key: parsed[key] for key in scene} == scene, phase['name']
 
 
 def test_the_held_out_set_can_hold_a_curriculum_set_s_larger_objects(tmp_path):
@@ -79,6 +102,12 @@ def test_the_held_out_set_can_hold_a_curriculum_set_s_larger_objects(tmp_path):
     # the same questions (seed, plan: size buckets) with objects 3x as wide: ~9x the area (each
     # drawn within its bucket's range, 0.45-0.85 of a threshold for XXS)
     assert all(4 < big / small < 20 for big, small in zip(areas(large), areas(real)))
+    # the first set's kind: one target, nothing else, a plain ground; its own folder
+    single = bench.make_heldout(str(tmp_path), 2, object_scale=3.0, clutter=False,
+                                num_distractors=0, questions_per_image=1)
+    assert single.endswith('_x3_plain_d0_q1') and len(areas(single)) == 2
+    with pytest.raises(TypeError, match='unknown scene settings'):
+        bench.make_heldout(str(tmp_path), 1, distractors=0)
 
 
 def test_beats_text_cue_tells_a_chain_that_looked_from_one_that_read():

@@ -63,23 +63,45 @@ SCRIPT_VERSION = 4
 CONFIGS = dict(refiner=osp.join('configs', 'finers', 'lpr_tiny_loc_sft.py'),
                explorer=osp.join('configs', 'finers', 'gse_tiny_loc_sft.py'))
 #: the synthetic training sets' common settings (besides --num-images and --seed)
-DATA = dict(image_size=(960, 540), questions_per_image=3)
+DATA = dict(image_size=(960, 540))
+#: a curriculum set's scene, where its entry does not say otherwise: the quick start's
+SCENE = dict(object_scale=1.0, num_distractors=4, questions_per_image=3, region_cues=True,
+             clutter=True)
 #: the curriculum: each stage trains ``share`` of its iterations on each set in turn, from the
-#: weights the set before left. Larger, fewer objects first: the tiny Qwen3-VL reads out where a
-#: small object is only after it learnt it on large ones (benchmarks/bench_tiny_vision_probe.py:
-#: 8-28 px squares 100 % with a curriculum from 30-60 px, 16 % without). ``object_scale`` 3 makes
-#: an XXS target ~27 px wide, an S one ~80 px (make_synthetic_finers.py --object-scale). And no
-#: region named in the first set's questions (``region_cues``): with them, version 3's stages
-#: learnt to answer the named region's centre, not to look (explorer centre error 44 px, the named
-#: cell's centre 42 px; the refiner's boxes further off than its crop's centre).
+#: weights the set before left; a set's scene is :data:`SCENE` updated by its entry.
+#: Easy first, as the vision probe learnt (benchmarks/bench_tiny_vision_probe.py: the tiny
+#: Qwen3-VL reads out where an 8-28 px square is after it learnt it on 30-60 px ones, 100 %; 16 %
+#: without): one large object on a plain ground, then distractors to tell apart by colour and
+#: shape, then the clutter, the region words and the real sizes. ``object_scale`` 3 makes an XXS
+#: target ~27 px wide, an S one ~80 px (make_synthetic_finers.py --object-scale). No region named
+#: in the first sets' questions (``region_cues``): with them, version 3's stages learnt to answer
+#: the named region's centre, not to look (explorer centre error 44 px, the named cell's centre
+#: 42 px; the refiner's boxes further off than its crop's centre). Version 4 began with the
+#: second set (2 distractors and the clutter) and had not learnt to look after 2900 steps.
 CURRICULUM = (
-    dict(name='large', object_scale=3.0, num_distractors=2, region_cues=False, share=0.35,
+    dict(name='single', object_scale=3.0, num_distractors=0, questions_per_image=1,
+         region_cues=False, clutter=False, share=0.25, seed_offset=3000),
+    dict(name='large', object_scale=3.0, num_distractors=2, region_cues=False, share=0.25,
          seed_offset=1000),
-    dict(name='medium', object_scale=2.0, num_distractors=4, region_cues=True, share=0.3,
-         seed_offset=2000),
-    dict(name='final', object_scale=1.0, num_distractors=4, region_cues=True, share=0.35,
-         seed_offset=0),
+    dict(name='medium', object_scale=2.0, share=0.25, seed_offset=2000),
+    dict(name='final', share=0.25, seed_offset=0),
 )
+#: make_synthetic_finers.py's flag for each scene setting
+_SCENE_FLAGS = dict(object_scale='--object-scale', num_distractors='--num-distractors',
+                    questions_per_image='--questions-per-image')
+
+
+def scene_of(phase: dict) -> dict:
+    """A curriculum set's full scene settings (:data:`SCENE` updated by the set's own)."""
+    return {key: phase.get(key, default) for key, default in SCENE.items()}
+
+
+def data_flags(phase: dict) -> List[str]:
+    """make_synthetic_finers.py's scene flags for a curriculum set."""
+    scene = scene_of(phase)
+    flags = [arg for key, flag in _SCENE_FLAGS.items() for arg in (flag, str(scene[key]))]
+    return (flags + ([] if scene['region_cues'] else ['--no-region-cues']) +
+            ([] if scene['clutter'] else ['--no-clutter']))
 
 
 def curriculum_iters(total: int) -> List[int]:
@@ -150,18 +172,18 @@ def make_data(steps: Steps, args: argparse.Namespace, work: str) -> List[str]:
         return osp.join(work, 'data', phase['name'])
 
     def make(phase: dict) -> None:
-        root = root_of(phase)
+        root, scene = root_of(phase), scene_of(phase)
         steps.run(f"data_{phase['name']}",
-                  f"synthetic training set '{phase['name']}': {args.num_images} images, objects "
-                  f"x{phase['object_scale']:g}{'' if phase['region_cues'] else ', no region cues'}",
+                  f"synthetic training set '{phase['name']}': {args.num_images} images, "
+                  f"{scene['questions_per_image']} targets and {scene['num_distractors']} "
+                  f"distractors each, objects x{scene['object_scale']:g}"
+                  f"{'' if scene['region_cues'] else ', no region cues'}"
+                  f"{'' if scene['clutter'] else ', plain ground'}",
                   root,
                   [osp.join(REPO_ROOT, 'tools', 'misc', 'make_synthetic_finers.py'), root,
                    '--num-images', str(args.num_images), '--image-size',
-                   *map(str, DATA['image_size']), '--questions-per-image',
-                   str(DATA['questions_per_image']), '--num-distractors',
-                   str(phase['num_distractors']), '--object-scale', str(phase['object_scale']),
-                   '--seed', str(args.seed + phase['seed_offset']),
-                   *([] if phase['region_cues'] else ['--no-region-cues'])])
+                   *map(str, DATA['image_size']), *data_flags(phase),
+                   '--seed', str(args.seed + phase['seed_offset'])])
 
     run_parallel({phase['name']: (lambda phase=phase: make(phase)) for phase in CURRICULUM},
                  jobs=args.jobs)
@@ -182,7 +204,7 @@ def ship(trained: Dict[str, dict], args: argparse.Namespace, commit: str) -> Non
             script='tools/misc/train_tiny_locator.py', script_version=SCRIPT_VERSION,
             git_commit=commit, seed=args.seed, command=' '.join(sys.argv),
             data=dict(DATA, num_images=args.num_images, seed=args.seed,
-                      curriculum=[dict(phase, iters=iters) for phase, iters in
+                      curriculum=[dict(phase, **scene_of(phase), iters=iters) for phase, iters in
                                   zip(CURRICULUM, curriculum_iters(info_iters(trained)))]),
             stages={stage: dict(config=CONFIGS[stage], iters=info['iters'],
                                 final_loss=info['loss']) for stage, info in trained.items()},
