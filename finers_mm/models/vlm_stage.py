@@ -44,6 +44,21 @@ from .stages import Query
 TRAIN_MODES = ('sft', 'grpo')
 
 
+
+def digit_token_mask(tokenizer, ids: torch.Tensor) -> torch.Tensor:
+    """Which token ids are digits (``'0'``..``'9'``, a byte-level leading space allowed).
+
+    Args:
+        tokenizer: a Hugging Face tokenizer.
+        ids (torch.Tensor): (B, L) token ids.
+
+    Returns:
+        torch.Tensor: (B, L) bool, on the CPU.
+    """
+    vocab = {int(i) for i in ids.unique().tolist()}
+    digit_ids = [i for i in vocab if tokenizer.decode([i]).strip().isdigit()]
+    return torch.isin(ids.cpu(), torch.as_tensor(digit_ids, dtype=ids.dtype))
+
 class VLMStageModel(BaseModel):
     """Base of the two FineRS stages; see the module docstring.
 
@@ -239,7 +254,10 @@ class VLMStageModel(BaseModel):
         """Token-mean cross-entropy of the GT-formatted answers after the prompts.
 
         Returns:
-            dict: ``loss`` and ``target_tokens`` (mean target length, logged).
+            dict: ``loss``, and logged: ``target_tokens`` (mean target length) and
+            ``digit_nll`` (the mean NLL of the targets' digit tokens alone, 0 without any: the
+            coordinates, which a stage must find in the image, while the layout around them is
+            learnt at once and dominates ``loss``).
         """
         views = self.views(inputs, data_samples)
         prompt_inputs = self.vlm.build_inputs(views, self.build_prompts(data_samples, views))
@@ -255,7 +273,10 @@ class VLMStageModel(BaseModel):
         logps = self.vlm.completion_logprobs(prompt_inputs, ids, mask)
         mask = mask.to(logps.device)
         loss = -(logps * mask).sum() / mask.sum()
-        return dict(loss=loss, target_tokens=mask.sum(1).float().mean().detach())
+        digits = digit_token_mask(tokenizer, ids).to(logps.device) & mask.bool()
+        digit_nll = -(logps.detach() * digits).sum() / digits.sum().clamp(min=1)
+        return dict(loss=loss, target_tokens=mask.sum(1).float().mean().detach(),
+                    digit_nll=digit_nll)
 
     def grpo_loss(self, rollout) -> Dict[str, torch.Tensor]:
         """The GRPO loss of a rollout's completions under the current policy.

@@ -99,3 +99,22 @@ def test_bad_stage_settings_fail_at_build_time(tiny_models):
         _stage('LocalRefiner', tiny_models, train_mode='ppo')
     with pytest.raises(ValueError, match='grpo_loss'):
         _stage('LocalRefiner', tiny_models, grpo_loss=dict(clip=0.3))
+
+
+def test_sft_logs_the_nll_of_the_digit_tokens_beside_the_loss(tiny_models, train_dataset):
+    from finers_mm.models.vlm_stage import digit_token_mask
+    model = _stage('GlobalExplorer', tiny_models, train_mode='sft')
+    data = model.data_preprocessor(_batch(train_dataset, [0, 1, 2]), True)
+    views = model.views(data['inputs'], data['data_samples'])
+    tokenizer = model.vlm.processor.tokenizer
+    texts = [model.target_text(s, v) for s, v in zip(data['data_samples'], views)]
+    for text in texts:
+        ids = torch.as_tensor([tokenizer(text, add_special_tokens=False)['input_ids']])
+        # Qwen tokenizers write one token per digit: every digit of the coordinates, nothing else
+        assert int(digit_token_mask(tokenizer, ids).sum()) == sum(c.isdigit() for c in text)
+    torch.manual_seed(0)
+    out = model.sft_loss(data['inputs'], data['data_samples'])
+    assert 0 < float(out['digit_nll']) and float(out['digit_nll']) != float(out['loss'])
+    assert not out['digit_nll'].requires_grad
+    total, logged = model.parse_losses(out)  # logged beside, not added to, the loss
+    assert torch.equal(total, out['loss']) and 'digit_nll' in logged
