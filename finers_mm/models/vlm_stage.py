@@ -59,6 +59,18 @@ def digit_token_mask(tokenizer, ids: torch.Tensor) -> torch.Tensor:
     digit_ids = [i for i in vocab if tokenizer.decode([i]).strip().isdigit()]
     return torch.isin(ids.cpu(), torch.as_tensor(digit_ids, dtype=ids.dtype))
 
+
+def leading_digits(digits: torch.Tensor) -> torch.Tensor:
+    """The first digit of each run of digits (of each number, one token per digit).
+
+    Args:
+        digits (torch.Tensor): (B, L) bool, e.g. :func:`digit_token_mask`.
+
+    Returns:
+        torch.Tensor: (B, L) bool, True where a digit follows a non-digit or starts a row.
+    """
+    return digits & ~torch.nn.functional.pad(digits[:, :-1], (1, 0), value=False)
+
 class VLMStageModel(BaseModel):
     """Base of the two FineRS stages; see the module docstring.
 
@@ -254,10 +266,12 @@ class VLMStageModel(BaseModel):
         """Token-mean cross-entropy of the GT-formatted answers after the prompts.
 
         Returns:
-            dict: ``loss``, and logged: ``target_tokens`` (mean target length) and
-            ``digit_nll`` (the mean NLL of the targets' digit tokens alone, 0 without any: the
-            coordinates, which a stage must find in the image, while the layout around them is
-            learnt at once and dominates ``loss``).
+            dict: ``loss``, and logged: ``target_tokens`` (mean target length), ``digit_nll``
+            (the mean NLL of the targets' digit tokens alone, 0 without any: the coordinates,
+            which a stage must find in the image, while the layout around them is learnt at once
+            and dominates ``loss``) and ``lead_digit_nll`` (that of each number's leading digit:
+            where a coordinate is to a tenth of the view; ``digit_nll`` also falls as a stage
+            learns the digits that follow from others, e.g. x2 = x1 + the asked width).
         """
         views = self.views(inputs, data_samples)
         prompt_inputs = self.vlm.build_inputs(views, self.build_prompts(data_samples, views))
@@ -274,9 +288,11 @@ class VLMStageModel(BaseModel):
         mask = mask.to(logps.device)
         loss = -(logps * mask).sum() / mask.sum()
         digits = digit_token_mask(tokenizer, ids).to(logps.device) & mask.bool()
-        digit_nll = -(logps.detach() * digits).sum() / digits.sum().clamp(min=1)
+        leading = leading_digits(digits)
+        logps = logps.detach()
         return dict(loss=loss, target_tokens=mask.sum(1).float().mean().detach(),
-                    digit_nll=digit_nll)
+                    digit_nll=-(logps * digits).sum() / digits.sum().clamp(min=1),
+                    lead_digit_nll=-(logps * leading).sum() / leading.sum().clamp(min=1))
 
     def grpo_loss(self, rollout) -> Dict[str, torch.Tensor]:
         """The GRPO loss of a rollout's completions under the current policy.

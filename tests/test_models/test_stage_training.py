@@ -102,7 +102,8 @@ def test_bad_stage_settings_fail_at_build_time(tiny_models):
 
 
 def test_sft_logs_the_nll_of_the_digit_tokens_beside_the_loss(tiny_models, train_dataset):
-    from finers_mm.models.vlm_stage import digit_token_mask
+    import re
+    from finers_mm.models.vlm_stage import digit_token_mask, leading_digits
     model = _stage('GlobalExplorer', tiny_models, train_mode='sft')
     data = model.data_preprocessor(_batch(train_dataset, [0, 1, 2]), True)
     views = model.views(data['inputs'], data['data_samples'])
@@ -111,10 +112,14 @@ def test_sft_logs_the_nll_of_the_digit_tokens_beside_the_loss(tiny_models, train
     for text in texts:
         ids = torch.as_tensor([tokenizer(text, add_special_tokens=False)['input_ids']])
         # Qwen tokenizers write one token per digit: every digit of the coordinates, nothing else
-        assert int(digit_token_mask(tokenizer, ids).sum()) == sum(c.isdigit() for c in text)
+        digits = digit_token_mask(tokenizer, ids)
+        assert int(digits.sum()) == sum(c.isdigit() for c in text)
+        assert int(leading_digits(digits).sum()) == len(re.findall(r'\d+', text))
     torch.manual_seed(0)
     out = model.sft_loss(data['inputs'], data['data_samples'])
-    assert 0 < float(out['digit_nll']) and float(out['digit_nll']) != float(out['loss'])
-    assert not out['digit_nll'].requires_grad
+    for key in ('digit_nll', 'lead_digit_nll'):
+        assert 0 < float(out[key]) and float(out[key]) != float(out['loss'])
+        assert not out[key].requires_grad
+    assert float(out['lead_digit_nll']) != float(out['digit_nll'])
     total, logged = model.parse_losses(out)  # logged beside, not added to, the loss
-    assert torch.equal(total, out['loss']) and 'digit_nll' in logged
+    assert torch.equal(total, out['loss']) and {'digit_nll', 'lead_digit_nll'} <= set(logged)
