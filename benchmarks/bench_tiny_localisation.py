@@ -19,7 +19,8 @@ Example::
         --num-images 16 --out-dir work_dirs/bench_tiny_localisation
 
 ``untrained`` is the random tiny Qwen3-VL locator
-(:func:`~finers_mm.testing.tiny_models.build_tiny_qwen3_locator`). Measured with version 1 of
+(:func:`~finers_mm.testing.tiny_models.build_tiny_qwen3_locator`, as
+``tools/misc/train_tiny_locator.py`` builds it: ``ATTENTION_SHARPNESS``). Measured with version 1 of
 ``tools/misc/train_tiny_locator.py`` (the tiny Qwen2.5-VL locator, which
 ``benchmarks/bench_tiny_vision_probe.py`` later showed cannot learn where an object is; 2 CPU cores
 shared with other jobs, 48 held-out questions, 42 s for both chains), ``--num-images 800``, 1000
@@ -86,7 +87,7 @@ from quickstart_results import (LOCALISATION_METRICS, TABLE_METRICS, format_chai
                                 gt_box_original, localisation_figures, read_metrics,
                                 window_holds_gt)
 
-from train_tiny_locator import DATA, SCENE  # noqa: E402
+from train_tiny_locator import ATTENTION_SHARPNESS, DATA, SCENE  # noqa: E402
 
 from finers_mm.testing.synthetic import (REGIONS, generate_synthetic_finers,  # noqa: E402
                                          region_boxes)
@@ -244,7 +245,8 @@ def main(argv=None) -> Dict[str, dict]:
     data_root = make_heldout(out_dir, args.num_images, **scene)
     chains = {}
     if not args.no_untrained:
-        untrained = build_tiny_qwen3_locator(osp.join(out_dir, 'untrained_locator'))
+        untrained = build_tiny_qwen3_locator(osp.join(out_dir, 'untrained_locator'),
+                                             attention_sharpness=ATTENTION_SHARPNESS)
         chains['untrained'] = (untrained, untrained)
     for spec in args.chains:
         name, _, dirs = spec.partition('=')

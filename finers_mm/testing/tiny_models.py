@@ -254,7 +254,7 @@ def build_tiny_qwen3_vl(out_dir: str, seed: int = 0,
                         text_config: Optional[Dict[str, Any]] = None,
                         vision_config: Optional[Dict[str, Any]] = None,
                         min_pixels: int = 4 * 32 * 32, max_pixels: int = 32 * 32 * 32,
-                        position_table: str = 'random') -> str:
+                        position_table: str = 'random', attention_sharpness: float = 1.0) -> str:
     """Write a tiny Qwen3-VL (16 px patches, 0-1000 relative coordinates) to ``out_dir``.
 
     Not part of :func:`build_tiny_models` (the adapter tests and the locating chain need it); not
@@ -272,6 +272,9 @@ def build_tiny_qwen3_vl(out_dir: str, seed: int = 0,
         position_table (str): ``'random'`` (transformers' init) or ``'sincos'``
             (:func:`sincos_position_table`: the place of every patch is in its features from the
             first step).
+        attention_sharpness (float): factor of every decoder attention logit at init: the
+            decoder's q and k norms (RMSNorm after the projections, so scaling the projections
+            would do nothing) start at its square root instead of 1.
 
     Returns:
         str: ``out_dir``.
@@ -282,6 +285,8 @@ def build_tiny_qwen3_vl(out_dir: str, seed: int = 0,
 
     if position_table not in ('random', 'sincos'):
         raise ValueError(f"position_table must be 'random' or 'sincos', not {position_table!r}")
+    if not attention_sharpness > 0:
+        raise ValueError(f'attention_sharpness must be > 0, not {attention_sharpness!r}')
     tokenizer = build_tiny_tokenizer()
     ids = {name: tokenizer.convert_tokens_to_ids(name) for name in QWEN_SPECIAL_TOKENS}
     size = dict(shortest_edge=min_pixels, longest_edge=max_pixels)
@@ -306,13 +311,18 @@ def build_tiny_qwen3_vl(out_dir: str, seed: int = 0,
         grid = int(round(math.sqrt(table.shape[0])))
         with torch.no_grad():
             table.copy_(sincos_position_table(grid, table.shape[1]))
+    if attention_sharpness != 1.0:
+        with torch.no_grad():
+            for layer in model.model.language_model.layers:
+                layer.self_attn.q_norm.weight.mul_(math.sqrt(attention_sharpness))
+                layer.self_attn.k_norm.weight.mul_(math.sqrt(attention_sharpness))
     model.generation_config = GenerationConfig(
         eos_token_id=[ids['<|im_end|>'], ids['<|endoftext|>']], pad_token_id=ids['<|endoftext|>'])
     model.save_pretrained(out_dir)
     return out_dir
 
 
-def build_tiny_qwen3_locator(out_dir: str, seed: int = 0) -> str:
+def build_tiny_qwen3_locator(out_dir: str, seed: int = 0, attention_sharpness: float = 1.0) -> str:
     """Write the locating tiny Qwen3-VL (random weights) to ``out_dir``.
 
     The candidate for the quick start's locating chain (issue 16). Measured with
@@ -328,12 +338,15 @@ def build_tiny_qwen3_locator(out_dir: str, seed: int = 0) -> str:
     Args:
         out_dir (str): the Hugging Face model directory to write (model and processor).
         seed (int): seed of the random weights; the global RNG state is left untouched.
+        attention_sharpness (float): factor of the decoder's attention logits at init (see
+            :func:`build_tiny_qwen3_vl`; tools/misc/train_tiny_locator.py's ``ATTENTION_SHARPNESS``).
 
     Returns:
         str: ``out_dir``.
     """
     return build_tiny_qwen3_vl(out_dir, seed, QWEN3_LOCATOR_TEXT, QWEN3_LOCATOR_VISION,
-                               QWEN3_LOCATOR_MIN_PIXELS, QWEN3_LOCATOR_MAX_PIXELS)
+                               QWEN3_LOCATOR_MIN_PIXELS, QWEN3_LOCATOR_MAX_PIXELS,
+                               attention_sharpness=attention_sharpness)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -124,3 +124,26 @@ def test_grabcut_rectangle_grows_inside_the_crop_and_no_box_is_no_mask():
     cv2.setRNGSeed(123)
     assert (GrabCutMaskHead().predict([crop], np.asarray(box, np.float32)[None]).masks[0]
             == first).all()
+
+
+def test_attention_sharpness_scales_every_decoder_attention_logit_at_init(tmp_path):
+    """The decoder normalises q and k after their projections (RMSNorm), so the sharpness lives in
+    the norms' weights: every q . k, hence every logit before the softmax, is s times the plain
+    init's, and nothing else changes."""
+    from transformers import AutoModelForImageTextToText
+    plain = AutoModelForImageTextToText.from_pretrained(
+        build_tiny_qwen3_locator(str(tmp_path / 'plain'), seed=2), local_files_only=True)
+    sharp = AutoModelForImageTextToText.from_pretrained(
+        build_tiny_qwen3_locator(str(tmp_path / 'sharp'), seed=2, attention_sharpness=3.0),
+        local_files_only=True)
+    for (name, a), (_, b) in zip(plain.state_dict().items(), sharp.state_dict().items()):
+        if 'language_model' in name and name.endswith(('q_norm.weight', 'k_norm.weight')):
+            torch.testing.assert_close(b, a * 3.0 ** 0.5)
+        else:
+            assert torch.equal(a, b), name
+    attns = [m.model.language_model.layers[0].self_attn for m in (plain, sharp)]
+    x = torch.randn(5, attns[0].head_dim)
+    logits = [attn.q_norm(x) @ attn.k_norm(x).T for attn in attns]
+    torch.testing.assert_close(logits[1], 3.0 * logits[0])
+    with pytest.raises(ValueError, match='attention_sharpness'):
+        build_tiny_qwen3_vl(str(tmp_path / 'bad'), attention_sharpness=0)

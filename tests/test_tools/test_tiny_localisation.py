@@ -19,6 +19,7 @@ def test_trained_stages_are_written_with_their_manifest_and_benchmarked(tmp_path
                 '--sft-iters', '3', '--jobs', '1', '--seed', '3'])
     manifest = json.loads((out / 'manifest.json').read_text())
     assert manifest['seed'] == 3 and manifest['script_version'] == train.SCRIPT_VERSION
+    assert manifest['attention_sharpness'] == train.ATTENTION_SHARPNESS
     curriculum = [dict(phase, **train.scene_of(phase), iters=1) for phase in train.CURRICULUM]
     assert manifest['data'] == dict(train.DATA, image_size=[960, 540], num_images=1, seed=3,
                                     curriculum=curriculum)
