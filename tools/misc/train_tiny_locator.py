@@ -43,10 +43,9 @@ after 2000 steps on that set's crops its box centre is 100 px from the target, i
 82 px; after 3600 its boxes follow the target in y (correlation 0.97), not yet in x. With both,
 the chain's gIoU on that set is 35 %; on the next set's kind (distractors, clutter) the same
 chain's window recall is 8 %. So the default ``--sft-iters`` (the configs' 4000, 1600 on that
-set) is too short; the vision probe's
-``cell`` task, 16 image tokens and a short question, needs ~2000 steps too, and with the
-explorer's 290-token prompt before its question it stayed at chance after 2000 (19 %, 47 %
-without).
+set) is too short. The vision probe's ``cell`` task (16 image tokens, a short question) needs
+~2000 steps too, and with the explorer's 290-token prompt before its question it stayed at
+chance after 2000 (19 %; 47 % without).
 
 Steps are those of the quick start (``quickstart_steps.py``: a subprocess each, logged, reused
 when done before with the same command).
