@@ -140,7 +140,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--num-images', type=int, default=16,
                         help='held-out images (default 16: 48 questions at 3 an image)')
     parser.add_argument('--no-untrained', action='store_true', help='skip the untrained chain')
-    parser.add_argument('--object-scale', type=float, default=1.0,
+    parser.add_argument('--object-scale', type=float, default=SCENE['object_scale'],
                         help="the held-out objects' side factor (a curriculum set's sizes, e.g. 3 "
                         "to check a chain after tools/misc/train_tiny_locator.py's first set)")
     parser.add_argument('--no-region-cues', dest='region_cues', action='store_false',
@@ -177,13 +177,19 @@ def make_heldout(out_dir: str, num_images: int, **scene) -> str:
     if unknown:
         raise TypeError(f'make_heldout: unknown scene settings {sorted(unknown)}')
     settings = dict(SCENE, **scene)
-    tags = ''.join(tag(settings[key]) for key, tag in _SCENE_TAGS.items()
-                   if settings[key] != SCENE[key])
+    changed = changed_settings(settings)
+    tags = ''.join(tag(changed[key]) for key, tag in _SCENE_TAGS.items() if key in changed)
     root = osp.join(out_dir, f'heldout_{num_images}{tags}')
     if not osp.isfile(osp.join(root, 'annotations', f"{HELDOUT['split']}.json")):
         generate_synthetic_finers(root, num_images, show_progress=False,
                                   **dict(HELDOUT, **settings))
     return root
+
+
+def changed_settings(scene: Dict[str, object]) -> Dict[str, object]:
+    """The settings of a full held-out ``scene`` that differ from ``SCENE`` (what names the
+    held-out folder and the printed table's title)."""
+    return {key: scene[key] for key in SCENE if scene[key] != SCENE[key]}
 
 
 #: the rows of :func:`looking_figures`
@@ -288,8 +294,7 @@ def main(argv=None) -> Dict[str, dict]:
         chains[name] = (osp.abspath(explorer), osp.abspath(refiner))
     results = {name: evaluate_chain(name, *dirs, data_root, out_dir)
                for name, dirs in chains.items()}
-    changed = ', '.join(f'{key} {value}' for key, value in scene.items()
-                        if value != SCENE[key])
+    changed = ', '.join(f'{key} {value}' for key, value in changed_settings(scene).items())
     print(f'\n=== held-out synthetic set: {args.num_images * args.questions_per_image} questions '
           f"(seed {HELDOUT['seed']}, {HELDOUT['image_size'][0]}x{HELDOUT['image_size'][1]}"
           f"{', ' + changed if changed else ''}) ===")

@@ -71,6 +71,7 @@ def leading_digits(digits: torch.Tensor) -> torch.Tensor:
     """
     return digits & ~torch.nn.functional.pad(digits[:, :-1], (1, 0), value=False)
 
+
 class VLMStageModel(BaseModel):
     """Base of the two FineRS stages; see the module docstring.
 
