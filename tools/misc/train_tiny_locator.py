@@ -61,7 +61,7 @@ import os
 import os.path as osp
 import subprocess
 import sys
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 MISC_DIR = osp.dirname(osp.abspath(__file__))
 REPO_ROOT = osp.dirname(osp.dirname(MISC_DIR))
@@ -75,7 +75,7 @@ from finers_mm.testing.tiny_models import build_tiny_qwen3_locator  # noqa: E402
 from finers_mm.utils.fileio import staged_dir, write_atomic  # noqa: E402
 
 #: bump when what this script trains changes (recorded in the manifest)
-SCRIPT_VERSION = 5
+SCRIPT_VERSION = 6
 CONFIGS = dict(refiner=osp.join('configs', 'finers', 'lpr_tiny_loc_sft.py'),
                explorer=osp.join('configs', 'finers', 'gse_tiny_loc_sft.py'))
 #: the decoder's attention logits at init, x this (build_tiny_qwen3_locator's
@@ -109,6 +109,10 @@ CURRICULUM = (
     dict(name='medium', object_scale=2.0, share=0.2, seed_offset=2000),
     dict(name='final', share=0.2, seed_offset=0),
 )
+#: a set's iterations are trained in runs of at most this many, each from the weights the run
+#: before left with the config's schedule (warm-up, cosine decay) started afresh: the explorer that
+#: located on the 'single' set was trained so (3 runs of 2000); one longer schedule is untried
+RUN_ITERS = 2000
 #: make_synthetic_finers.py's flag for each scene setting
 _SCENE_FLAGS = dict(object_scale='--object-scale', num_distractors='--num-distractors',
                     questions_per_image='--questions-per-image')
@@ -142,6 +146,25 @@ def curriculum_iters(total: int) -> List[int]:
     return counts
 
 
+def split_runs(iters: int, run_iters: Optional[int] = None) -> List[int]:
+    """A set's ``iters`` as runs of at most ``run_iters`` (:data:`RUN_ITERS` by default; equal
+    but for the last).
+
+    Returns:
+        list[int]: the runs' iterations, summing to ``iters`` (one run when ``iters`` is at most
+        ``run_iters``).
+    """
+    run_iters = run_iters or RUN_ITERS
+    full, rest = divmod(iters, run_iters)
+    return [run_iters] * full + ([rest] if rest else [])
+
+
+def trained_sets(until: Optional[str]) -> tuple:
+    """The curriculum's sets up to and including ``until`` (all of them when ``None``)."""
+    names = [phase['name'] for phase in CURRICULUM]
+    return CURRICULUM if until is None else CURRICULUM[:names.index(until) + 1]
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Train and ship the tiny locating stages')
     parser.add_argument('--out', default=osp.join(REPO_ROOT, 'finers_mm', 'data', 'tiny_locator'),
@@ -153,6 +176,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--sft-iters', type=int, default=None,
                         help="iterations per stage over the whole curriculum (default: the "
                         "configs')")
+    parser.add_argument('--until', choices=[phase['name'] for phase in CURRICULUM],
+                        help='train (and ship) the curriculum up to and including this set; each '
+                        "set still trains its share of --sft-iters (default: all sets)")
     parser.add_argument('--jobs', type=int, choices=[1, 2], default=2)
     parser.add_argument('--force', action='store_true', help='redo every step')
     return parser.parse_args(argv)
@@ -163,28 +189,37 @@ def train(steps: Steps, args: argparse.Namespace, stage: str, base: str, data: L
     """Train one stage through the curriculum (one run per set, each from the last one's
     checkpoint) and export it; its Hugging Face dir, iterations and final loss."""
     config = osp.join(REPO_ROOT, CONFIGS[stage])
-    total = args.sft_iters if args.sft_iters is not None else _config_iters(config)
+    total = _total_iters(args, stage)
     checkpoint, depends = None, []
-    for phase, root, iters in zip(CURRICULUM, data, curriculum_iters(total)):
-        work_dir = osp.join(work, 'train', stage, phase['name'])
-        options = [f'model.vlm.pretrained={base}', f'train_dataloader.dataset.data_root={root}/',
-                   f'randomness.seed={args.seed}', f'train_cfg.max_iters={iters}',
-                   f'train_cfg.val_interval={iters}', f'param_scheduler.1.end={max(iters, 21)}',
-                   f'default_hooks.checkpoint.interval={iters}']
-        if checkpoint is not None:
-            options.append(f'load_from={checkpoint}')
-        name = f"{stage}_sft_{phase['name']}"
-        steps.run(name, f"{stage}: supervised training on the {phase['name']} set, {iters} "
-                  'iterations', work_dir, [osp.join(REPO_ROOT, 'tools', 'train.py'), config,
-                                           '--work-dir', work_dir, '--cfg-options', *options],
-                  depends=[f"data_{phase['name']}", *depends])
-        checkpoint, depends = osp.join(work_dir, f'iter_{iters}.pth'), [name]
+    sets = trained_sets(args.until)
+    for phase, root, iters in zip(sets, data, curriculum_iters(total)):
+        runs = split_runs(iters)
+        for run, run_iters in enumerate(runs, 1):
+            suffix = f'_{run}' if len(runs) > 1 else ''
+            work_dir = osp.join(work, 'train', stage, phase['name'] + suffix)
+            options = [f'model.vlm.pretrained={base}',
+                       f'train_dataloader.dataset.data_root={root}/',
+                       f'randomness.seed={args.seed}', f'train_cfg.max_iters={run_iters}',
+                       f'train_cfg.val_interval={run_iters}',
+                       f'param_scheduler.1.end={max(run_iters, 21)}',
+                       f'default_hooks.checkpoint.interval={run_iters}']
+            if checkpoint is not None:
+                options.append(f'load_from={checkpoint}')
+            name = f"{stage}_sft_{phase['name']}{suffix}"
+            what = (f"{stage}: supervised training on the {phase['name']} set, {run_iters} "
+                    'iterations' + (f' (run {run} of {len(runs)})' if len(runs) > 1 else ''))
+            steps.run(name, what, work_dir,
+                      [osp.join(REPO_ROOT, 'tools', 'train.py'), config, '--work-dir', work_dir,
+                       '--cfg-options', *options],
+                      depends=[f"data_{phase['name']}", *depends])
+            checkpoint, depends = osp.join(work_dir, f'iter_{run_iters}.pth'), [name]
     hf_dir = osp.join(work, 'export', stage)
     steps.run(f'{stage}_export', f'export the {stage}', hf_dir,
               [osp.join(REPO_ROOT, 'tools', 'misc', 'export_stage.py'), config, checkpoint,
                osp.join(hf_dir, 'hf'), '--cfg-options', f'model.vlm.pretrained={base}'],
               depends=depends)
-    return dict(hf=osp.join(hf_dir, 'hf'), iters=total,
+    set_iters = curriculum_iters(total)[:len(sets)]
+    return dict(hf=osp.join(hf_dir, 'hf'), iters=sum(set_iters), set_iters=set_iters,
                 loss=_last_loss(osp.dirname(checkpoint)))
 
 
@@ -208,9 +243,10 @@ def make_data(steps: Steps, args: argparse.Namespace, work: str) -> List[str]:
                    *map(str, DATA['image_size']), *data_flags(phase),
                    '--seed', str(args.seed + phase['seed_offset'])])
 
-    run_parallel({phase['name']: (lambda phase=phase: make(phase)) for phase in CURRICULUM},
+    sets = trained_sets(args.until)
+    run_parallel({phase['name']: (lambda phase=phase: make(phase)) for phase in sets},
                  jobs=args.jobs)
-    return [root_of(phase) for phase in CURRICULUM]
+    return [root_of(phase) for phase in sets]
 
 
 def ship(trained: Dict[str, dict], args: argparse.Namespace, commit: str) -> None:
@@ -227,9 +263,11 @@ def ship(trained: Dict[str, dict], args: argparse.Namespace, commit: str) -> Non
             script='tools/misc/train_tiny_locator.py', script_version=SCRIPT_VERSION,
             git_commit=commit, seed=args.seed, command=' '.join(sys.argv),
             attention_sharpness=ATTENTION_SHARPNESS,
-            data=dict(DATA, num_images=args.num_images, seed=args.seed,
-                      curriculum=[dict(phase, **scene_of(phase), iters=iters) for phase, iters in
-                                  zip(CURRICULUM, curriculum_iters(info_iters(trained)))]),
+            data=dict(DATA, num_images=args.num_images, seed=args.seed, until=args.until,
+                      curriculum=[dict(phase, **scene_of(phase), iters=iters,
+                                       runs=split_runs(iters))
+                                  for phase, iters in zip(trained_sets(args.until),
+                                                          set_iters(trained))]),
             stages={stage: dict(config=CONFIGS[stage], iters=info['iters'],
                                 final_loss=info['loss']) for stage, info in trained.items()},
             dtype='float16')
@@ -240,8 +278,10 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     commit = _git_commit()  # the code that trains (the tree may move on during the hours)
     work = osp.abspath(args.work_dir)
-    steps = Steps(len(CURRICULUM) * (1 + len(CONFIGS)) + len(CONFIGS), force=args.force,
-                  cwd=REPO_ROOT)
+    sets = trained_sets(args.until)
+    runs = sum(len(split_runs(iters)) for stage in CONFIGS
+               for iters in curriculum_iters(_total_iters(args, stage))[:len(sets)])
+    steps = Steps(len(sets) + runs + len(CONFIGS), force=args.force, cwd=REPO_ROOT)
     base = build_tiny_qwen3_locator(osp.join(work, 'base'), seed=args.seed,
                                     attention_sharpness=ATTENTION_SHARPNESS)
     data = make_data(steps, args, work)
@@ -251,15 +291,18 @@ def main(argv=None) -> None:
     print(f'shipped the tiny explorer and refiner in {relative(osp.abspath(args.out))}')
 
 
-def info_iters(trained: Dict[str, dict]) -> int:
-    """The iterations every stage trained (the same for both)."""
-    (iters, ) = {info['iters'] for info in trained.values()}
-    return iters
+def set_iters(trained: Dict[str, dict]) -> List[int]:
+    """The iterations each trained set had (the same for every stage)."""
+    (iters, ) = {tuple(info['set_iters']) for info in trained.values()}
+    return list(iters)
 
 
-def _config_iters(config: str) -> int:
+def _total_iters(args: argparse.Namespace, stage: str) -> int:
+    """A stage's iterations over the whole curriculum: ``--sft-iters`` or its config's."""
+    if args.sft_iters is not None:
+        return args.sft_iters
     from mmengine.config import Config
-    return int(Config.fromfile(config).train_cfg.max_iters)
+    return int(Config.fromfile(osp.join(REPO_ROOT, CONFIGS[stage])).train_cfg.max_iters)
 
 
 def _last_loss(work_dir: str) -> float:
