@@ -99,6 +99,27 @@ not yet in x, -0.02), and the 6000-step chain's gIoU, 35 %, is mostly the GrabCu
 that holds the target. The same chain on the next set's kind (``--object-scale 3
 --no-region-cues --num-distractors 2``: three targets among two distractors on the cluttered
 ground) has not learnt it: window recall 8 %, invalid 17 %, centre correlation -0.17 / 0.04.
+
+GRPO from that 6000-step chain (``configs/finers/{lpr,gse}_tiny_loc.py``, 80 iterations each on
+the ``single`` set's images, one core each; the same held-out set):
+
+===================== ======= ================ ================ ================
+GRPO                  none    both: LPR 5e-4,  GSE 2e-4 only    both: LPR 5e-4,
+                              GSE 2e-4                          GSE 5e-5
+===================== ======= ================ ================ ================
+gIoU                  34.59   74.53            35.57            80.36
+cIoU                  41.57   65.10            45.29            82.84
+invalid_rate          0.00    0.00             0.00             0.00
+MVQA                  31.25   37.50            18.75            37.50
+window_recall         100.00  89.58            89.58            100.00
+region_in_band        100.00  100.00           100.00           100.00
+===================== ======= ================ ================ ================
+
+The refiner's GRPO makes the chain (its box and points reward: the GrabCut mask follows them);
+the explorer's at gse_tiny.py's 2e-4 costs window recall, at 5e-5 (gse_tiny_loc.py) it does not.
+MVQA here is the refiner's answer (the protocol's); the explorer's, which
+``finers_tiny_loc_test.py`` now takes (``qa_stage='explorer'``: only it sees where the object
+is), gives OVQA 100 % and MVQA 37.5 % with the last chain: it names the cell, not yet the letter.
 """
 import argparse
 import json
@@ -119,7 +140,7 @@ from quickstart_results import (LOCALISATION_METRICS, TABLE_METRICS, format_chai
                                 gt_box_original, localisation_figures, read_metrics,
                                 window_holds_gt)
 
-from train_tiny_locator import ATTENTION_SHARPNESS, DATA, SCENE  # noqa: E402
+from train_tiny_locator import ATTENTION_SHARPNESS, HELDOUT, SCENE  # noqa: E402
 
 from finers_mm.testing.synthetic import (REGIONS, generate_synthetic_finers,  # noqa: E402
                                          region_boxes)
@@ -127,9 +148,6 @@ from finers_mm.testing.tiny_models import build_tiny_qwen3_locator  # noqa: E402
 from finers_mm.utils.fileio import write_atomic  # noqa: E402
 
 CONFIG = osp.join(REPO_ROOT, 'configs', 'finers', 'finers_tiny_loc_test.py')
-#: the held-out set: the training sets' image size with another seed, in the scene of the
-#: curriculum's last set (train_tiny_locator.SCENE) unless a run asks for another
-HELDOUT = dict(image_size=DATA['image_size'], seed=1, split='test')
 
 
 def parse_args(argv=None) -> argparse.Namespace:

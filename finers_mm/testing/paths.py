@@ -8,6 +8,9 @@ REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = osp.join(REPO_ROOT, 'configs')
 #: the 12 bundled synthetic FineRS-format records (``annotations/train.json`` + ``images/``)
 BUNDLED_DATA = osp.join(REPO_ROOT, 'finers_mm', 'data', 'synthetic') + '/'
+#: the tiny locating stages tools/misc/train_tiny_locator.py ships (``explorer/``, ``refiner/``,
+#: ``manifest.json``); configs name it ``tiny_locator_weights`` (schedules/tiny_cpu.py)
+TINY_LOCATOR = osp.join(REPO_ROOT, 'finers_mm', 'data', 'tiny_locator')
 
 
 def config_path(*parts: str) -> str:

@@ -13,11 +13,13 @@ version, the git commit, the configs, the data settings, the iterations and the 
    :data:`DATA` and each :data:`CURRICULUM` set's object scale and distractors, ``--num-images``
    each, seeded by ``--seed``; version 2 had one set at the real sizes);
 3. the refiner's and the explorer's supervised training side by side (``tools/train.py`` with
-   ``configs/finers/lpr_tiny_loc_sft.py`` and ``gse_tiny_loc_sft.py``, one core each), one run
-   per curriculum set (:func:`curriculum_iters` of ``--sft-iters``), each from the last one's
-   checkpoint (``load_from``); the last exported (``tools/misc/export_stage.py``).
+   ``configs/finers/lpr_tiny_loc_sft.py`` and ``gse_tiny_loc_sft.py``, one core each), each
+   curriculum set's share of ``--sft-iters`` (:func:`curriculum_iters`) in runs of at most
+   :data:`RUN_ITERS`, each from the last one's checkpoint (``load_from``), up to the set
+   ``--until`` names; the last exported (``tools/misc/export_stage.py``).
 
-Status (issue 16): nothing shipped yet. Version 1 (the Qwen2.5-VL locator, 1000 steps per stage)
+Status (issue 16): the repository ships version 6 trained on the first set only (``--until
+single``; the command below); training the later sets is still to do. Version 1 (the Qwen2.5-VL locator, 1000 steps per stage)
 learnt the answer layout, not the coordinates. Version 3 (the Qwen3-VL locator, this curriculum with
 region cues in every set, 1400 + 1200 steps; ~1 s a step per stage, one core each) learnt to
 answer, not to look: on held-out sets of the curriculum's sizes its window recall was 73 % (x3) and
@@ -52,7 +54,8 @@ when done before with the same command).
 
 Example::
 
-    python tools/misc/train_tiny_locator.py                # ~75 min on 2 CPU cores
+    # what the repository ships (100 min on 2 CPU cores, one stage per core)
+    python tools/misc/train_tiny_locator.py --num-images 4000 --sft-iters 15000 --until single
     python tools/misc/train_tiny_locator.py --out /tmp/loc --num-images 4 --sft-iters 2   # smoke
 """
 import argparse
@@ -71,6 +74,7 @@ if MISC_DIR not in sys.path:
 
 from quickstart_steps import Steps, relative, run_parallel  # noqa: E402
 
+from finers_mm.testing.paths import TINY_LOCATOR  # noqa: E402
 from finers_mm.testing.tiny_models import build_tiny_qwen3_locator  # noqa: E402
 from finers_mm.utils.fileio import staged_dir, write_atomic  # noqa: E402
 
@@ -86,6 +90,9 @@ CONFIGS = dict(refiner=osp.join('configs', 'finers', 'lpr_tiny_loc_sft.py'),
 ATTENTION_SHARPNESS = 3.0
 #: the synthetic training sets' common settings (besides --num-images and --seed)
 DATA = dict(image_size=(960, 540))
+#: the held-out sets' generator settings besides the scene (benchmarks/bench_tiny_localisation.py,
+#: the quick start): another seed than every training set's
+HELDOUT = dict(image_size=DATA['image_size'], seed=1, split='test')
 #: a curriculum set's scene, where its entry does not say otherwise: the quick start's
 SCENE = dict(object_scale=1.0, num_distractors=4, questions_per_image=3, region_cues=True,
              clutter=True)
@@ -167,7 +174,7 @@ def trained_sets(until: Optional[str]) -> tuple:
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Train and ship the tiny locating stages')
-    parser.add_argument('--out', default=osp.join(REPO_ROOT, 'finers_mm', 'data', 'tiny_locator'),
+    parser.add_argument('--out', default=TINY_LOCATOR,
                         help='where the two stages and the manifest go')
     parser.add_argument('--work-dir', default='work_dirs/tiny_locator', help='training outputs')
     parser.add_argument('--seed', type=int, default=0, help='weights, data and training seed')

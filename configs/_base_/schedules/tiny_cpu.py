@@ -14,8 +14,9 @@ tiny_vlm = dict(type='Qwen25VLAdapter', pretrained=tiny_models + '/qwen2_5_vl', 
 # width (finers_mm.testing.tiny_models.build_tiny_qwen3_locator; its processor sees up to 12 x 12
 # merged 32-px tokens; its tower adds an absolute position table to every patch, without which the
 # tiny Qwen2.5-VL locator never learnt where a square is: benchmarks/bench_tiny_vision_probe.py),
-# trained by tools/misc/train_tiny_locator.py into `tiny_locator_weights` (not shipped yet: see
-# benchmarks/bench_tiny_localisation.py). Its frames suit the quick start's 960 x 540 synthetic images
+# trained by tools/misc/train_tiny_locator.py into `tiny_locator_weights` (shipped in the
+# repository with its manifest; what they locate: benchmarks/bench_tiny_localisation.py, the
+# README). Its frames suit the quick start's 960 x 540 synthetic images
 # (the paper's frames stay in configs/_base_/datasets/finers4k.py): the explorer sees the image
 # unresized (512 x 288 after the processor: a 12-px XS object is ~6 px, under half a 16-px patch),
 # answers a 128 x 128 region; the refiner sees a 256 x 256 crop (unresized, objects at full size:
