@@ -12,12 +12,14 @@ from safetensors import safe_open
 from finers_mm.testing.paths import TINY_LOCATOR
 from finers_mm.testing.tools import load_benchmark, load_tool
 
-#: the shipped stages' floor on 16 held-out questions (percent), under what was measured on 48
-#: (README) by a margin for the smaller sample
-MIN_GIOU = None
-MIN_WINDOW_RECALL = None
-MIN_REGION_IN_BAND = None
-MAX_INVALID = None
+#: the shipped stages' floors on 16 held-out questions of their scenes (percent): measured 0.1
+#: (gIoU), 25 (window recall), 100 (region in band), 87.5 (beats_text_cue), 0 (invalid); the
+#: untrained model's are 0, 0, 0, 0 and 100
+MIN_GIOU = 0.01
+MIN_WINDOW_RECALL = 12.5
+MIN_REGION_IN_BAND = 80.0
+MIN_BEATS_TEXT_CUE = 60.0
+MAX_INVALID = 10.0
 
 
 @pytest.mark.slow
@@ -190,10 +192,11 @@ def test_refiner_beats_centre_counts_boxes_nearer_than_the_window_centre():
 
 
 @pytest.mark.slow
-def test_the_shipped_stages_locate_on_held_out_scenes_of_their_kind(tmp_path):
-    """The stages the repository ships (finers_mm/data/tiny_locator) locate on held-out scenes of
-    the kind they last trained on (16 questions, the benchmark's seed), far above the untrained
-    model (every answer invalid); the full figures (48 questions) are the README's."""
+def test_the_shipped_stages_look_on_held_out_scenes_of_their_kind(tmp_path):
+    """The stages the repository ships (finers_mm/data/tiny_locator) look for the target on
+    held-out scenes of the kind they last trained on (16 questions, the benchmark's seed), where
+    the untrained model answers nothing (every answer invalid); the full figures (48 questions)
+    are the README's."""
     train = load_tool('misc', 'train_tiny_locator.py')
     bench = load_benchmark('bench_tiny_localisation.py')
     shipped = TINY_LOCATOR
@@ -210,3 +213,4 @@ def test_the_shipped_stages_locate_on_held_out_scenes_of_their_kind(tmp_path):
     assert trained['gIoU'] >= MIN_GIOU
     assert trained['window_recall'] >= MIN_WINDOW_RECALL
     assert trained['region_in_band'] >= MIN_REGION_IN_BAND
+    assert trained['beats_text_cue'] >= MIN_BEATS_TEXT_CUE  # it looked, it did not guess

@@ -11,8 +11,8 @@ subprocess, its output in a log file next to its results), one function per step
   start fine-tunes them with GRPO (``configs/finers/{lpr,gse}_tiny_loc.py``) on synthetic scenes
   of the kind they last trained on, and evaluates the untrained model, the shipped stages (the
   warm-up) and the GRPO stages on the bundled questions and on a held-out set of that kind
-  (:data:`HELDOUT_QUESTIONS`, the generator with another seed; with window recall and the region
-  size band);
+  (``--heldout-questions``, 48: the generator with another seed; with window recall and the
+  region size band);
 - ``tiny``: the tiny Qwen2.5-VL and Qwen2-VL with random weights, a supervised warm-up and GRPO
   (``{lpr,gse}_tiny_sft.py`` then ``{lpr,gse}_tiny.py``), evaluated on the bundled questions.
 
@@ -66,7 +66,6 @@ sys.path.insert(0, REPO_ROOT)
 if MISC_DIR not in sys.path:
     sys.path.append(MISC_DIR)
 
-from mmengine.config import Config  # noqa: E402
 from mmengine.config import Config  # noqa: E402
 from quickstart_results import (LOCALISATION_METRICS, TABLE_METRICS, format_chains,  # noqa: E402
                                 format_metrics, format_rewards, localisation_figures,
@@ -131,8 +130,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--image-size', type=int, nargs=2, default=[960, 540],
                         metavar=('W', 'H'), help='size of the synthetic training images')
     parser.add_argument('--sft-iters', type=int, default=None,
-                        help="supervised warm-up steps per stage (default: the configs'; the "
-                        'tiny chain: the locating chain starts from its shipped warm-up)')
+                        help="supervised warm-up steps per stage of --chain tiny (default: the "
+                        "configs'); the locating chain's warm-up is the shipped stages")
     parser.add_argument('--grpo-iters', type=int, default=None,
                         help="GRPO steps per stage (default: the configs')")
     parser.add_argument('--eval-samples', type=int, default=None,
@@ -438,7 +437,9 @@ def print_tables(run: QuickStart, metrics: Dict[str, Dict[str, dict]],
         print(format_chains(heldout, TABLE_METRICS + LOCALISATION_METRICS))
     else:
         print(format_metrics(bundled['untrained'], bundled['trained']))
-    print('\n=== GRPO training reward (untrained models: 0 on every term, no answer tag) ===')
+    start = ('from the shipped stages' if run.kind.shipped else
+             'untrained models: 0 on every term, no answer tag')
+    print(f'\n=== GRPO training reward ({start}) ===')
     for stage, summary in rewards.items():
         print(format_rewards(stage, summary))
 
