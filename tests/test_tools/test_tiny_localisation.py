@@ -12,13 +12,13 @@ from safetensors import safe_open
 from finers_mm.testing.paths import TINY_LOCATOR
 from finers_mm.testing.tools import load_benchmark, load_tool
 
-#: the shipped stages' floors on 16 held-out questions of their scenes (percent): measured 0.1
-#: (gIoU), 25 (window recall), 100 (region in band), 87.5 (beats_text_cue), 0 (invalid); the
-#: untrained model's are 0, 0, 0, 0 and 100
-MIN_GIOU = 0.01
-MIN_WINDOW_RECALL = 12.5
+#: the shipped stages' floors on 16 held-out questions of their scenes (percent), under what they
+#: measured there (gIoU 28.3, window recall 100, region in band 100, beats_text_cue 100, invalid
+#: 0; on 48: README) by a margin for numerics; the untrained model's are 0, 0, 0, 0 and 100
+MIN_GIOU = 15.0
+MIN_WINDOW_RECALL = 75.0
 MIN_REGION_IN_BAND = 80.0
-MIN_BEATS_TEXT_CUE = 60.0
+MIN_BEATS_TEXT_CUE = 75.0
 MAX_INVALID = 10.0
 
 
@@ -192,8 +192,8 @@ def test_refiner_beats_centre_counts_boxes_nearer_than_the_window_centre():
 
 
 @pytest.mark.slow
-def test_the_shipped_stages_look_on_held_out_scenes_of_their_kind(tmp_path):
-    """The stages the repository ships (finers_mm/data/tiny_locator) look for the target on
+def test_the_shipped_stages_locate_on_held_out_scenes_of_their_kind(tmp_path):
+    """The stages the repository ships (finers_mm/data/tiny_locator) locate the target on
     held-out scenes of the kind they last trained on (16 questions, the benchmark's seed), where
     the untrained model answers nothing (every answer invalid); the full figures (48 questions)
     are the README's."""
