@@ -166,6 +166,7 @@ class QuickStart:
         untrained (str): the untrained model of the chain (both stages).
         scene (dict): the training and held-out sets' scene (train_tiny_locator's ``SCENE``
             settings; ``{}``: make_synthetic_finers.py's defaults).
+        manifest (dict): the shipped stages' ``manifest.json`` (``{}`` for the tiny chain).
     """
     args: argparse.Namespace
     out_dir: str
@@ -175,6 +176,7 @@ class QuickStart:
     start: Dict[str, str]
     untrained: str
     scene: dict
+    manifest: dict
 
     @property
     def data_dir(self) -> str:
@@ -252,7 +254,7 @@ def setup(args: argparse.Namespace) -> QuickStart:
     if not kind.shipped:
         return QuickStart(args, out_dir, models, steps, kind,
                           dict(explorer=models['qwen2_5_vl'], refiner=models['qwen2_5_vl']),
-                          models['qwen2_5_vl'], {})
+                          models['qwen2_5_vl'], {}, {})
     locator_dir = osp.abspath(args.locator_dir)
     manifest = read_locator_manifest(locator_dir)
     # the untrained model the shipped stages started from (the script's seed and init)
@@ -263,7 +265,7 @@ def setup(args: argparse.Namespace) -> QuickStart:
     scene = scene_of(manifest['data']['curriculum'][-1])
     return QuickStart(args, out_dir, models, steps, kind,
                       {stage: osp.join(locator_dir, stage) for stage in ('explorer', 'refiner')},
-                      osp.abspath(untrained), scene)
+                      osp.abspath(untrained), scene, manifest)
 
 
 def make_data(run: QuickStart) -> None:
@@ -431,9 +433,8 @@ def print_tables(run: QuickStart, metrics: Dict[str, Dict[str, dict]],
         print(format_chains(bundled, TABLE_METRICS))
         heldout = metrics['heldout']
         count = next(iter(heldout.values())).get('num_samples', '?')
-        scene = f"; {' '.join(run.scene_flags)}" if run.scene else ''
-        print(f'\n=== on the held-out synthetic set ({count} questions, seed '
-              f"{HELDOUT['seed']}{scene}) ===")
+        print(f"\n=== on the held-out synthetic set ({count} questions, seed {HELDOUT['seed']})"
+              f'{_scene_title(run)} ===')
         print(format_chains(heldout, TABLE_METRICS + LOCALISATION_METRICS))
     else:
         print(format_metrics(bundled['untrained'], bundled['trained']))
@@ -530,7 +531,7 @@ def main(argv=None) -> dict:
                    settings=dict(vars(args)))
     if run.kind.shipped:
         summary['heldout_metrics'] = metrics['heldout']
-        summary['shipped'] = read_locator_manifest(osp.abspath(args.locator_dir))
+        summary['shipped'] = run.manifest
     write_atomic(osp.join(run.out_dir, 'summary.json'), json.dumps(summary, indent=2))
     print(f'\nquick start finished in {total:.0f} s ({total / 60:.1f} min); summary: '
           f"{relative(osp.join(run.out_dir, 'summary.json'))}")

@@ -18,36 +18,35 @@ version, the git commit, the configs, the data settings, the iterations and the 
    :data:`RUN_ITERS`, each from the last one's checkpoint (``load_from``), up to the set
    ``--until`` names; the last exported (``tools/misc/export_stage.py``).
 
-Status (issue 16): the repository ships version 6 trained on the first set only (``--until
-single``; the command below); training the later sets is still to do. Version 1 (the Qwen2.5-VL
-locator, 1000 steps per stage) learnt the answer layout, not the coordinates. Version 3 (the Qwen3-VL locator, this curriculum with
-region cues in every set, 1400 + 1200 steps; ~1 s a step per stage, one core each) learnt to
-answer, not to look: on held-out sets of the curriculum's sizes its window recall was 73 % (x3) and
-71 % (x2), region in band 100 %, gIoU 7 % / 4 %, but the explorer's region centre was as far from
-the target as the centre of the 3x3 cell the question names (median 44 px vs 42 px; on questions
-naming no region 291 px vs 308 px for the image centre), and the refiner's box centre further off
-than its crop's centre (66 px vs 41 px), on held-out and training crops alike. Version 4 words
-the first set's questions without regions, so that only the pixels say where the target is:
+Status (issue 16): the repository ships version 6 trained on the first set only (``--until single``;
+the command below); training the later sets is still to do. Version 1 (the Qwen2.5-VL locator, 1000
+steps per stage) learnt the answer layout, not the coordinates. Version 3 (the Qwen3-VL locator,
+this curriculum with region cues in every set, 1400 + 1200 steps; ~1 s a step per stage, one core
+each) learnt to answer, not to look: on held-out sets of the curriculum's sizes its window recall
+was 73 % (x3) and 71 % (x2), region in band 100 %, gIoU 7 % / 4 %, but the explorer's region centre
+was as far from the target as the centre of the 3x3 cell the question names (median 44 px vs 42 px;
+on questions naming no region 291 px vs 308 px for the image centre), and the refiner's box centre
+further off than its crop's centre (66 px vs 41 px), on held-out and training crops alike. Version 4
+words the first set's questions without regions, so that only the pixels say where the target is:
 after 1400 steps its explorer's window recall was 8 % on a held-out set of that kind (17 % on its
-own training images), after 1500 more on that set 4 % (``bench_tiny_localisation.py``): the
-stages have not learnt to look at these scenes (960 x 540, distractors, roof and line clutter)
-within ~3000 steps. Version 5 begins with the easiest scenes: one x3 target alone on a plain
-ground, worded without regions (the 'single' set), and builds its locator with sharper attention
+own training images), after 1500 more on that set 4 % (``bench_tiny_localisation.py``): the stages
+have not learnt to look at these scenes (960 x 540, distractors, roof and line clutter) within ~3000
+steps. Version 5 begins with the easiest scenes: one x3 target alone on a plain ground, worded
+without regions (the 'single' set), and builds its locator with sharper attention
 (:data:`ATTENTION_SHARPNESS`). On that set's kind (held out with ``bench_tiny_localisation.py
---object-scale 3 --no-region-cues --no-clutter --num-distractors 0 --questions-per-image 1``;
-runs of 1500-2000 steps, each from the last one's checkpoint; the bench's docstring has the
-table) the explorer learns to look only after ~3000 steps: at 2000 its regions barely follow the
-target (plain init or sharper; also at a 45-token pixel budget), at 3000 (sharper) their centres
-correlate with the target's (0.55 in x, 0.36 in y), at 4000 0.95 / 0.50 with window recall 42 %,
-at 5000 and 6000 it locates (window recall 96 % and 100 %, centres 38 and 30 px from the
-target's; a 30-token prompt with the plain init: 0.17 / 0.73 at 3000). The refiner starts later:
-after 2000 steps on that set's crops its box centre is 100 px from the target, its crop's centre
-82 px; after 3600 its boxes follow the target in y (correlation 0.97), not yet in x. With both,
-the chain's gIoU on that set is 35 %; on the next set's kind (distractors, clutter) the same
-chain's window recall is 8 %. So the default ``--sft-iters`` (the configs' 4000, 1600 on that
-set) is too short. The vision probe's ``cell`` task (16 image tokens, a short question) needs
-~2000 steps too, and with the explorer's 290-token prompt before its question it stayed at
-chance after 2000 (19 %; 47 % without).
+--object-scale 3 --no-region-cues --no-clutter --num-distractors 0 --questions-per-image 1``; runs
+of 1500-2000 steps, each from the last one's checkpoint; the bench's docstring has the table) the
+explorer learns to look only after ~3000 steps: at 2000 its regions barely follow the target (plain
+init or sharper; also at a 45-token pixel budget), at 3000 (sharper) their centres correlate with
+the target's (0.55 in x, 0.36 in y), at 4000 0.95 / 0.50 with window recall 42 %, at 5000 and 6000
+it locates (window recall 96 % and 100 %, centres 38 and 30 px from the target's; a 30-token prompt
+with the plain init: 0.17 / 0.73 at 3000). The refiner starts later: after 2000 steps on that set's
+crops its box centre is 100 px from the target, its crop's centre 82 px; after 3600 its boxes follow
+the target in y (correlation 0.97), not yet in x. With both, the chain's gIoU on that set is 35 %;
+on the next set's kind (distractors, clutter) the same chain's window recall is 8 %. So the default
+``--sft-iters`` (the configs' 4000, 1600 on that set) is too short. The vision probe's ``cell`` task
+(16 image tokens, a short question) needs ~2000 steps too, and with the explorer's 290-token prompt
+before its question it stayed at chance after 2000 (19 %; 47 % without).
 
 Version 6 trains each set in runs of at most :data:`RUN_ITERS` (the 6000-step explorer above was
 three runs of 2000) and ships what ``--until`` names. With another data seed the same recipe
@@ -204,10 +203,9 @@ def train(steps: Steps, args: argparse.Namespace, stage: str, base: str, data: L
     """Train one stage through the curriculum (one run per set, each from the last one's
     checkpoint) and export it; its Hugging Face dir, iterations and final loss."""
     config = osp.join(REPO_ROOT, CONFIGS[stage])
-    total = _total_iters(args, stage)
     checkpoint, depends = None, []
-    sets = trained_sets(args.until)
-    for phase, root, iters in zip(sets, data, curriculum_iters(total)):
+    iters_of_sets = stage_set_iters(args, stage)
+    for phase, root, iters in zip(trained_sets(args.until), data, iters_of_sets):
         runs = split_runs(iters)
         for run, run_iters in enumerate(runs, 1):
             suffix = f'_{run}' if len(runs) > 1 else ''
@@ -233,8 +231,7 @@ def train(steps: Steps, args: argparse.Namespace, stage: str, base: str, data: L
               [osp.join(REPO_ROOT, 'tools', 'misc', 'export_stage.py'), config, checkpoint,
                osp.join(hf_dir, 'hf'), '--cfg-options', f'model.vlm.pretrained={base}'],
               depends=depends)
-    set_iters = curriculum_iters(total)[:len(sets)]
-    return dict(hf=osp.join(hf_dir, 'hf'), iters=sum(set_iters), set_iters=set_iters,
+    return dict(hf=osp.join(hf_dir, 'hf'), iters=sum(iters_of_sets), set_iters=iters_of_sets,
                 loss=_last_loss(osp.dirname(checkpoint)))
 
 
@@ -293,10 +290,10 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     commit = _git_commit()  # the code that trains (the tree may move on during the hours)
     work = osp.abspath(args.work_dir)
-    sets = trained_sets(args.until)
     runs = sum(len(split_runs(iters)) for stage in CONFIGS
-               for iters in curriculum_iters(_total_iters(args, stage))[:len(sets)])
-    steps = Steps(len(sets) + runs + len(CONFIGS), force=args.force, cwd=REPO_ROOT)
+               for iters in stage_set_iters(args, stage))
+    steps = Steps(len(trained_sets(args.until)) + runs + len(CONFIGS), force=args.force,
+                  cwd=REPO_ROOT)
     base = build_tiny_qwen3_locator(osp.join(work, 'base'), seed=args.seed,
                                     attention_sharpness=ATTENTION_SHARPNESS)
     data = make_data(steps, args, work)
@@ -312,12 +309,15 @@ def set_iters(trained: Dict[str, dict]) -> List[int]:
     return list(iters)
 
 
-def _total_iters(args: argparse.Namespace, stage: str) -> int:
-    """A stage's iterations over the whole curriculum: ``--sft-iters`` or its config's."""
+def stage_set_iters(args: argparse.Namespace, stage: str) -> List[int]:
+    """A stage's iterations on each set it trains (those up to ``--until``): its share of
+    ``--sft-iters``, or of its config's iterations."""
     if args.sft_iters is not None:
-        return args.sft_iters
-    from mmengine.config import Config
-    return int(Config.fromfile(osp.join(REPO_ROOT, CONFIGS[stage])).train_cfg.max_iters)
+        total = args.sft_iters
+    else:
+        from mmengine.config import Config
+        total = int(Config.fromfile(osp.join(REPO_ROOT, CONFIGS[stage])).train_cfg.max_iters)
+    return curriculum_iters(total)[:len(trained_sets(args.until))]
 
 
 def _last_loss(work_dir: str) -> float:
