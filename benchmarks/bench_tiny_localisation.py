@@ -308,7 +308,7 @@ def main(argv=None) -> Dict[str, dict]:
     chains = {}
     if not args.no_untrained:
         untrained = build_tiny_qwen3_locator(osp.join(out_dir, 'untrained_locator'),
-                                             attention_sharpness=ATTENTION_SHARPNESS)
+                                             attention_sharpness=ATTENTION_SHARPNESS['explorer'])
         chains['untrained'] = (untrained, untrained)
     for spec in args.chains:
         name, _, dirs = spec.partition('=')

@@ -5,8 +5,10 @@ a held-out set with window recall and the region size band. Smoke runs (1 step, 
 flow and its outputs, not the quality (the benchmark's docstring holds the measured figures)."""
 import json
 import os
+import os.path as osp
 
 import pytest
+import torch
 from safetensors import safe_open
 
 from finers_mm.testing.paths import TINY_LOCATOR
@@ -51,11 +53,24 @@ def test_trained_stages_are_written_with_their_manifest_and_benchmarked(tmp_path
             iters = 2 if before == 'single_1' else 1
             assert (f'train/{stage}/{before}/iter_{iters}.pth'
                     in log.split('Load checkpoint')[1]), (stage, run)
+        # from its own init: the untrained locator of its attention sharpness
+        config = (tmp_path / 'work' / 'train' / stage / 'single_1' /
+                  osp.basename(train.CONFIGS[stage])).read_text()
+        assert str(tmp_path / 'work' / train.BASE_DIRS[stage]) in config
         weights = out / stage / 'model.safetensors'
         with safe_open(str(weights), 'pt') as f:
             assert {str(f.get_tensor(k).dtype) for k in f.keys()} == {'torch.float16'}
         assert weights.stat().st_size < 3 * 2**20  # a few MB in the repository
         assert (out / stage / 'processor_config.json').is_file()
+
+    # the two inits differ by the sharpness: q_norm and k_norm x its square root
+    norms = {}
+    for stage, folder in train.BASE_DIRS.items():
+        with safe_open(str(tmp_path / 'work' / folder / 'model.safetensors'), 'pt') as f:
+            name = next(k for k in f.keys() if k.endswith('layers.0.self_attn.q_norm.weight'))
+            norms[stage] = f.get_tensor(name)
+    ratio = (train.ATTENTION_SHARPNESS['explorer'] / train.ATTENTION_SHARPNESS['refiner'])**0.5
+    assert torch.allclose(norms['explorer'], norms['refiner'] * ratio)
 
     bench = load_benchmark('bench_tiny_localisation.py')
     results = bench.main([f'trained={out}/explorer,{out}/refiner', '--num-images', '1',

@@ -257,10 +257,12 @@ def setup(args: argparse.Namespace) -> QuickStart:
                           models['qwen2_5_vl'], {}, {})
     locator_dir = osp.abspath(args.locator_dir)
     manifest = read_locator_manifest(locator_dir)
-    # the untrained model the shipped stages started from (the script's seed and init)
+    # the untrained model the shipped explorer started from (the script's seed and init; the
+    # untrained chain answers nothing whole with either stage's init)
+    sharpness = manifest['attention_sharpness']['explorer']
     untrained = build_tiny_qwen3_locator(
-        osp.join(args.models_dir, f"qwen3_vl_locator_seed{manifest['seed']}"),
-        seed=manifest['seed'], attention_sharpness=manifest['attention_sharpness'])
+        osp.join(args.models_dir, f"qwen3_vl_locator_seed{manifest['seed']}_x{sharpness:g}"),
+        seed=manifest['seed'], attention_sharpness=sharpness)
     # the scenes the shipped stages last trained on
     scene = scene_of(manifest['data']['curriculum'][-1])
     return QuickStart(args, out_dir, models, steps, kind,
