@@ -83,6 +83,10 @@ class VLMStageModel(BaseModel):
             :class:`~finers_mm.models.losses.GRPOLoss` (the authors' settings as its defaults), so
             ``dict(kl_coef=0.0)`` changes one setting.
         think_template (str): the ``<think>`` text of SFT targets; ``{question}`` is filled in.
+        choice_think (str, optional): the ``<think>`` text of multiple-choice SFT targets instead
+            of ``think_template``; ``{question}`` and ``{choice}`` (the text of the right option,
+            e.g. ``'top-right'`` for ``B``) are filled in, so the target names what was seen
+            before the letter that stands for it. Defaults to None: ``think_template``.
         protocol (str): ``'finers_mm'`` (default) or ``'authors'``
             (:mod:`finers_mm.structures.protocols`): the prompts (the authors' training prompts in
             training, their evaluation prompts at inference) and the VLM's coordinate convention
@@ -98,6 +102,7 @@ class VLMStageModel(BaseModel):
                  grpo_loss: Optional[dict] = None,
                  think_template: str = 'The question is: {question} I compare the candidate '
                  'objects and locate the one it refers to.',
+                 choice_think: Optional[str] = None,
                  protocol: str = DEFAULT_PROTOCOL,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
@@ -120,6 +125,7 @@ class VLMStageModel(BaseModel):
                       logger='current', level=logging.WARNING)
         self.train_mode = train_mode
         self.think_template = think_template
+        self.choice_think = choice_think
 
     # --- the stage's frames (subclasses) ------------------------------------------------------
 
@@ -193,7 +199,11 @@ class VLMStageModel(BaseModel):
 
     def target_text(self, data_sample: DetDataSample, view: np.ndarray) -> str:
         """The full SFT target: ``<think>…</think><answer>{JSON}</answer>``."""
-        think = self.think_template.format(question=data_sample.question)
+        if self.choice_think is not None and data_sample.question_type == MULTIPLE_CHOICE:
+            choice = Query.from_data_sample(data_sample).options[self.target_response(data_sample)]
+            think = self.choice_think.format(question=data_sample.question, choice=choice)
+        else:
+            think = self.think_template.format(question=data_sample.question)
         answer = json.dumps(self.target_answer(data_sample, view))
         return f'<think>{think}</think><answer>{answer}</answer>'
 

@@ -64,6 +64,26 @@ def test_sft_targets_parse_and_name_the_gt_in_model_coordinates(kind, tiny_model
             assert parsed.response == 'The object is found.'
 
 
+def test_choice_think_names_the_right_option_s_text_in_multiple_choice_targets(tiny_models,
+                                                                                 train_dataset):
+    model = _stage('GlobalExplorer', tiny_models, train_mode='sft', think_template='Locate.',
+                   choice_think='Locate. {choice}')
+    data = model.data_preprocessor(_batch(train_dataset, range(len(train_dataset))), True)
+    views = model.views(data['inputs'], data['data_samples'])
+    kinds = set()
+    for sample, view in zip(data['data_samples'], views):
+        parsed = parse_completion(model.target_text(sample, view), model.stage)
+        assert parsed.invalid is None
+        kinds.add(sample.question_type)
+        if sample.question_type == 'multiple_choice':
+            # the text of the option the answer's letter stands for, then that letter
+            assert parsed.think == f'Locate. {sample.options[parsed.response]}'
+            assert parsed.response == model.target_response(sample)
+        else:
+            assert parsed.think == 'Locate.'
+    assert {'multiple_choice', 'segmentation'} <= kinds
+
+
 def test_sft_loss_decreases_on_a_fixed_batch(tiny_models, train_dataset):
     torch.manual_seed(0)
     model = _stage('LocalRefiner', tiny_models, train_mode='sft')
