@@ -126,6 +126,9 @@ data seed, the refiner from the sharper init too) on the quick start's held-out 
 benchmark's seed and the set's scene, 48 questions): after 6000 steps each window recall 31.25 %,
 gIoU 6.90 %; after 8000 (shipped) 97.92 % and 31.01 %, OVQA 100 %, MVQA 18.75 %, region in band
 100 %, invalid 0 %; after the quick start's GRPO (refiner at 2e-4) 95.83 % and 13.66 %.
+Version 7 (the same explorer, the refiner retrained from the plain init): gIoU 26.78 % after 4000
+refiner steps, 31.09 % after 6000, 72.04 % after 8000 (shipped; cIoU 83.37 %); the quick start's
+GRPO (refiner at 1e-4): 47.18 %, 53.96 %, 72.20 %.
 
 MVQA: the shipped explorer names the right cell (OVQA 100 %) but answers every multiple-choice
 question with one letter (C). 3000 more steps from it (a run of 2000, then 1000 of another)

@@ -120,9 +120,9 @@ TRAINING = {
         param_scheduler=[_WARMUP, dict(type='CosineAnnealingLR', by_epoch=False, begin=20,
                                        end=4000, eta_min=1e-5)]),
     # its GRPO, from the stages tools/misc/train_tiny_locator.py ships
-    # 2e-4: at lpr_tiny.py's 5e-4 the shipped refiner's answers broke
+    # 1e-4: at 2e-4 the plain-init refiner's sampled answers broke in the last 20 iterations
     'lpr_tiny_loc.py': dict(_LPR_TINY, pretrained='finers_mm/data/tiny_locator/refiner',
-                            sizes=dict(frame_size=[256, 256]), lr=2e-4),
+                            sizes=dict(frame_size=[256, 256]), lr=1e-4),
     # 5e-5: at gse_tiny.py's 2e-4 the shipped explorer's held-out window recall fell
     'gse_tiny_loc.py': dict(_GSE_TINY, pretrained='finers_mm/data/tiny_locator/explorer',
                             sizes=dict(region_size=128), lr=5e-5),

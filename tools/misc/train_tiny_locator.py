@@ -18,7 +18,7 @@ version, the git commit, the configs, the data settings, the iterations and the 
    :data:`RUN_ITERS`, each from the last one's checkpoint (``load_from``), up to the set
    ``--until`` names; the last exported (``tools/misc/export_stage.py``).
 
-Status (issue 16): the repository ships version 6 trained on the first set only (``--until single``;
+Status (issue 16): the repository ships version 7 trained on the first set only (``--until single``;
 the command below); training the later sets is still to do. Version 1 (the Qwen2.5-VL locator, 1000
 steps per stage) learnt the answer layout, not the coordinates. Version 3 (the Qwen3-VL locator,
 this curriculum with region cues in every set, 1400 + 1200 steps; ~1 s a step per stage, one core
@@ -54,7 +54,16 @@ was behind that explorer at 6000 steps (``lead_digit_nll`` 0.99, 0.42 there; hel
 recall 31 %, gIoU 6.9 %); a fourth run (``--sft-iters 20000``, reusing the three done) made it
 locate: the shipped stages, 8000 steps each, on 48 held-out questions of their kind: window
 recall 97.9 %, gIoU 31.0 %, OVQA 100 %, MVQA 18.8 %, region in band 100 %, invalid 0 %. The
-refiner, from the sharper init here (the one above started plain), is the weaker stage.
+refiner, from the sharper init here (the one above started plain), was the weaker stage, and the
+quick start's GRPO lowered the chain's gIoU (31.0 % -> 13.7 %).
+
+Version 7 starts the refiner from the plain init (:data:`ATTENTION_SHARPNESS` per stage; the
+explorer's runs are version 6's, reused). With the shipped explorer, on the quick start's 48
+held-out questions, its chain's gIoU was 26.8 % after 4000 steps, 31.1 % after 6000 and 72.0 %
+after 8000 (shipped; cIoU 83.4 %, window recall 97.9 %, invalid 0 %); the quick start's GRPO
+(refiner at 1e-4) raised the first two to 47.2 % and 54.0 % and keeps the shipped one (72.2 %).
+On the 12 bundled questions (real sizes, distractors, clutter) this refiner leaves 9 of 12
+answers unclosed (invalid 83 %; version 6's: 17 %).
 
 Steps are those of the quick start (``quickstart_steps.py``: a subprocess each, logged, reused
 when done before with the same command).
