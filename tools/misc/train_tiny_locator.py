@@ -312,9 +312,9 @@ def main(argv=None) -> None:
                                              attention_sharpness=ATTENTION_SHARPNESS[stage])
              for stage in CONFIGS}
     data = make_data(steps, args, work)
-    trained = run_parallel({stage: (lambda stage=stage: train(steps, args, stage, bases[stage], data,
-                                                              work))
-                            for stage in CONFIGS}, jobs=args.jobs)
+    trained = run_parallel(
+        {stage: (lambda stage=stage: train(steps, args, stage, bases[stage], data, work))
+         for stage in CONFIGS}, jobs=args.jobs)
     ship(trained, args, commit)
     print(f'shipped the tiny explorer and refiner in {relative(osp.abspath(args.out))}')
 
