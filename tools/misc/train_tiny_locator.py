@@ -213,12 +213,12 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def train(steps: Steps, args: argparse.Namespace, stage: str, base: str, data: List[str],
-          work: str) -> Dict[str, object]:
-    """Train one stage through the curriculum (one run per set, each from the last one's
-    checkpoint) and export it; its Hugging Face dir, iterations and final loss."""
+          iters_of_sets: List[int], work: str) -> Dict[str, object]:
+    """Train one stage through the curriculum (``iters_of_sets`` on each set, from
+    :func:`stage_set_iters`; runs each from the last one's checkpoint) and export it; its Hugging
+    Face dir, iterations and final loss."""
     config = osp.join(REPO_ROOT, CONFIGS[stage])
     checkpoint, depends = None, []
-    iters_of_sets = stage_set_iters(args, stage)
     for phase, root, iters in zip(trained_sets(args.until), data, iters_of_sets):
         runs = split_runs(iters)
         for run, run_iters in enumerate(runs, 1):
@@ -304,8 +304,8 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     commit = _git_commit()  # the code that trains (the tree may move on during the hours)
     work = osp.abspath(args.work_dir)
-    runs = sum(len(split_runs(iters)) for stage in CONFIGS
-               for iters in stage_set_iters(args, stage))
+    iters_of_sets = {stage: stage_set_iters(args, stage) for stage in CONFIGS}
+    runs = sum(len(split_runs(iters)) for stage in CONFIGS for iters in iters_of_sets[stage])
     steps = Steps(len(trained_sets(args.until)) + runs + len(CONFIGS), force=args.force,
                   cwd=REPO_ROOT)
     bases = {stage: build_tiny_qwen3_locator(osp.join(work, BASE_DIRS[stage]), seed=args.seed,
@@ -313,7 +313,8 @@ def main(argv=None) -> None:
              for stage in CONFIGS}
     data = make_data(steps, args, work)
     trained = run_parallel(
-        {stage: (lambda stage=stage: train(steps, args, stage, bases[stage], data, work))
+        {stage: (lambda stage=stage: train(steps, args, stage, bases[stage], data,
+                                           iters_of_sets[stage], work))
          for stage in CONFIGS}, jobs=args.jobs)
     ship(trained, args, commit)
     print(f'shipped the tiny explorer and refiner in {relative(osp.abspath(args.out))}')
