@@ -137,7 +137,27 @@ multiple-choice targets, so that the letter follows the cell it stands for; 96 h
 questions, 32 multiple-choice, version 6's refiner): after 1000, 2000 and 3000 steps its think
 named the right cell on nearly every question, and its letter was one for (nearly) all (D, then
 C or B; MVQA 21.9 %, 9.4 %, 21.9 %; gIoU 31.7 %, 25.1 %, 34.3 %): finding the letter that stands
-before a text in the prompt was not learnt within 3000 steps.
+before a text in the prompt was not learnt within 3000 steps. With the letter right after the
+text (``choice_think='Locate. {choice} is {letter}'``, the response then copies it; 2000 steps
+on a set of half multiple-choice questions, 2000 more on multiple-choice ones only; 80 held-out
+multiple-choice questions, another seed): the think named the right cell on 80 of 80 and a
+letter that stands for it on 21 and 20 of 80 (chance), MVQA 26.3 % and 25.0 %: the tiny locator (4
+layers x 128) does not learn to find the letter of a seen text among the options.
+
+Does GRPO add to the shipped chain? On 48 questions the quick start measures 72.0 % -> 72.2 %;
+with 240 (``--num-images 240 --questions-per-image 1 --object-scale 3 --no-region-cues
+--no-clutter --num-distractors 0``; seed 1, and another set of seed 777) the quick start's GRPO
+stages give gIoU 72.09 % -> 73.33 % (seed 777: 72.12 % -> 75.56 %), cIoU 82.99 % -> 80.56 %
+(82.25 % -> 82.45 %). The gain is not better localisation: the refiner's boxes grew (median
+area 1.01 -> 1.25 x the GT's) and their IoU with the GT fell (0.53 -> 0.47); the GrabCut mask
+head fills a looser box better. The authors' LPR terms reward any box with IoU > 0.5 and mean
+L1 < 10 px, and points inside the box, so a larger box costs nothing. Tried (240 questions,
+seed 777, shipped explorer): the continuous IoU term (``IoUReward``, weight 2) kept the boxes'
+size (0.97 x) but not their IoU (0.52 -> 0.49; gIoU 70.1 %); 400 training images instead of 64
+(each sample's crop window is fixed, so 64 images give 64 crops seen ~6 times each): gIoU
+74.1 %, box IoU 0.44, area 1.41 x (seed 1). The explorer's GRPO at 1e-5 / 2e-5 instead of 5e-5:
+window recall 100 % on 48 questions, gIoU within +-3 points of the shipped chain's, as the other
+runs.
 """
 import argparse
 import json

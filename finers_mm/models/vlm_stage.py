@@ -84,9 +84,10 @@ class VLMStageModel(BaseModel):
             ``dict(kl_coef=0.0)`` changes one setting.
         think_template (str): the ``<think>`` text of SFT targets; ``{question}`` is filled in.
         choice_think (str, optional): the ``<think>`` text of multiple-choice SFT targets instead
-            of ``think_template``; ``{question}`` and ``{choice}`` (the text of the right option,
-            e.g. ``'top-right'`` for ``B``) are filled in, so the target names what was seen
-            before the letter that stands for it. Defaults to None: ``think_template``.
+            of ``think_template``; ``{question}``, ``{choice}`` (the text of the right option,
+            e.g. ``'top-right'`` for ``B``) and ``{letter}`` (``'B'``) are filled in, so the
+            target names what was seen before the letter that stands for it. Defaults to None:
+            ``think_template``.
         protocol (str): ``'finers_mm'`` (default) or ``'authors'``
             (:mod:`finers_mm.structures.protocols`): the prompts (the authors' training prompts in
             training, their evaluation prompts at inference) and the VLM's coordinate convention
@@ -200,8 +201,10 @@ class VLMStageModel(BaseModel):
     def target_text(self, data_sample: DetDataSample, view: np.ndarray) -> str:
         """The full SFT target: ``<think>…</think><answer>{JSON}</answer>``."""
         if self.choice_think is not None and data_sample.question_type == MULTIPLE_CHOICE:
-            choice = Query.from_data_sample(data_sample).options[self.target_response(data_sample)]
-            think = self.choice_think.format(question=data_sample.question, choice=choice)
+            letter = self.target_response(data_sample)
+            choice = Query.from_data_sample(data_sample).options[letter]
+            think = self.choice_think.format(question=data_sample.question, choice=choice,
+                                             letter=letter)
         else:
             think = self.think_template.format(question=data_sample.question)
         answer = json.dumps(self.target_answer(data_sample, view))

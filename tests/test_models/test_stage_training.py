@@ -67,7 +67,7 @@ def test_sft_targets_parse_and_name_the_gt_in_model_coordinates(kind, tiny_model
 def test_choice_think_names_the_right_option_s_text_in_multiple_choice_targets(tiny_models,
                                                                                  train_dataset):
     model = _stage('GlobalExplorer', tiny_models, train_mode='sft', think_template='Locate.',
-                   choice_think='Locate. {choice}')
+                   choice_think='Locate. {choice} is {letter}')
     data = model.data_preprocessor(_batch(train_dataset, range(len(train_dataset))), True)
     views = model.views(data['inputs'], data['data_samples'])
     kinds = set()
@@ -77,7 +77,8 @@ def test_choice_think_names_the_right_option_s_text_in_multiple_choice_targets(t
         kinds.add(sample.question_type)
         if sample.question_type == 'multiple_choice':
             # the text of the option the answer's letter stands for, then that letter
-            assert parsed.think == f'Locate. {sample.options[parsed.response]}'
+            letter = parsed.response
+            assert parsed.think == f'Locate. {sample.options[letter]} is {letter}'
             assert parsed.response == model.target_response(sample)
         else:
             assert parsed.think == 'Locate.'
