@@ -8,9 +8,9 @@ Generates the held-out set once (the quick start's generator settings, another s
 ``untrained`` is the random locator model in both stages) and prints one table: FineRSMetric's
 gIoU / cIoU / invalid rate / MVQA / OVQA and where the chain looked (``window_recall``: the final
 crop window holds the GT box; ``region_in_band``: the explorer's region has the asked size +- 15 px
-in its frame; ``beats_text_cue`` and ``refiner_beats_centre``: :func:`looking_figures`, whether
-the stages looked or only read the question), all in percent. The figures also go to
-``OUT_DIR/figures.json`` (atomically).
+in its frame; ``box_iou``: the final box's mean IoU with the GT box; ``beats_text_cue`` and
+``refiner_beats_centre``: :func:`looking_figures`, whether the stages looked or only read the
+question), all in percent. The figures also go to ``OUT_DIR/figures.json`` (atomically).
 
 Example::
 

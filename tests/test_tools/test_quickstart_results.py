@@ -4,6 +4,7 @@ progress lines it shows, the metrics and rewards it reads, and the tables it pri
 import json
 
 import pytest
+import torch
 
 from finers_mm.testing.tools import load_tool
 
@@ -84,14 +85,20 @@ def test_window_recall_and_region_band_count_where_the_chain_looked(results):
     base = dict(explorer_frame=(480, 270), ori_shape=(540, 960), region_size=64,
                 gt_bbox_explorer=[100.0, 50.0, 110.0, 60.0])  # original [200, 100, 220, 120]
     preds = [
-        dict(base, pred_window=[200, 100, 220, 120], pred_region=[140, 40, 268, 168]),  # hit, in
-        dict(base, pred_window=[201, 100, 400, 300], pred_region=[0, 0, 960, 540]),  # miss, out
+        dict(base, pred_window=[200, 100, 220, 120], pred_region=[140, 40, 268, 168],
+             pred_instances=dict(bboxes=torch.tensor([[200.0, 100.0, 220.0, 120.0]]))),  # hit, in
+        dict(base, pred_window=[201, 100, 400, 300], pred_region=[0, 0, 960, 540],
+             pred_instances=dict(bboxes=torch.tensor([[210.0, 100.0, 230.0, 120.0]]))),  # miss, out
         dict(base, pred_window=None, pred_region=None),  # no region: miss, out
-        dict(base, pred_window=[0, 0, 512, 512], pred_region=[0, 0, 128 + 30, 128 - 30]),
+        dict(base, pred_window=[0, 0, 512, 512], pred_region=[0, 0, 128 + 30, 128 - 30],
+             pred_instances=dict(bboxes=torch.zeros(0, 4))),
     ]
     figures = results.localisation_figures(preds)
-    # the last: in the window; sides 79 and 49 frame pixels: 64 +- 15, just in the band
+    # the last: in the window; sides 79 and 49 frame pixels: 64 +- 15, just in the band.
+    # Box IoU with the GT in ORIGINAL pixels: 1, 1/3 (half a box's width off), 0 and 0 (no box)
+    box_iou = figures.pop('box_iou')
     assert figures == dict(window_recall=50.0, region_in_band=50.0, num_samples=4)
+    assert box_iou == pytest.approx(100.0 * (1 + 1 / 3) / 4)
     assert results.localisation_figures(preds, band=14)['region_in_band'] == 25.0
     table = results.format_chains(dict(untrained=dict(gIoU=0.0, window_recall=10.0),
                                        trained=dict(gIoU=35.5, window_recall=90.0)))

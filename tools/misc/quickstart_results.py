@@ -8,7 +8,7 @@
   summary (:func:`reward_summary`) and its table (:func:`format_rewards`);
 - the demo's prediction (:func:`read_prediction`);
 - where the chain looked on the held-out set (:func:`localisation_figures`: window recall, region
-  size band) and the table of several chains (:func:`format_chains`).
+  size band, the final box's IoU) and the table of several chains (:func:`format_chains`).
 """
 import glob
 import json
@@ -19,6 +19,7 @@ from typing import Dict, List, Sequence
 
 import numpy as np
 
+from finers_mm.rl.rewards import box_iou
 from finers_mm.structures import box_contains
 
 #: the metrics of the side-by-side table (FineRSMetric's names, in percent)
@@ -153,7 +154,7 @@ def format_rewards(stage: str, summary: Dict[str, dict]) -> str:
 
 
 #: what :func:`localisation_figures` adds to a chain's FineRSMetric results (percent)
-LOCALISATION_METRICS = ('window_recall', 'region_in_band')
+LOCALISATION_METRICS = ('window_recall', 'region_in_band', 'box_iou')
 #: half-width of the region size band in explorer-frame pixels (the authors' 256 +- 15)
 REGION_BAND = 15
 
@@ -165,20 +166,29 @@ def localisation_figures(predictions: List[dict], band: float = REGION_BAND) -> 
       whole GT box; a sample without a window misses;
     - ``region_in_band``: the explorer's region has both sides within ``region_size +- band`` in
       the explorer frame (the paper's fixed-size region; a region blown up to contain everything
-      is out of band); a sample without a region is out of band.
+      is out of band); a sample without a region is out of band;
+    - ``box_iou``: the mean IoU of the final box with the GT box (0 for a sample without a box).
+      gIoU alone can hide a worse box: a mask head that fills a looser box better (the GrabCut
+      head of the tiny chains) raises gIoU while the box's IoU falls.
 
     Args:
         predictions (list[dict]): one dict per sample with ``pred_window``, ``pred_region``,
-            ``gt_bbox_explorer``, ``explorer_frame`` ``(fw, fh)``, ``ori_shape`` ``(H, W)`` and
-            ``region_size`` (what the FineRS test pipeline packs and the detector predicts).
+            ``gt_bbox_explorer``, ``explorer_frame`` ``(fw, fh)``, ``ori_shape`` ``(H, W)``,
+            ``region_size`` and ``pred_instances`` (``bboxes`` (K, 4) ORIGINAL pixels; absent:
+            no box), what the FineRS test pipeline packs and the detector predicts.
         band (float): the band's half-width in explorer-frame pixels.
 
     Returns:
-        dict[str, float]: both figures in percent, and ``num_samples``.
+        dict[str, float]: the three figures in percent, and ``num_samples``.
     """
     hits = in_band = 0
+    iou_sum = 0.0
     for pred in predictions:
         hits += window_holds_gt(pred)
+        boxes = (pred.get('pred_instances') or {}).get('bboxes')
+        if boxes is not None and len(boxes):
+            iou_sum += box_iou(np.asarray(boxes[0], np.float64).tolist(),
+                               gt_box_original(pred).tolist())
         region = pred.get('pred_region')
         if region is not None:
             region = np.asarray(region, np.float64) / _explorer_scale(pred)
@@ -186,7 +196,7 @@ def localisation_figures(predictions: List[dict], band: float = REGION_BAND) -> 
             in_band += bool((np.abs(sides - pred['region_size']) <= band).all())
     num = max(1, len(predictions))
     return dict(window_recall=100.0 * hits / num, region_in_band=100.0 * in_band / num,
-                num_samples=len(predictions))
+                box_iou=100.0 * iou_sum / num, num_samples=len(predictions))
 
 
 def gt_box_original(pred: dict) -> np.ndarray:
