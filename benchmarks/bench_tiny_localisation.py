@@ -183,8 +183,8 @@ sys.path.append(osp.join(REPO_ROOT, 'tools', 'misc'))
 
 import numpy as np  # noqa: E402
 from quickstart_results import (LOCALISATION_METRICS, TABLE_METRICS, format_chains,  # noqa: E402
-                                gt_box_original, localisation_figures, read_metrics,
-                                window_holds_gt)
+                                gt_box_original, localisation_figures, pred_box_original,
+                                read_metrics, window_holds_gt)
 
 from train_tiny_locator import ATTENTION_SHARPNESS, HELDOUT, SCENE  # noqa: E402
 
@@ -293,10 +293,9 @@ def looking_figures(predictions: List[dict]) -> Dict[str, float]:
         if not window_holds_gt(pred):
             continue
         held += 1
-        boxes = np.asarray((pred.get('pred_instances') or {}).get('bboxes', []), np.float64)
-        if len(boxes):
-            refiner_wins += bool(_distance(boxes[0], target)
-                                 < _distance(pred['pred_window'], target))
+        box = pred_box_original(pred)
+        if box is not None:
+            refiner_wins += bool(_distance(box, target) < _distance(pred['pred_window'], target))
     return dict(beats_text_cue=100.0 * explorer_wins / max(1, len(predictions)),
                 refiner_beats_centre=100.0 * refiner_wins / max(1, held))
 

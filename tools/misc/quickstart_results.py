@@ -15,7 +15,7 @@ import json
 import math
 import os.path as osp
 import re
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -185,10 +185,9 @@ def localisation_figures(predictions: List[dict], band: float = REGION_BAND) -> 
     iou_sum = 0.0
     for pred in predictions:
         hits += window_holds_gt(pred)
-        boxes = (pred.get('pred_instances') or {}).get('bboxes')
-        if boxes is not None and len(boxes):
-            iou_sum += box_iou(np.asarray(boxes[0], np.float64).tolist(),
-                               gt_box_original(pred).tolist())
+        box = pred_box_original(pred)
+        if box is not None:
+            iou_sum += box_iou(box.tolist(), gt_box_original(pred).tolist())
         region = pred.get('pred_region')
         if region is not None:
             region = np.asarray(region, np.float64) / _explorer_scale(pred)
@@ -203,6 +202,13 @@ def gt_box_original(pred: dict) -> np.ndarray:
     """A predicted sample's GT box in ORIGINAL pixels ((4,) float64), from its
     ``gt_bbox_explorer``, ``explorer_frame`` ``(fw, fh)`` and ``ori_shape`` ``(H, W)``."""
     return np.asarray(pred['gt_bbox_explorer'], np.float64) * _explorer_scale(pred)
+
+
+def pred_box_original(pred: dict) -> Optional[np.ndarray]:
+    """A predicted sample's final box in ORIGINAL pixels ((4,) float64), the first of its
+    ``pred_instances['bboxes']`` ((K, 4)); None without one (K = 0 or no ``pred_instances``)."""
+    boxes = np.asarray((pred.get('pred_instances') or {}).get('bboxes', []), np.float64)
+    return boxes[0] if len(boxes) else None
 
 
 def window_holds_gt(pred: dict) -> bool:
